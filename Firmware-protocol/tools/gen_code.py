@@ -600,9 +600,59 @@ def gen_c_format(table):
     return "".join(o)
 
 
+def swift_gen(table, fld):
+    """A PropertyBased generator expression covering a field's whole protocol range."""
+    k = fld["kind"]
+    if k == "int":
+        lo, hi = protocol.field_range(fld)
+        fn = {"u8": "uint8", "u16": "uint16", "u32": "uint32", "i16": "int16", "i32": "int32"}[fld["type"]]
+        return f"Gen.{fn}(in: {lo}...{hi})"
+    if k == "enum":
+        et = fld["type"][5:]
+        if table["enums"][et]["open"]:
+            return f"Gen.uint8().map {{ {et}(rawValue: $0) }}"
+        return f"Gen.element(of: {et}.allKnown).map {{ $0! }}"
+    if k == "flags":
+        ft = fld["type"][6:]
+        return f"Gen.{'uint16' if fld['size'] == 2 else 'uint8'}().map {{ {ft}(rawValue: $0) }}"
+    n = fld["size"] if k == "text" else fld["max_length"]
+    return f"Gen.character(in: \" \"...\"~\").string(of: 0...{n}).map {{ FixedText<{n}>($0)! }}"
+
+
+def gen_swift_test_generators(table):
+    o = []
+    w = o.append
+    w(f"// {HEADER}.\n\n")
+    w("import PropertyBased\nimport StippleWire\nimport Testing\n\n")
+    w("/// Random frames of every message type, with every field drawn from its whole protocol range.\n")
+    w("enum MessageGenerators {\n")
+    w("    static let names: [String] = [" + ", ".join(f'\"{m["name"]}\"' for m in table["messages"]) + "]\n\n")
+    w("    /// Runs `check` on `count` random frames of the message called `name`.\n")
+    w("    static func forEachRandomFrame(of name: String, count: Int, _ check: (Frame) -> Void) async {\n")
+    w("        switch name {\n")
+    for m in table["messages"]:
+        sname = camel(m["name"], True)
+        gens = ["Gen.uint8()"] + [swift_gen(table, f) for f in m["fields"]]
+        params = ["seq"] + [camel(f["name"]) for f in m["fields"]]
+        args = ", ".join(f"{camel(f['name'])}: {camel(f['name'])}" for f in m["fields"])
+        w(f"        case \"{m['name']}\":\n")
+        if len(gens) == 1:
+            w(f"            await propertyCheck(count: count, input: {gens[0]}) {{ seq in\n")
+        else:
+            w(f"            await propertyCheck(\n                count: count,\n                input: {gens[0]},\n")
+            for g in gens[1:]:
+                w(f"                {g},\n")
+            w(f"            ) {{ {', '.join(params)} in\n")
+        w(f"                check(Frame(seq: seq, message: .{camel(m['name'])}(Message.{sname}({args}))))\n")
+        w("            }\n")
+    w("        default:\n            preconditionFailure(\"no generator for \\(name)\")\n        }\n    }\n}\n")
+    return "".join(o)
+
+
 def outputs(table):
     return {
         os.path.join(ROOT, "Sources", "StippleWire", "Messages.generated.swift"): gen_swift(table),
+        os.path.join(ROOT, "Tests", "StippleWireTests", "MessageGenerators.generated.swift"): gen_swift_test_generators(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "include", "stipple_messages.h"): gen_c_header(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "stipple_messages.c"): gen_c_source(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "stipple_format.c"): gen_c_format(table),
