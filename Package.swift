@@ -1,8 +1,11 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
-// Our own targets build in the Swift 6 language mode (strict concurrency) with warnings
-// treated as errors by `make` (see Makefile: SWIFT_FLAGS).
+// Every target of ours builds in the Swift 6 language mode (strict concurrency) and treats
+// warnings as errors; dependencies keep their own settings.
+let strictSwift: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+let strictC: [CSetting] = [.enableWarning("all"), .enableWarning("extra"), .treatAllWarnings(as: .error)]
+
 let package = Package(
     name: "Stipple",
     products: [
@@ -16,29 +19,32 @@ let package = Package(
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
         // Firmware-protocol/messages.json via Firmware-protocol/tools/gen_code.py.
-        .target(name: "StippleWire"),
+        .target(name: "StippleWire", swiftSettings: strictSwift),
         // The portable C99 codec for pen firmware, built here so tests and benchmarks can hold
         // it against the Swift codec in the same process.
         .target(
             name: "StippleWireC",
             path: "Firmware-protocol/c",
             exclude: ["test"],
-            publicHeadersPath: "include"
+            publicHeadersPath: "include",
+            cSettings: strictC
         ),
         .executableTarget(
             name: "stipplectl",
             dependencies: [
                 "StippleWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: strictSwift
         ),
         // Measuring executable for the codec: throughput and heap allocations per frame,
         // Swift against C on the same stream (make bench).
-        .target(name: "MallocCounter", path: "Benchmarks/MallocCounter"),
+        .target(name: "MallocCounter", path: "Benchmarks/MallocCounter", cSettings: strictC),
         .executableTarget(
             name: "codec-bench",
             dependencies: ["StippleWire", "StippleWireC", "MallocCounter"],
-            path: "Benchmarks/CodecBench"
+            path: "Benchmarks/CodecBench",
+            swiftSettings: strictSwift
         ),
         .testTarget(
             name: "StippleWireTests",
@@ -46,7 +52,8 @@ let package = Package(
                 "StippleWire",
                 "StippleWireC",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            swiftSettings: strictSwift
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,85 @@
+# Stipple: the two commands that matter are `make run` and `make test` (see README.md).
+# Both install what a fresh Debian 12 machine is missing, then build.
+
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+SWIFT ?= swift
+PYTHON ?= python3
+CC ?= gcc
+BUILD := build
+C_DIR := Firmware-protocol/c
+C_SOURCES := $(C_DIR)/stipple_wire.c $(C_DIR)/stipple_messages.c
+C_HOST_SOURCES := $(C_SOURCES) $(C_DIR)/stipple_format.c
+C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
+# Debian packages the build and the later backends need.
+APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 gcc make
+
+.PHONY: all deps build run test test-swift test-c check-generated check-firmware-c bench bench-check demo clean
+
+all: build
+
+## deps: install missing system packages (apt-get update first; needs root)
+deps: $(BUILD)/.deps
+
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected in /opt/swift/usr/bin)" >&2; exit 1; }
+	@touch $@
+
+build: deps
+	$(SWIFT) build
+
+## run: build and start the main program (the protocol demo until the daemon exists)
+run: build
+	$(SWIFT) run stipplectl demo
+
+demo: run
+
+## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests, allocation check
+test: deps check-generated check-firmware-c test-c test-swift bench-check
+
+check-generated: deps
+	$(PYTHON) Firmware-protocol/tools/gen_code.py --check
+	$(PYTHON) Firmware-protocol/tools/gen_vectors.py --check
+
+# The firmware half of the C codec may use only stdint.h, stddef.h and string.h.
+check-firmware-c:
+	@bad=$$(grep -hE '^\s*#\s*include\s*<' $(C_SOURCES) $(C_DIR)/include/*.h | grep -vE '<(stdint|stddef|string)\.h>' || true); \
+	if [ -n "$$bad" ]; then echo "firmware C codec includes a forbidden header: $$bad" >&2; exit 1; fi
+	@if grep -qE '\b(malloc|calloc|realloc|free)\s*\(' $(C_SOURCES); then echo "firmware C codec must not allocate" >&2; exit 1; fi
+	@if grep -q 'import Foundation' Sources/StippleWire/*.swift; then echo "StippleWire must not need Foundation" >&2; exit 1; fi
+	@echo "firmware C codec and StippleWire use only the allowed headers and imports"
+
+$(BUILD)/c/test_vectors: $(C_HOST_SOURCES) $(C_DIR)/test/test_vectors.c $(wildcard $(C_DIR)/include/*.h)
+	@mkdir -p $(BUILD)/c
+	$(CC) $(C_TEST_FLAGS) $(C_HOST_SOURCES) $(C_DIR)/test/test_vectors.c -o $@
+
+test-c: deps $(BUILD)/c/test_vectors
+	$(BUILD)/c/test_vectors Firmware-protocol/vectors/vectors.tsv
+
+test-swift: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+## bench: codec throughput and allocations, Swift against C (release build)
+bench: deps
+	$(SWIFT) build -c release --product codec-bench
+	.build/release/codec-bench
+
+bench-check: deps
+	$(SWIFT) build -c release --product codec-bench
+	.build/release/codec-bench --quick
+
+clean:
+	rm -rf $(BUILD) .build
