@@ -25,7 +25,7 @@ let package = Package(
         .target(
             name: "StippleWireC",
             path: "Firmware-protocol/c",
-            exclude: ["test"],
+            exclude: ["test", "README.md"],
             publicHeadersPath: "include",
             cSettings: strictC
         ),

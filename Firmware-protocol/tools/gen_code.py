@@ -7,6 +7,8 @@ script writes:
   Firmware-protocol/c/include/stipple_messages.h
   Firmware-protocol/c/stipple_messages.c
   Firmware-protocol/c/stipple_format.c        (host-side only: uses stdio)
+  Firmware-protocol/MESSAGES.md               (the table as a human reads it)
+  Tests/StippleWireTests/MessageGenerators.generated.swift
 Framing, CRC and COBS are written by hand in each language; only the
 per-message field layout, range checks and printing are generated.
 
@@ -649,10 +651,65 @@ def gen_swift_test_generators(table):
     return "".join(o)
 
 
+def gen_markdown(table):
+    """MESSAGES.md: the message table as a firmware engineer reads it."""
+    o = []
+    w = o.append
+    v = table["version"]
+    w(f"<!-- {HEADER}. -->\n")
+    w(f"# Stipple pen protocol v{v['major']}.{v['minor']}: message reference\n\n")
+    w("Generated from `messages.json`, the machine-readable table; `PROTOCOL.md` says how to use them. ")
+    w("All integers are little-endian. Offsets are within the payload (after `msg_id` and `seq`). ")
+    w("Ranges are protocol ranges: a receiver rejects a frame whose field lies outside one (`bad_field`). ")
+    w("`text[N]` is printable ASCII (0x20-0x7E) padded with NUL to N bytes; `text*` runs to the end of the payload.\n\n")
+    w("## Summary\n\n| id | message | direction | payload bytes | reply |\n|---|---|---|---|---|\n")
+    for m in table["messages"]:
+        n = protocol.fixed_payload_length(m)
+        size = f"{n}" if all(f["size"] is not None for f in m["fields"]) else f"{n}+text (max {table['framing']['max_payload']})"
+        reply = " + ".join(r.upper() for r in m.get("reply", [])) or "none"
+        w(f"| `{m['id']}` | [{m['name'].upper()}](#{m['name']}) | {m['direction'].replace('_', ' ')} | {size} | {reply} |\n")
+    w("\n")
+    for m in table["messages"]:
+        w(f"## {m['name']}\n\n")
+        w(f"`{m['id']}`, {m['direction'].replace('_', ' ')}. {m['doc']}")
+        if m.get("reply"):
+            w(f" Reply: {' then '.join(r.upper() for r in m['reply'])}.")
+        w("\n\n")
+        if not m["fields"]:
+            w("No payload.\n\n")
+            continue
+        w("| offset | field | type | unit | range | meaning |\n|---|---|---|---|---|---|\n")
+        off = 0
+        for fld in m["fields"]:
+            rng = protocol.field_range(fld)
+            rs = f"{rng[0]}..{rng[1]}" if rng else ""
+            if fld["kind"] == "vartext":
+                rs = f"0..{fld['max_length']} bytes"
+            w(f"| {off} | `{fld['name']}` | {fld['type']} | {fld.get('unit', '')} | {rs} | {fld['doc']} |\n")
+            off += fld["size"] or 0
+        w("\n")
+    w("## Enumerations\n\n")
+    w("A *closed* enumeration is checked by receivers (an unknown value is `bad_field`); an *open* one may gain ")
+    w("values in a minor version, and receivers pass unknown values through (an unknown AckStatus counts as a refusal).\n\n")
+    for ename, e in table["enums"].items():
+        w(f"### {ename} ({'open' if e['open'] else 'closed'})\n\n{e['doc']}\n\n| value | name | meaning |\n|---|---|---|\n")
+        for vname, val in e["values"].items():
+            w(f"| {val['value']} | `{vname}` | {val['doc']} |\n")
+        w("\n")
+    w("## Flag sets\n\nUnknown bits are ignored by receivers and must be sent as 0.\n\n")
+    for fname, f in table["flags"].items():
+        w(f"### {fname} (u{f['size'] * 8})\n\n{f['doc']}\n\n| bit | name | meaning |\n|---|---|---|\n")
+        for bname, b in f["bits"].items():
+            w(f"| {b['bit']} | `{bname}` | {b['doc']} |\n")
+        w("\n")
+    return "".join(o)
+
+
 def outputs(table):
     return {
         os.path.join(ROOT, "Sources", "StippleWire", "Messages.generated.swift"): gen_swift(table),
         os.path.join(ROOT, "Tests", "StippleWireTests", "MessageGenerators.generated.swift"): gen_swift_test_generators(table),
+        os.path.join(ROOT, "Firmware-protocol", "MESSAGES.md"): gen_markdown(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "include", "stipple_messages.h"): gen_c_header(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "stipple_messages.c"): gen_c_source(table),
         os.path.join(ROOT, "Firmware-protocol", "c", "stipple_format.c"): gen_c_format(table),

@@ -100,7 +100,7 @@ public struct AckStatus: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let pedalPressed = AckStatus(rawValue: 12)
     /// ARM: the checksum the host expects differs from the pen's limits.
     public static let limitsMismatch = AckStatus(rawValue: 13)
-    /// ARM or SET_SETPOINTS before SET_LIMITS.
+    /// ARM or SET_SETPOINTS before SET_LIMITS, or ARM before SET_SETPOINTS.
     public static let noLimits = AckStatus(rawValue: 14)
     /// SET_SETPOINTS outside the active limits; detail = field index.
     public static let outOfLimits = AckStatus(rawValue: 15)
@@ -483,7 +483,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// Replace the pen's active limits. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz.
+    /// Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz.
     /// Expected reply: ACK, LIMITS.
     public struct SetLimits: Hashable, Sendable {
         public static let id = MessageID.setLimits

@@ -148,7 +148,7 @@ typedef struct {
     uint8_t unused_; /* no fields */
 } stw_heartbeat;
 
-/* set_limits (0x03, host to pen): Replace the pen's active limits. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz. */
+/* set_limits (0x03, host to pen): Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz. */
 #define STW_SET_LIMITS_PAYLOAD_LEN 16u
 typedef struct {
     uint16_t depth_min_um; /* Lowest protrusion setpoint accepted. [um] */
