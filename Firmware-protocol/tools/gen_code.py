@@ -17,7 +17,6 @@ per-message field layout, range checks and printing are generated.
 """
 
 import os
-import sys
 
 import protocol
 
@@ -717,22 +716,7 @@ def outputs(table):
 
 
 def main():
-    check = "--check" in sys.argv[1:]
-    stale = []
-    for path, text in outputs(protocol.load_table()).items():
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if old == text:
-            continue
-        if check:
-            stale.append(os.path.relpath(path, ROOT))
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            print(f"wrote {os.path.relpath(path, ROOT)}")
-    if stale:
-        print("out of date (run Firmware-protocol/tools/gen_code.py): " + ", ".join(stale), file=sys.stderr)
-        sys.exit(1)
+    protocol.write_or_check(outputs(protocol.load_table()), ROOT, "Firmware-protocol/tools/gen_code.py")
 
 
 if __name__ == "__main__":

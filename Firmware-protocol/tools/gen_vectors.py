@@ -12,7 +12,6 @@ vector with the given reason. See ../vectors/README.md.
 import json
 import os
 import struct
-import sys
 
 import protocol as p
 
@@ -259,23 +258,8 @@ def build(table):
 
 
 def main():
-    table = p.load_table()
-    check = "--check" in sys.argv[1:]
-    stale = []
-    for fname, text in build(table).items():
-        path = os.path.join(VEC, fname)
-        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
-        if old == text:
-            continue
-        if check:
-            stale.append(fname)
-        else:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            print(f"wrote vectors/{fname}")
-    if stale:
-        print("out of date (run Firmware-protocol/tools/gen_vectors.py): " + ", ".join(stale), file=sys.stderr)
-        sys.exit(1)
+    files = {os.path.join(VEC, name): text for name, text in build(p.load_table()).items()}
+    p.write_or_check(files, os.path.dirname(VEC), "Firmware-protocol/tools/gen_vectors.py")
 
 
 if __name__ == "__main__":

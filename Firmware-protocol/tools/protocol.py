@@ -8,6 +8,7 @@ generated message code, so it favours plainness over speed.
 import json
 import os
 import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE_PATH = os.path.join(HERE, "..", "messages.json")
@@ -283,3 +284,25 @@ def canonical(table, name, fields):
     for fld in msg["fields"]:
         parts.append(f"{fld['name']}={format_value(table, fld, fields[fld['name']])}")
     return " ".join(parts)
+
+
+# --- generated files ----------------------------------------------------------
+
+def write_or_check(files, root, regenerate_hint):
+    """Write generated files, or with --check on the command line fail if any is stale."""
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for path, text in files.items():
+        old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        if old == text:
+            continue
+        if check:
+            stale.append(os.path.relpath(path, root))
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            print(f"wrote {os.path.relpath(path, root)}")
+    if stale:
+        print(f"out of date (run {regenerate_hint}): " + ", ".join(stale), file=sys.stderr)
+        sys.exit(1)
