@@ -10,6 +10,7 @@ let package = Package(
     name: "Stipple",
     products: [
         .library(name: "StippleWire", targets: ["StippleWire"]),
+        .library(name: "StippleSafety", targets: ["StippleSafety"]),
         .executable(name: "stipplectl", targets: ["stipplectl"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
         // Firmware-protocol/messages.json via Firmware-protocol/tools/gen_code.py.
         .target(name: "StippleWire", swiftSettings: strictSwift),
+        // The safety core: pure decisions about whether the needle may move (docs/safety.md).
+        .target(name: "StippleSafety", dependencies: ["StippleWire"], swiftSettings: strictSwift),
         // The portable C99 codec for pen firmware, built here so tests and benchmarks can hold
         // it against the Swift codec in the same process.
         .target(
@@ -51,6 +54,15 @@ let package = Package(
             dependencies: [
                 "StippleWire",
                 "StippleWireC",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleSafetyTests",
+            dependencies: [
+                "StippleSafety",
+                "StippleWire",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strictSwift

@@ -1,0 +1,109 @@
+import StippleSafety
+import StippleWire
+
+/// Builders that bring a core into any state with a handful of lines, on a virtual clock.
+struct Rig {
+    var core: SafetyCore
+    var now = MonotonicInstant.zero
+    var wall = WallTime(secondsSince1970: 1_790_000_000)  // 2026-09
+    let connection = ConnectionID(7)
+    var log: [Decision] = []
+
+    init(limits: SafetyLimits = .defaults, ledger: CartridgeLedger = CartridgeLedger()) {
+        core = try! SafetyCore(limits: limits, ledger: ledger)
+    }
+
+    static let request = SessionRequest(
+        sessionID: "S1", clientID: "C1", technician: "Ana", zone: .crown, cartridgeID: "CART-1",
+        pigmentLots: ["PIG-LOT-9"], penSerial: "PEN-1")
+
+    static let setpoint = Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120)
+
+    var goodFacts: ArmingFacts {
+        ArmingFacts(
+            pen: PenIdentity(serial: "PEN-1", protocolMajor: 1, protocolMinor: 0),
+            hostProtocolMajor: Int(ProtocolVersion.major), hostProtocolMinor: Int(ProtocolVersion.minor),
+            pushedLimitsCRC: 0xABCD, readBackLimitsCRC: 0xABCD,
+            cartridge: CartridgeInfo(id: "CART-1", needleCount: 3, needleDiameterUm: 250, lot: "L1", expiryDay: wall.day + 100),
+            pedalPressed: false, estopPressed: false, penFaultLatched: false,
+            connection: connection, connectionAlive: true, today: wall.day)
+    }
+
+    @discardableResult
+    mutating func send(_ event: SafetyEvent) -> Decision {
+        let decision = core.handle(event, at: now)
+        log.append(decision)
+        return decision
+    }
+
+    mutating func advance(_ duration: Duration) { now = now + duration; wall = wall + duration }
+
+    @discardableResult
+    mutating func open(_ request: SessionRequest = Rig.request) -> Decision {
+        send(.openSession(request, wall: wall, bootID: "boot-A"))
+    }
+
+    @discardableResult
+    mutating func openWithSetpoint() -> Decision {
+        open()
+        return send(.setSetpoint(Rig.setpoint))
+    }
+
+    @discardableResult
+    mutating func arm() -> Decision {
+        openWithSetpoint()
+        return send(.arm(goodFacts))
+    }
+
+    /// Armed, then the pedal pressed: the needle runs.
+    mutating func run() {
+        arm()
+        send(.telemetry(stroke()))
+    }
+
+    func stroke(depth: Int? = 800, rate: Double = 120, motorOn: Bool = true, pedal: Bool = true) -> TelemetrySample {
+        TelemetrySample(peakProtrusionUm: depth, strokeRateHz: rate, motorOn: motorOn, pedalPressed: pedal)
+    }
+
+    /// Advances past the spin-up grace with good strokes at 150 Hz.
+    mutating func runPastSpinUp() {
+        run()
+        for _ in 0..<60 {
+            advance(.microseconds(6_667))
+            send(.telemetry(stroke()))
+        }
+    }
+
+    mutating func bring(to phase: SessionPhase) {
+        switch phase {
+        case .noSession: break
+        case .open: openWithSetpoint()
+        case .armed: arm()
+        case .running: run()
+        case .paused:
+            run()
+            advance(.milliseconds(500))
+            send(.telemetry(stroke(depth: nil, rate: 0, motorOn: false, pedal: false)))
+        case .closed:
+            openWithSetpoint()
+            send(.closeSession)
+        case .faulted:
+            arm()
+            send(.emergencyStop(.api))
+        }
+        precondition(core.phase == phase, "could not reach \(phase), at \(core.phase)")
+    }
+}
+
+extension Decision {
+    var faultsLatched: [FaultReason] {
+        actions.compactMap { if case .faultLatched(let reason, _) = $0 { reason } else { nil } }
+    }
+
+    var firstActionIsStop: Bool {
+        switch actions.first {
+        case .stopNeedle, .emergencyStopPen: true
+        default: false
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import StippleSafety
+import Testing
+
+@Suite struct SessionClockTests {
+    @Test("H4: warnings at 3:00 and 3:45, stop and close at 4:00")
+    func h4WarningsAndCutoff() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        var warnings: [Duration] = []
+        var closedAt: Duration?
+        var stopCameFirst = false
+        while closedAt == nil {
+            rig.advance(.seconds(1))
+            rig.send(.telemetry(rig.stroke()))
+            let decision = rig.send(.tick(wall: rig.wall))
+            for action in decision.actions {
+                if case .warn(.sessionTime(let elapsed, _)) = action { warnings.append(.seconds(elapsed.components.seconds)) }
+                if case .sessionClosed(.timeLimit) = action {
+                    closedAt = .seconds(rig.core.sessionElapsed(at: rig.now).components.seconds)
+                    stopCameFirst = decision.actions.first == .stopNeedle(nil)
+                }
+            }
+        }
+        #expect(warnings == [.seconds(3 * 3600), .seconds(3 * 3600 + 45 * 60)])
+        #expect(closedAt == .seconds(4 * 3600))
+        #expect(stopCameFirst)
+        #expect(rig.core.phase == .closed && rig.core.closeReason == .timeLimit)
+        #expect(rig.send(.arm(rig.goodFacts)).refusal?.code == .illegalTransition, "the session is locked")
+        #expect(rig.send(.setSetpoint(Rig.setpoint)).refusal?.code == .illegalTransition)
+    }
+
+    @Test("H4: the cutoff holds on any event, not only on ticks")
+    func h4CutoffOnAnyEvent() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        rig.advance(.seconds(4 * 3600))
+        let decision = rig.send(.telemetry(rig.stroke()))
+        #expect(decision.actions.first == .stopNeedle(nil))
+        #expect(rig.core.phase == .closed)
+    }
+
+    @Test("H4: pauses count")
+    func h4PausesCount() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        rig.advance(.seconds(3600))
+        rig.send(.telemetry(rig.stroke(depth: nil, rate: 0, motorOn: false, pedal: false)))
+        #expect(rig.core.phase == .paused)
+        rig.advance(.seconds(3 * 3600 - 1))
+        rig.send(.tick(wall: rig.wall))
+        #expect(rig.core.phase == .paused)
+        rig.advance(.seconds(2))
+        rig.send(.tick(wall: rig.wall))
+        #expect(rig.core.phase == .closed)
+    }
+
+    @Test("H4: wall-clock jumps change nothing")
+    func h4WallClockJumps() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        for jump in [-400_000, 90 * 86_400, -30, 3600 * 10] {
+            rig.advance(.seconds(600))
+            rig.wall = WallTime(secondsSince1970: rig.wall.secondsSince1970 + Int64(jump))
+            rig.send(.telemetry(rig.stroke()))
+            rig.send(.tick(wall: rig.wall))
+        }
+        #expect(rig.core.sessionElapsed(at: rig.now) == .seconds(2400) + .microseconds(6_667 * 60))
+        #expect(rig.core.phase == .running)
+    }
+
+    @Test("H4: time survives a daemon restart on the same boot, exactly")
+    func h4RestartSameBoot() throws {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        rig.advance(.seconds(3 * 3600 + 50 * 60))
+        rig.send(.tick(wall: rig.wall))
+        let snapshot = try #require(rig.core.snapshot)
+        // stippled is down for 5 minutes; the wall clock is set back a day meanwhile.
+        let later = rig.now + .seconds(300)
+        let wall = WallTime(secondsSince1970: rig.wall.secondsSince1970 - 86_400)
+        var (core, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: rig.core.ledger, at: later, wall: wall, bootID: "boot-A")
+        #expect(core.sessionElapsed(at: later) == .seconds(3 * 3600 + 55 * 60) + .microseconds(6_667 * 60))
+        #expect(core.phase == .faulted, "it was running: it comes back latched, never armed")
+        _ = core.handle(.clearFault(estopPressed: false), at: later)
+        #expect(core.phase == .open)
+        _ = core.handle(.tick(wall: wall), at: later + .seconds(5 * 60))
+        #expect(core.phase == .closed && core.closeReason == .timeLimit)
+    }
+
+    @Test("H4: across a reboot the downtime is counted from the wall clock, never negatively")
+    func h4RestartAfterReboot() throws {
+        var rig = Rig()
+        rig.openWithSetpoint()
+        rig.advance(.seconds(3600))
+        rig.send(.tick(wall: rig.wall))
+        rig.advance(.seconds(10))
+        rig.send(.tick(wall: rig.wall))
+        let snapshot = try #require(rig.core.snapshot)
+        let elapsedAtSave = rig.core.sessionElapsed(at: rig.now)
+        let fresh = MonotonicInstant(nanoseconds: 5_000_000_000)  // the new boot's monotonic clock is small
+        let (forward, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(), at: fresh,
+                                                    wall: rig.wall + .seconds(1800), bootID: "boot-B")
+        #expect(forward.sessionElapsed(at: fresh) == elapsedAtSave + .seconds(1800))
+        let (backward, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(), at: fresh,
+                                                     wall: WallTime(secondsSince1970: rig.wall.secondsSince1970 - 7200), bootID: "boot-B")
+        #expect(backward.sessionElapsed(at: fresh) == elapsedAtSave)
+        #expect(backward.sessionElapsed(at: fresh + .seconds(60)) == elapsedAtSave + .seconds(60))
+    }
+
+    @Test("H4: a restored session already past 4:00 closes at once")
+    func h4RestoredPastTheLimit() throws {
+        var rig = Rig()
+        rig.openWithSetpoint()
+        rig.advance(.seconds(3 * 3600))
+        rig.send(.tick(wall: rig.wall))
+        let snapshot = try #require(rig.core.snapshot)
+        let (core, decision) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(),
+                                                        at: .zero, wall: rig.wall + .seconds(2 * 3600), bootID: "boot-C")
+        #expect(core.phase == .closed && core.closeReason == .timeLimit)
+        #expect(decision.actions.contains(.sessionClosed(.timeLimit)))
+    }
+
+    @Test("H4: a new session for the same client inside the gap is refused unless an override reason is given")
+    func h4GapRule() {
+        var rig = Rig()
+        let lastEnd = rig.wall
+        rig.advance(.seconds(2 * 86_400))
+        var request = Rig.request
+        request.history = ClientHistory(lastSessionActivity: lastEnd)
+        let refusal = rig.open(request).refusal
+        #expect(refusal?.code == .sessionGap)
+        #expect(refusal?.message.contains("2.0 days ago") == true && refusal?.message.contains("5 days") == true)
+        request.gapOverrideReason = "   "
+        #expect(rig.open(request).refusal?.code == .sessionGap, "a blank reason is no reason")
+        request.gapOverrideReason = "touch-up of a scar area, approved by the supervising doctor"
+        #expect(rig.open(request).refusal == nil)
+        #expect(rig.core.session?.request.gapOverrideReason == request.gapOverrideReason, "the reason is kept for the record")
+    }
+
+    @Test func theGapRuleCountsFullDaysAndDistrustsABackwardClock() {
+        var rig = Rig()
+        var request = Rig.request
+        request.history = ClientHistory(lastSessionActivity: rig.wall + .seconds(-5 * 86_400))
+        #expect(rig.open(request).refusal == nil, "exactly five days is enough")
+        var back = Rig()
+        var future = Rig.request
+        future.history = ClientHistory(lastSessionActivity: back.wall + .seconds(3600))
+        #expect(back.open(future).refusal?.message.contains("wall clock moved back") == true)
+        var busy = Rig()
+        var concurrent = Rig.request
+        concurrent.history = ClientHistory(hasOpenSession: true)
+        #expect(busy.open(concurrent).refusal?.code == .sessionAlreadyOpen)
+    }
+
+    @Test func theClockIsPersistedRegularly() {
+        var rig = Rig()
+        let opened = rig.openWithSetpoint()
+        #expect(rig.log[0].actions.contains { if case .persist = $0 { true } else { false } } || opened.actions.contains { if case .persist = $0 { true } else { false } })
+        var persisted = 0
+        for _ in 0..<60 {
+            rig.advance(.seconds(1))
+            persisted += rig.send(.tick(wall: rig.wall)).actions.filter { if case .persist = $0 { true } else { false } }.count
+        }
+        #expect(persisted == 6)
+    }
+}
