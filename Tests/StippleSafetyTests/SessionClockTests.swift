@@ -9,15 +9,15 @@ import Testing
         var warnings: [Duration] = []
         var closedAt: Duration?
         var stopCameFirst = false
-        while closedAt == nil {
+        while closedAt == nil, rig.now < MonotonicInstant(nanoseconds: 5 * 3600 * 1_000_000_000) {
             rig.advance(.seconds(1))
-            rig.send(.telemetry(rig.stroke()))
-            let decision = rig.send(.tick(wall: rig.wall))
-            for action in decision.actions {
+            let stroke = rig.send(.telemetry(rig.stroke()))
+            let tick = rig.send(.tick(wall: rig.wall))
+            for action in [stroke, tick].flatMap(\.actions) {
                 if case .warn(.sessionTime(let elapsed, _)) = action { warnings.append(.seconds(elapsed.components.seconds)) }
                 if case .sessionClosed(.timeLimit) = action {
                     closedAt = .seconds(rig.core.sessionElapsed(at: rig.now).components.seconds)
-                    stopCameFirst = decision.actions.first == .stopNeedle(nil)
+                    stopCameFirst = (stroke.actions.contains(action) ? stroke : tick).actions.first == .stopNeedle(nil)
                 }
             }
         }
