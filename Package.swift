@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "StippleWire", targets: ["StippleWire"]),
         .library(name: "StippleSafety", targets: ["StippleSafety"]),
         .executable(name: "stipplectl", targets: ["stipplectl"]),
+        .executable(name: "stipple-sim", targets: ["stipple-sim"]),
+        .library(name: "StippleSim", targets: ["StippleSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -31,6 +33,23 @@ let package = Package(
             exclude: ["test", "README.md"],
             publicHeadersPath: "include",
             cSettings: strictC
+        ),
+        // The pen simulator: firmware-faithful model, faults, scenarios (HardwareSim/).
+        .target(
+            name: "StippleSim",
+            dependencies: ["StippleWire"],
+            path: "HardwareSim/Sources/StippleSim",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "stipple-sim",
+            dependencies: [
+                "StippleSim",
+                "StippleWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "HardwareSim/Sources/stipple-sim",
+            swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "stipplectl",
@@ -65,6 +84,12 @@ let package = Package(
                 "StippleWire",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleSimTests",
+            dependencies: ["StippleSim", "StippleWire"],
+            path: "HardwareSim/Tests/StippleSimTests",
             swiftSettings: strictSwift
         ),
     ],

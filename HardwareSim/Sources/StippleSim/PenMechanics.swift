@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The physical pen shared by the serial and the GPIO models: a motor that ramps toward its
+/// target with inertia, a needle whose per-stroke peak protrusion follows the depth setting
+/// with noise and slow drift, and current and temperature that rise with load and time.
+public struct PenMechanics: Sendable {
+    public struct Parameters: Hashable, Sendable {
+        public var motorTimeConstantMs = 60.0
+        public var depthNoiseUm = 8.0
+        public var depthDriftUm = 0.05
+        public var ambientDc = 250.0
+        public var thermalTimeConstantS = 600.0
+        public init() {}
+    }
+
+    public let parameters: Parameters
+    public private(set) var rateHz = 0.0
+    public private(set) var strokeCount: UInt32 = 0
+    public private(set) var temperatureDc: Double
+    public private(set) var currentMa = 0.0
+    /// The true peak protrusion of the last stroke.
+    public private(set) var lastProtrusionUm: Int?
+    private var strokePhase = 0.0
+    private var driftUm = 0.0
+    private var rng: SimRandom
+
+    // Injected mechanical faults.
+    var overDepthExtraUm = 0
+    var overDepthStrokes = 0
+    var injectedDriftPerSecond = 0.0
+    private var injectedDriftUm = 0.0
+    var runawayHz: Double?
+    var jammed = false
+    var extraCurrentMa = 0.0
+    var extraTemperatureDc = 0.0
+
+    public init(parameters: Parameters, rng: SimRandom) {
+        self.parameters = parameters
+        self.rng = rng
+        temperatureDc = parameters.ambientDc
+    }
+
+    /// The rate the motor is driven toward, given the commanded rate.
+    func target(commandedHz: Double, driven: Bool) -> Double {
+        guard driven, !jammed else { return 0 }
+        return runawayHz ?? commandedHz
+    }
+
+    /// Microseconds until the next stroke completes at the present rate (nil when stopped).
+    var microsecondsToStroke: UInt64? {
+        guard rateHz > 0.5 else { return nil }
+        return max(1, UInt64(((1 - strokePhase) / rateHz * 1_000_000).rounded(.up)))
+    }
+
+    /// Moves time on by `dt` µs; returns true when a stroke completed (call `completeStroke`).
+    mutating func integrate(_ dt: UInt64, driven: Bool, commandedHz: Double) -> Bool {
+        let seconds = Double(dt) / 1_000_000
+        if driven {
+            let target = target(commandedHz: commandedHz, driven: true)
+            rateHz += (target - rateHz) * (1 - exp(-seconds * 1000 / parameters.motorTimeConstantMs))
+            if jammed { rateHz = 0 }
+            strokePhase += rateHz * seconds
+            injectedDriftUm += injectedDriftPerSecond * seconds
+            currentMa = 120 + 2.5 * rateHz + extraCurrentMa
+        } else {
+            brake()
+            currentMa = 15 + extraCurrentMa
+        }
+        let heatTarget = parameters.ambientDc + currentMa / 3 + extraTemperatureDc
+        temperatureDc += (heatTarget - temperatureDc) * (1 - exp(-seconds / parameters.thermalTimeConstantS))
+        if extraTemperatureDc > 0 { temperatureDc = max(temperatureDc, parameters.ambientDc + extraTemperatureDc) }
+        if strokePhase >= 1 {
+            strokePhase -= 1
+            return true
+        }
+        return false
+    }
+
+    /// The needle retracts and the motor stops within the stroke.
+    mutating func brake() {
+        rateHz = 0
+        strokePhase = 0
+    }
+
+    /// Completes a stroke at depth setting `depthUm`; returns its true peak protrusion.
+    mutating func completeStroke(depthUm: Double) -> Int {
+        strokeCount &+= 1
+        driftUm = max(-30, min(30, driftUm + rng.gaussian() * parameters.depthDriftUm))
+        var protrusion = depthUm + driftUm + injectedDriftUm + rng.gaussian() * parameters.depthNoiseUm
+        if overDepthStrokes > 0 {
+            protrusion += Double(overDepthExtraUm)
+            overDepthStrokes -= 1
+        }
+        let um = max(0, Int(protrusion.rounded()))
+        lastProtrusionUm = um
+        return um
+    }
+
+    /// A current reading with sensor noise.
+    mutating func measuredCurrentMa() -> Double { max(0, currentMa + rng.gaussian() * 4) }
+}
