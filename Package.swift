@@ -35,9 +35,10 @@ let package = Package(
             cSettings: strictC
         ),
         // The pen simulator: firmware-faithful model, faults, scenarios (HardwareSim/).
+        .target(name: "CPty", path: "HardwareSim/Sources/CPty", cSettings: strictC),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire"],
+            dependencies: ["StippleWire", "CPty"],
             path: "HardwareSim/Sources/StippleSim",
             swiftSettings: strictSwift
         ),
@@ -66,6 +67,12 @@ let package = Package(
             name: "codec-bench",
             dependencies: ["StippleWire", "StippleWireC", "MallocCounter"],
             path: "Benchmarks/CodecBench",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "sim-bench",
+            dependencies: ["StippleSim", "StippleWire"],
+            path: "Benchmarks/SimBench",
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -110,7 +110,14 @@ extension Scenario {
         return try parse(data, file: path)
     }
 
-    private static func number(_ raw: [String: Any], _ key: String) -> Double? { (raw[key] as? NSNumber)?.doubleValue }
+    private static func number(_ raw: [String: Any], _ key: String) -> Double? {
+        switch raw[key] {
+        case let value as Double: value
+        case let value as Int: Double(value)
+        case let value as NSNumber: value.doubleValue
+        default: nil
+        }
+    }
 
     private static func parseStep(_ raw: [String: Any], at location: String, fail: (String, String) -> ScenarioError) throws -> Step {
         let trigger: Step.Trigger
@@ -172,6 +179,12 @@ extension Scenario {
 
     private static func message(_ name: String, _ fields: [String: String], _ location: String, _ fail: (String, String) -> ScenarioError) throws -> Message {
         do { return try Message.make(name: name, fields: fields) } catch { throw fail(location, error.description) }
+    }
+
+    /// Parses a fault given as `{"fault": NAME, parameters...}` (scenario steps, interactive commands).
+    public static func faultAction(_ raw: [String: Any], at location: String) throws -> Action {
+        guard let name = raw["fault"] as? String else { throw ScenarioError(file: "-", location: location, reason: "needs a fault name") }
+        return try fault(name, raw, location) { ScenarioError(file: "-", location: $0, reason: $1) }
     }
 
     private static func fault(_ name: String, _ raw: [String: Any], _ location: String, _ fail: (String, String) -> ScenarioError) throws -> Action {

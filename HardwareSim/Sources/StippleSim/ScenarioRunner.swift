@@ -105,7 +105,8 @@ public enum ScenarioRunner {
             return .init(expectation: "pen fault \(code) in \(window)", passed: hit != nil,
                          detail: hit.map { "at \(Double($0.time) / 1000) ms, value \($0.fault.value)" } ?? "pen faults: \(faults.map { "\($0.fault.code)@\(Double($0.time) / 1000)" })")
         case .noPenFault:
-            let real = faults.filter { !($0.fault.code == .reset && $0.time == 0) }
+            // The FAULT `reset` a pen sends at power-up is not a fault of the scenario.
+            let real = faults.filter { !($0.fault.code == .reset && $0.fault.penTimeUs == 0) }
             return .init(expectation: "no pen fault", passed: real.isEmpty, detail: real.isEmpty ? "" : "got \(real.map { "\($0.fault.code)" })")
         case .noStrokesAfterFault(let code):
             guard let fault = rig.pen.faultHistory.first(where: { $0.code == code }) else {

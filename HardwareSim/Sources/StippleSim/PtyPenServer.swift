@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import CPty
+import Glibc
+import StippleWire
+import Synchronization
+
+/// Serves a simulated pen on a pseudo-terminal in real time, so that the daemon's real serial
+/// backend talks to it exactly as to /dev/ttyACM0. The pen runs on CLOCK_MONOTONIC: the
+/// virtual clock is only for the in-process transport.
+public final class PtyPenServer: @unchecked Sendable {
+    /// The device path to open (e.g. /dev/pts/5).
+    public let devicePath: String
+    private let master: Int32
+    /// Our own handle on the slave side: keeps the pty from reporting a hangup while no
+    /// client has it open, and holds the raw-mode settings.
+    private let slave: Int32
+    private var pen: PenSimulator
+    private let started = monotonicMicroseconds()
+    private var symlinkPath: String?
+    private var pending: [UInt8] = []
+    private let stopFlag = Atomic<Bool>(false)
+
+    public init(config: PenConfig = PenConfig(), seed: UInt64 = 1) throws {
+        var name = [CChar](repeating: 0, count: 128)
+        master = try SystemError.check(stipple_open_pty(&name, name.count), "opening a pseudo-terminal")
+        do {
+            devicePath = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            slave = try SystemError.check(open(devicePath, O_RDWR | O_NOCTTY | O_CLOEXEC), "open \(devicePath)")
+            try makeRaw(slave)
+            let flags = fcntl(master, F_GETFL)
+            _ = fcntl(master, F_SETFL, flags | O_NONBLOCK)
+        } catch {
+            close(master)
+            throw error
+        }
+        pen = PenSimulator(config: config, seed: seed)
+    }
+
+    deinit {
+        close(slave)
+        close(master)
+        if let symlinkPath { unlink(symlinkPath) }
+    }
+
+    /// Places a symlink to the device, replacing an existing symlink (never a regular file).
+    public func placeSymlink(at path: String) throws {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFLNK else {
+                throw SystemError(call: "symlink \(path) (exists and is not a symlink)", errno: EEXIST)
+            }
+            unlink(path)
+        }
+        _ = try SystemError.check(symlink(devicePath, path), "symlink \(path)")
+        symlinkPath = path
+    }
+
+    /// Asks a running `serve` to return (from another thread or a signal handler's flag).
+    public func stop() { stopFlag.store(true, ordering: .relaxed) }
+
+    private var nowUs: SimTime { monotonicMicroseconds() - started }
+
+    /// Serves until `seconds` pass (0: forever), `stop()` or a `quit` command. `commands` is a
+    /// file descriptor to read interactive command lines from (nil: none).
+    public func serve(seconds: Double = 0, commands: Int32? = nil, output: (String) -> Void = { _ in }) throws {
+        var commandBuffer: [UInt8] = []
+        var commandFD = commands
+        let deadline: SimTime? = seconds > 0 ? nowUs + SimTime(seconds * 1_000_000) : nil
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !stopFlag.load(ordering: .relaxed) {
+            if let deadline, nowUs >= deadline { break }
+            var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
+            if let commandFD { fds.append(pollfd(fd: commandFD, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), 1)
+            pen.advance(to: nowUs)
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
+                if count > 0 { pen.receive(buffer[0..<count]) }
+            }
+            if fds.count > 1, fds[1].revents & Int16(POLLIN | POLLHUP) != 0, let fd = commandFD {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count <= 0 {
+                    commandFD = nil  // end of input: keep serving
+                } else {
+                    commandBuffer += buffer[0..<count]
+                    while let newline = commandBuffer.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = String(decoding: commandBuffer[..<newline], as: UTF8.self)
+                        commandBuffer.removeSubrange(...newline)
+                        if line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }) == ["quit"] { return }
+                        output(perform(line))
+                    }
+                }
+            }
+            pending += pen.takeOutput()
+            if !pending.isEmpty {
+                let written = pending.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
+                if written > 0 { pending.removeFirst(written) }
+                if pending.count > 1 << 20 { pending.removeAll() }  // nobody reads: drop, like a full UART
+            }
+        }
+    }
+
+    /// Carries out one interactive command line; returns the reply to show.
+    @discardableResult
+    public func perform(_ line: String) -> String {
+        let words = line.split(separator: " ").map(String.init)
+        guard let verb = words.first else { return "" }
+        let on = words.count > 1 && ["on", "1", "true", "down"].contains(words[1])
+        switch verb {
+        case "pedal":
+            pen.setPedal(on)
+            return "pedal \(on ? "pressed" : "released")"
+        case "estop":
+            pen.setEstopButton(on)
+            return "e-stop button \(on ? "pressed" : "released")"
+        case "insert":
+            pen.insertCartridge(SimCartridge(id: words.count > 1 ? words[1] : "SIM-CART-0002"))
+            return "cartridge inserted"
+        case "remove":
+            pen.removeCartridge()
+            return "cartridge removed"
+        case "power":
+            pen.powerCycle()
+            return "pen power-cycled"
+        case "status":
+            return "state \(pen.penState), motor \(pen.motorDriven ? "on" : "off"), \(pen.strokeCount) strokes, rate \(Int(pen.rateHz)) Hz, fault \(pen.latchedFault), temperature \(Int(pen.temperature) / 10) °C"
+        case "fault":
+            guard words.count > 1 else { return "usage: fault NAME [key=value ...]" }
+            var raw: [String: Any] = ["fault": words[1]]
+            for pair in words.dropFirst(2) {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { return "'\(pair)' is not key=value" }
+                raw[parts[0]] = Double(parts[1]).map { $0 as Any } ?? parts[1]
+            }
+            do {
+                switch try Scenario.faultAction(raw, at: "command") {
+                case .penFault(let fault): pen.inject(fault)
+                case .linkFault: return "link faults apply to the in-process transport only; on a pty, disturb the link from the host side"
+                default: break
+                }
+                return "injected \(words[1])"
+            } catch {
+                return "\(error)"
+            }
+        default:
+            return "unknown command '\(verb)'; commands: pedal on|off, estop on|off, insert [ID], remove, fault NAME [k=v], power, status, quit"
+        }
+    }
+}
+#endif

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import StippleSim
+import StippleWire
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a simulated pen on a pseudo-terminal, in real time.",
+        discussion: """
+            Opens a pty pair in raw mode and prints the device path; the daemon (or stipplectl) opens it \
+            exactly as it would /dev/ttyACM0. Type commands on standard input to act on the pen:
+              pedal on|off          press or release the foot pedal
+              estop on|off          press or release the e-stop button
+              insert [ID]           insert a conforming cartridge (default id SIM-CART-0002)
+              remove                pull the cartridge out
+              fault NAME [k=v ...]  inject a fault (stipple-sim list-faults)
+              power                 power-cycle the pen
+              status                print the pen's state
+              quit                  stop serving
+            """
+    )
+
+    @Flag(name: .long, help: "Serve on a pseudo-terminal (the only transport of this command).")
+    var pty = false
+
+    @Option(name: .long, help: "Also place a symlink to the pty at this path (replaced if it is a symlink).")
+    var link: String?
+
+    @Option(help: "Random seed of the pen model.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Pen serial number.")
+    var serial: String = "SIM-0001"
+
+    @Flag(help: "Hold the pedal down from the start.")
+    var pedal = false
+
+    @Option(help: "Stop after this many seconds (0: run until quit or end of input).")
+    var seconds: Double = 0
+
+    func run() throws {
+        guard pty else { throw ValidationError("serve needs --pty") }
+        guard serial.utf8.count <= 16, FixedText<16>(serial) != nil else {
+            throw ValidationError("--serial: must be printable ASCII of at most 16 bytes")
+        }
+        var config = PenConfig()
+        config.serial = serial
+        let server = try PtyPenServer(config: config, seed: seed)
+        if let link { try server.placeSymlink(at: link) }
+        say("stipple-sim: serving pen \(serial) on \(server.devicePath)\(link.map { " (symlink \($0))" } ?? "")")
+        if pedal { server.perform("pedal on") }
+        try server.serve(seconds: seconds, commands: FileHandle.standardInput.fileDescriptor) { say($0) }
+    }
+}
+
