@@ -16,7 +16,7 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 # Debian packages the build and the later backends need.
 APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 gcc make
 
-.PHONY: all deps build run test test-swift test-c check-generated check-firmware-c bench bench-check demo clean
+.PHONY: all deps build run test test-swift test-c test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
 
 all: build
 
@@ -46,8 +46,13 @@ run: build
 
 demo: run
 
-## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests, allocation check
-test: deps check-generated check-firmware-c test-c test-swift bench-check
+## sim: serve a simulated pen on a pty (symlink /tmp/stipple-pen); type `help`-style commands on stdin
+sim: build
+	$(SWIFT) run stipple-sim serve --pty --link /tmp/stipple-pen
+
+## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
+## the scenario library through the CLI, the allocation check and the four-hour simulator run
+test: deps check-generated check-firmware-c test-c test-swift test-scenarios bench-check
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check
@@ -72,14 +77,24 @@ test-swift: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-## bench: codec throughput and allocations, Swift against C (release build)
+test-scenarios: deps
+	$(SWIFT) build --product stipple-sim
+	.build/debug/stipple-sim run
+	.build/debug/stipple-sim conformance
+
+## bench: codec throughput and allocations (Swift against C), simulator speed and memory (release build)
 bench: deps
 	$(SWIFT) build -c release --product codec-bench
+	$(SWIFT) build -c release --product sim-bench
 	.build/release/codec-bench
+	.build/release/sim-bench
 
+# In `make test`: decoding must not allocate, and a four-hour session must simulate without a fault.
 bench-check: deps
 	$(SWIFT) build -c release --product codec-bench
+	$(SWIFT) build -c release --product sim-bench
 	.build/release/codec-bench --quick
+	.build/release/sim-bench
 
 clean:
 	rm -rf $(BUILD) .build
