@@ -12,7 +12,7 @@ import Testing
         #expect(ids == (1...17).map { "H\($0)" })
 
         var sources = ""
-        for folder in ["Tests", "Firmware-protocol/vectors", "Firmware-protocol/c/test"] {
+        for folder in ["Tests", "HardwareSim/Tests", "HardwareSim/scenarios", "Firmware-protocol/vectors", "Firmware-protocol/c/test"] {
             let enumerator = FileManager.default.enumerator(at: Self.root.appendingPathComponent(folder), includingPropertiesForKeys: nil)
             while let url = enumerator?.nextObject() as? URL {
                 if ["swift", "json", "c"].contains(url.pathExtension) { sources += try String(contentsOf: url, encoding: .utf8) }
