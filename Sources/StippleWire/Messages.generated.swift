@@ -723,7 +723,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// One per completed stroke while the motor runs; every telemetry_idle_period_ms otherwise. Also the pen's heartbeat.
+    /// One per completed stroke while the motor runs, and at least every telemetry_idle_period_ms. Also the pen's heartbeat.
     public struct Telemetry: Hashable, Sendable {
         public static let id = MessageID.telemetry
         /// Payload bytes this version knows; longer payloads are accepted (section 9).

@@ -262,7 +262,7 @@ typedef struct {
     uint32_t pen_time_us; /* Pen clock; wraps modulo 2^32. [us] */
 } stw_status;
 
-/* telemetry (0x84, pen to host): One per completed stroke while the motor runs; every telemetry_idle_period_ms otherwise. Also the pen's heartbeat. */
+/* telemetry (0x84, pen to host): One per completed stroke while the motor runs, and at least every telemetry_idle_period_ms. Also the pen's heartbeat. */
 #define STW_TELEMETRY_PAYLOAD_LEN 18u
 typedef struct {
     uint32_t pen_time_us; /* Pen clock at the end of the stroke; wraps modulo 2^32. [us] */
