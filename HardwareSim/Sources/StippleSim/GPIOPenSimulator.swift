@@ -72,18 +72,9 @@ public struct GPIOPenSimulator: Sendable {
     public var strokeCount: UInt32 { mechanics.strokeCount }
 
     public mutating func inject(_ fault: PenFault) {
-        switch fault {
-        case .overDepth(let extra, let strokes):
-            mechanics.overDepthExtraUm = extra
-            mechanics.overDepthStrokes = strokes
-        case .depthDrift(let rate): mechanics.injectedDriftPerSecond = rate
-        case .rateRunaway(let hz): mechanics.runawayHz = hz
-        case .stall: mechanics.jammed = true
-        case .overCurrent(let ma): mechanics.extraCurrentMa = Double(ma)
-        case .overTemperature(let dc): mechanics.extraTemperatureDc = Double(dc)
-        case .estopPressed: change(.estop, true)
-        default: break  // the rest concern firmware or cartridge chips a GPIO pen does not have
-        }
+        if mechanics.apply(fault) { return }
+        // Of the rest, only the e-stop exists on a GPIO pen; firmware and cartridge-chip faults do not.
+        if case .estopPressed = fault { change(.estop, true) }
     }
 
     /// Input edges since the last call, oldest first.

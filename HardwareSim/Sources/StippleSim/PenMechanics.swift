@@ -100,6 +100,22 @@ public struct PenMechanics: Sendable {
         return um
     }
 
+    /// Applies a mechanical fault; returns false for faults that are not mechanical.
+    mutating func apply(_ fault: PenFault) -> Bool {
+        switch fault {
+        case .overDepth(let extra, let strokes):
+            overDepthExtraUm = extra
+            overDepthStrokes = strokes
+        case .depthDrift(let rate): injectedDriftPerSecond = rate
+        case .rateRunaway(let hz): runawayHz = hz
+        case .stall: jammed = true
+        case .overCurrent(let ma): extraCurrentMa = Double(ma)
+        case .overTemperature(let dc): extraTemperatureDc = Double(dc)
+        default: return false
+        }
+        return true
+    }
+
     /// A current reading with sensor noise.
     mutating func measuredCurrentMa() -> Double { max(0, currentMa + rng.gaussian() * 4) }
 }

@@ -154,17 +154,10 @@ public struct PenSimulator: Sendable {
     public mutating func powerCycle() { boot(cause: .powerOn) }
 
     public mutating func inject(_ fault: PenFault) {
+        if mechanics.apply(fault) { return }
         switch fault {
-        case .overDepth(let extra, let strokes):
-            mechanics.overDepthExtraUm = extra
-            mechanics.overDepthStrokes = strokes
-        case .depthDrift(let rate): mechanics.injectedDriftPerSecond = rate
         case .depthSensorStuck(let value): sensorStuck = .some(value ?? fw.lastReading)
         case .depthSensorDropout: sensorDropout = true
-        case .rateRunaway(let hz): mechanics.runawayHz = hz
-        case .stall: mechanics.jammed = true
-        case .overCurrent(let ma): mechanics.extraCurrentMa = Double(ma)
-        case .overTemperature(let dc): mechanics.extraTemperatureDc = Double(dc)
         case .cartridgeRemoved: removeCartridge()
         case .estopPressed: setEstopButton(true)
         case .firmwareHang:
@@ -175,6 +168,7 @@ public struct PenSimulator: Sendable {
         case .firmwareReset(let cause): boot(cause: cause)
         case .versionMismatch(let major): protocolMajor = major
         case .insertCartridge(let cartridge): insertCartridge(cartridge)
+        default: break  // mechanical faults were applied above
         }
     }
 

@@ -14,7 +14,8 @@ public final class PtyPenServer: @unchecked Sendable {
     /// Our own handle on the slave side: keeps the pty from reporting a hangup while no
     /// client has it open, and holds the raw-mode settings.
     private let slave: Int32
-    private var pen: PenSimulator
+    /// The pen, shared between the serving thread and `perform` callers.
+    private let pen: Mutex<PenSimulator>
     private let started = monotonicMicroseconds()
     private var symlinkPath: String?
     private var pending: [UInt8] = []
@@ -33,7 +34,7 @@ public final class PtyPenServer: @unchecked Sendable {
             close(master)
             throw error
         }
-        pen = PenSimulator(config: config, seed: seed)
+        pen = Mutex(PenSimulator(config: config, seed: seed))
     }
 
     deinit {
@@ -62,7 +63,7 @@ public final class PtyPenServer: @unchecked Sendable {
 
     /// Serves until `seconds` pass (0: forever), `stop()` or a `quit` command. `commands` is a
     /// file descriptor to read interactive command lines from (nil: none).
-    public func serve(seconds: Double = 0, commands: Int32? = nil, output: (String) -> Void = { _ in }) throws {
+    public func serve(seconds: Double = 0, commands: Int32? = nil, reply: (String) -> Void = { _ in }) throws {
         var commandBuffer: [UInt8] = []
         var commandFD = commands
         let deadline: SimTime? = seconds > 0 ? nowUs + SimTime(seconds * 1_000_000) : nil
@@ -72,10 +73,16 @@ public final class PtyPenServer: @unchecked Sendable {
             var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
             if let commandFD { fds.append(pollfd(fd: commandFD, events: Int16(POLLIN), revents: 0)) }
             _ = poll(&fds, nfds_t(fds.count), 1)
-            pen.advance(to: nowUs)
+            var received: ArraySlice<UInt8> = []
             if fds[0].revents & Int16(POLLIN) != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
-                if count > 0 { pen.receive(buffer[0..<count]) }
+                if count > 0 { received = buffer[0..<count] }
+            }
+            let time = nowUs
+            let output = pen.withLock { pen in
+                pen.advance(to: time)
+                if !received.isEmpty { pen.receive(received) }
+                return pen.takeOutput()
             }
             if fds.count > 1, fds[1].revents & Int16(POLLIN | POLLHUP) != 0, let fd = commandFD {
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -87,11 +94,11 @@ public final class PtyPenServer: @unchecked Sendable {
                         let line = String(decoding: commandBuffer[..<newline], as: UTF8.self)
                         commandBuffer.removeSubrange(...newline)
                         if line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }) == ["quit"] { return }
-                        output(perform(line))
+                        reply(perform(line))
                     }
                 }
             }
-            pending += pen.takeOutput()
+            pending += output
             if !pending.isEmpty {
                 let written = pending.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
                 if written > 0 { pending.removeFirst(written) }
@@ -103,6 +110,10 @@ public final class PtyPenServer: @unchecked Sendable {
     /// Carries out one interactive command line; returns the reply to show.
     @discardableResult
     public func perform(_ line: String) -> String {
+        pen.withLock { pen in Self.perform(line, on: &pen) }
+    }
+
+    private static func perform(_ line: String, on pen: inout PenSimulator) -> String {
         let words = line.split(separator: " ").map(String.init)
         guard let verb = words.first else { return "" }
         let on = words.count > 1 && ["on", "1", "true", "down"].contains(words[1])
