@@ -365,7 +365,7 @@ public struct SafetyCore: Sendable {
             latch(.overDepth, detail: "stroke protruded \(peak) µm; the limit is \(depthLimit) µm", at: now, into: &actions)
             return
         }
-        if sample.estopPressed {
+        if sample.estopPressed && !faults.contains(.emergencyStop) {
             actions.append(.emergencyStopPen)
             latch(.emergencyStop, detail: "emergency stop from pen_button", at: now, into: &actions)
             return

@@ -83,7 +83,7 @@ extension Scenario {
         guard let name = root["name"] as? String, !name.isEmpty else { throw fail("name", "missing or empty") }
         var scenario = Scenario(
             name: name, description: root["description"] as? String ?? "", hazards: root["hazards"] as? [String] ?? [],
-            seed: UInt64(root["seed"] as? Int ?? 1), durationMs: (root["duration_ms"] as? NSNumber)?.doubleValue ?? 0,
+            seed: UInt64(max(0, number(root, "seed") ?? 1)), durationMs: number(root, "duration_ms") ?? 0,
             pen: PenConfig(), steps: [], expectations: [])
         guard scenario.durationMs > 0, scenario.durationMs <= 24 * 3600 * 1000 else {
             throw fail("duration_ms", "must be 1...86400000 ms")
