@@ -32,7 +32,9 @@ import Testing
         defer { server.stop() }
         let port = try SerialPort(path: link)
         var rig = ScriptedHost()
-        rig.connect()
+        var limits = ScriptedHost.defaultLimits
+        limits.deadmanMs = 1000  // real time on a busy test machine
+        rig.connect(limits: limits)
         rig.arm()
         let start = Date()
         var now: SimTime { SimTime(Date().timeIntervalSince(start) * 1_000_000) }
