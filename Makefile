@@ -16,7 +16,7 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 # Debian packages the build and the later backends need.
 APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 gcc make
 
-.PHONY: all deps build run test test-swift test-c test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
+.PHONY: all deps build run test test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
 
 all: build
 
@@ -52,7 +52,7 @@ sim: build
 
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c test-c test-swift test-scenarios bench-check
+test: deps check-generated check-firmware-c test-c test-swift test-cli test-scenarios bench-check
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check
@@ -76,6 +76,18 @@ test-c: deps $(BUILD)/c/test_vectors
 test-swift: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+# stipplectl against the shared vector set_setpoints (seq 6), and a bad value's error.
+SETPOINTS_WIRE := 00 0b 05 06 20 03 b0 04 91 ea 94 db 00
+test-cli: deps
+	$(SWIFT) build --product stipplectl
+	@out=$$(.build/debug/stipplectl encode set_setpoints depth_um=800 rate_dhz=1200 --seq 6); \
+	  [ "$$out" = "$(SETPOINTS_WIRE)" ] || { echo "stipplectl encode gave '$$out'" >&2; exit 1; }
+	@echo "$(SETPOINTS_WIRE)" | .build/debug/stipplectl decode --hex | grep -q "^@12 seq=6 set_setpoints depth_um=800 rate_dhz=1200$$"
+	@if .build/debug/stipplectl encode set_setpoints depth_um=2800 rate_dhz=1200 2>$(BUILD)/cli.err; then exit 1; fi; \
+	  grep -q "depth_um: 2800 is outside the allowed range 0...2000" $(BUILD)/cli.err
+	@if echo "0b 5" | .build/debug/stipplectl decode --hex 2>$(BUILD)/cli.err; then exit 1; fi; grep -q "not hex bytes" $(BUILD)/cli.err
+	@echo "stipplectl: 4 passed, 0 failed"
 
 test-scenarios: deps
 	$(SWIFT) build --product stipple-sim

@@ -53,6 +53,8 @@ public struct SafetyCore: Sendable {
     private var warningsGiven = 0
     private var lastPersist: MonotonicInstant?
     private var lastWall = WallTime(secondsSince1970: 0)
+    /// The configured warning times in order, sorted once: checked on every event.
+    private let warningTimes: [Duration]
 
     /// How often the session clock is handed out for persisting while a session is open.
     public static let persistInterval = Duration.seconds(10)
@@ -68,6 +70,7 @@ public struct SafetyCore: Sendable {
         }
         self.limits = limits
         self.ledger = ledger
+        warningTimes = limits.sessionWarnings.sorted()
     }
 
     /// A core continuing a persisted session after a daemon restart. A session that was armed
@@ -485,28 +488,24 @@ public struct SafetyCore: Sendable {
     /// The shell carries actions out in order: whatever stops the needle goes first (e-stop,
     /// then motor stop, then disarm), everything else keeps its order.
     static func stopsFirst(_ actions: [SafetyAction]) -> [SafetyAction] {
-        func rank(_ action: SafetyAction) -> Int {
-            switch action {
-            case .emergencyStopPen: 0
-            case .stopNeedle: 1
-            case .disarmPen: 2
-            default: 3
-            }
-        }
         guard actions.count > 1 else { return actions }
-        var seen = Set<SafetyAction>()
-        let ordered = actions.enumerated().sorted { lhs, rhs in
-            (rank(lhs.element), lhs.offset) < (rank(rhs.element), rhs.offset)
-        }
-        // Drop repeats of the stop actions (two faults in one step stop once).
-        return ordered.compactMap { entry in
-            if rank(entry.element) < 3 {
-                if case .stopNeedle = entry.element, seen.contains(where: { if case .stopNeedle = $0 { true } else { false } }) { return nil }
-                if seen.contains(entry.element) { return nil }
-                seen.insert(entry.element)
+        // One pass: each stop kind once (two faults in one step stop once), the rest in order.
+        var emergency = false
+        var stop: SafetyAction?
+        var disarm = false
+        var rest: [SafetyAction] = []
+        for action in actions {
+            switch action {
+            case .emergencyStopPen: emergency = true
+            case .stopNeedle: if stop == nil { stop = action }
+            case .disarmPen: disarm = true
+            default: rest.append(action)
             }
-            return entry.element
         }
+        var ordered: [SafetyAction] = emergency ? [.emergencyStopPen] : []
+        if let stop { ordered.append(stop) }
+        if disarm { ordered.append(.disarmPen) }
+        return ordered + rest
     }
 
     /// Stop, disarm and latch. A second fault while faulted is recorded but changes nothing.
@@ -529,7 +528,7 @@ public struct SafetyCore: Sendable {
     private mutating func checkSessionTime(at now: MonotonicInstant, into actions: inout [SafetyAction]) {
         guard let session, closeReason == nil, phase != .closed, phase != .noSession else { return }
         let elapsed = session.clock.elapsed(at: now)
-        let warnings = limits.sessionWarnings.sorted()
+        let warnings = warningTimes
         while warningsGiven < warnings.count, elapsed >= warnings[warningsGiven] {
             actions.append(.warn(.sessionTime(elapsed: elapsed, remaining: max(.zero, limits.sessionLength - elapsed))))
             warningsGiven += 1

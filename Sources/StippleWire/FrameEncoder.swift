@@ -38,12 +38,33 @@ public enum FrameEncoder {
         }
     }
 
+    /// The wire bytes of a frame with any id and payload bytes, including ones this codec
+    /// would refuse to build (unknown ids, short or out-of-range payloads): for conformance
+    /// tests and bring-up, which must show a pen what it should reject.
+    public static func encode(id: UInt8, seq: UInt8, payload: [UInt8]) -> [UInt8] {
+        precondition(payload.count <= FrameLimits.maxPayload, "payload longer than FrameLimits.maxPayload")
+        return withUnsafeTemporaryAllocation(byteCount: FrameLimits.maxRawFrame, alignment: 4) { raw in
+            raw[0] = id
+            raw[1] = seq
+            payload.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[2...]).copyMemory(from: $0) }
+            let rawCount = appendCRC(raw, bodyCount: 2 + payload.count)
+            return withUnsafeTemporaryAllocation(byteCount: FrameLimits.maxWireBytes, alignment: 1) { out in
+                Array(UnsafeRawBufferPointer(rebasing: out[0..<COBS.encode(UnsafeRawBufferPointer(rebasing: raw[0..<rawCount]), into: out)]))
+            }
+        }
+    }
+
     @inlinable
     static func writeRaw(_ frame: Frame, into raw: UnsafeMutableRawBufferPointer) -> Int {
         raw[0] = frame.message.id.rawValue
         raw[1] = frame.seq
         let payloadCount = frame.message.encodePayload(into: UnsafeMutableRawBufferPointer(rebasing: raw[2...]))
-        let bodyCount = 2 + payloadCount
+        return appendCRC(raw, bodyCount: 2 + payloadCount)
+    }
+
+    /// Stores the CRC-32C of the first `bodyCount` bytes after them; returns the raw frame length.
+    @inlinable
+    static func appendCRC(_ raw: UnsafeMutableRawBufferPointer, bodyCount: Int) -> Int {
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<bodyCount]))
         raw.storeBytes(of: crc.littleEndian, toByteOffset: bodyCount, as: UInt32.self)
         return bodyCount + 4

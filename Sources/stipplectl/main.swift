@@ -46,14 +46,22 @@ struct Decode: ParsableCommand {
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
         }
-        let bytes = hex ? try parseHex(String(decoding: data, as: UTF8.self)) : [UInt8](data)
+        let bytes: [UInt8]
+        if hex {
+            guard let parsed = Hex.parse(String(decoding: data, as: UTF8.self)) else {
+                throw InputError("the input is not hex bytes (pairs of 0-9 a-f, separated by nothing, spaces, ':' or '-')")
+            }
+            bytes = parsed
+        } else {
+            bytes = [UInt8](data)
+        }
         var decoder = FrameDecoder()
         for (offset, byte) in bytes.enumerated() {
             guard let output = decoder.push(byte) else { continue }
             switch output {
             case .frame(let frame):
                 print("@\(offset) \(frame)")
-                if anatomy { print("    raw \(hexString(FrameEncoder.rawFrame(frame)))") }
+                if anatomy { print("    raw \(Hex.format(FrameEncoder.rawFrame(frame), separator: " "))") }
             case .rejected(let rejection):
                 print("@\(offset) \(rejection)")
             }
@@ -106,7 +114,7 @@ struct Encode: ParsableCommand {
         if binary {
             FileHandle.standardOutput.write(Data(wire))
         } else {
-            print(hexString(wire))
+            print(Hex.format(wire, separator: " "))
         }
     }
 }
@@ -144,9 +152,7 @@ struct Demo: ParsableCommand {
         let limits = Message.SetLimits(
             depthMinUm: 400, depthMaxUm: 1000, depthTripUm: 1100, rateMinDhz: 500, rateMaxDhz: 1500,
             rateStallDhz: 400, rateRunawayDhz: 1600, deadmanMs: 300)
-        let limitsCRC = FrameEncoder.rawFrame(Frame(seq: 0, message: .setLimits(limits)))
-            .dropFirst(2).dropLast(4).withContiguousStorageIfAvailable { CRC32C.checksum(UnsafeRawBufferPointer($0)) }
-            ?? 0
+        let limitsCRC = limits.checksum
         let exchange: [(String, Frame)] = [
             ("host", Frame(seq: 1, message: .hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))),
             ("pen ", Frame(seq: 1, message: .ack(.init(ackedSeq: 1, ackedID: MessageID.hello.rawValue, status: .ok, detail: 0)))),
@@ -169,12 +175,12 @@ struct Demo: ParsableCommand {
             let wire = FrameEncoder.encode(frame)
             stream += wire
             print("\(who) \(frame)")
-            print("     \(hexString(wire))")
+            print("     \(Hex.format(wire, separator: " "))")
         }
         var damaged = FrameEncoder.encode(exchange[6].1)
         damaged[8] ^= 0x04
         print("\nThe same telemetry frame with one bit flipped on the line:")
-        print("     \(hexString(damaged))")
+        print("     \(Hex.format(damaged, separator: " "))")
         var decoder = FrameDecoder()
         for output in decoder.push(contentsOf: damaged) {
             if case .rejected(let rejection) = output { print("     -> \(rejection); never acted on") }
@@ -193,27 +199,4 @@ struct Demo: ParsableCommand {
 struct InputError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    bytes.map { byte in
-        let digits = String(byte, radix: 16)
-        return digits.count == 1 ? "0" + digits : digits
-    }.joined(separator: " ")
-}
-
-func parseHex(_ text: String) throws -> [UInt8] {
-    let digits = text.filter { !$0.isWhitespace && $0 != ":" && $0 != "-" }
-    guard digits.count % 2 == 0 else { throw InputError("hex input has an odd number of digits") }
-    var bytes: [UInt8] = []
-    var index = digits.startIndex
-    while index < digits.endIndex {
-        let next = digits.index(index, offsetBy: 2)
-        guard let byte = UInt8(digits[index..<next], radix: 16) else {
-            throw InputError("'\(digits[index..<next])' is not a hex byte")
-        }
-        bytes.append(byte)
-        index = next
-    }
-    return bytes
 }

@@ -18,18 +18,9 @@ enum Repository {
 }
 
 extension Array where Element == UInt8 {
-    init(hex: String) {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        self = bytes
-    }
+    init(hex: String) { self = Hex.parse(hex)! }
 
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
+    var hex: String { Hex.format(self) }
 }
 
 /// Decodes a whole byte string with the Swift codec.

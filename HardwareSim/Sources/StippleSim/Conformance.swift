@@ -45,7 +45,6 @@ public struct ConformanceSuite {
     let port: any PenPort
     var decoder = FrameDecoder()
     var seq: UInt8 = 0x40
-    var backlog: [(frame: Frame, rejected: Bool)] = []
     public private(set) var checks: [Check] = []
     /// How long to wait for an answer; real pens need real time, the simulator takes virtual time.
     let replyTimeoutMs: Int
@@ -113,7 +112,7 @@ public struct ConformanceSuite {
         // suite's own pauses must not trip it in the middle of the arming checks.
         var limits = ScriptedHost.defaultLimits
         limits.deadmanMs = 1000
-        let expectedCRC = PenSimulator.limitsChecksum(limits)
+        let expectedCRC = limits.checksum
 
         // Handshake and versions.
         try drain()
@@ -203,19 +202,19 @@ public struct ConformanceSuite {
 
         // Error paths.
         let unknownSeq = nextSeq()
-        try port.write(Self.wire(id: 0x3F, seq: unknownSeq, payload: []))
+        try port.write(FrameEncoder.encode(id: 0x3F, seq: unknownSeq, payload: []))
         let unknown = try awaitAck(seq: unknownSeq, id: 0x3F, reply: nil)
         check("an unknown command id is answered unknown_message", unknown.ack?.status == .unknownMessage, "ack \(String(describing: unknown.ack))")
         let shortSeq = nextSeq()
-        try port.write(Self.wire(id: MessageID.hello.rawValue, seq: shortSeq, payload: [1]))
+        try port.write(FrameEncoder.encode(id: MessageID.hello.rawValue, seq: shortSeq, payload: [1]))
         let short = try awaitAck(seq: shortSeq, id: MessageID.hello.rawValue, reply: nil)
         check("a short payload is answered bad_length with the length needed", short.ack?.status == .badLength && short.ack?.detail == 2, "ack \(String(describing: short.ack))")
         let fieldSeq = nextSeq()
-        try port.write(Self.wire(id: MessageID.setSetpoints.rawValue, seq: fieldSeq, payload: [0xFF, 0xFF, 0xB0, 0x04]))
+        try port.write(FrameEncoder.encode(id: MessageID.setSetpoints.rawValue, seq: fieldSeq, payload: [0xFF, 0xFF, 0xB0, 0x04]))
         let field = try awaitAck(seq: fieldSeq, id: MessageID.setSetpoints.rawValue, reply: nil)
         check("a field outside its protocol range is answered bad_field with its index", field.ack?.status == .badField && field.ack?.detail == 0, "ack \(String(describing: field.ack))")
         let crcSeq = nextSeq()
-        var corrupt = Self.wire(id: MessageID.heartbeat.rawValue, seq: crcSeq, payload: [])
+        var corrupt = FrameEncoder.encode(id: MessageID.heartbeat.rawValue, seq: crcSeq, payload: [])
         corrupt[3] ^= 0x10
         try port.write(corrupt)
         let silent = try awaitAck(seq: crcSeq, id: MessageID.heartbeat.rawValue, reply: nil)
@@ -257,17 +256,5 @@ public struct ConformanceSuite {
         check("idle TELEMETRY arrives about every 100 ms", telemetry >= 9, "\(telemetry) frames in 1.3 s")
         check("STATUS arrives at least every second", statuses >= 1, "\(statuses) in 1.3 s")
         check("pen frames are numbered consecutively", gaps == 0, "\(gaps) gaps")
-    }
-
-    /// A frame with any id and payload (for ids and payloads the codec will not build).
-    static func wire(id: UInt8, seq: UInt8, payload: [UInt8]) -> [UInt8] {
-        var raw = [id, seq] + payload
-        let crc = CRC32C.checksum(raw)
-        raw += [UInt8(crc & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 24)]
-        var out = [UInt8](repeating: 0, count: raw.count + 3)
-        let count = raw.withUnsafeBytes { rawBytes in
-            out.withUnsafeMutableBytes { COBS.encode(rawBytes, into: $0) }
-        }
-        return Array(out[0..<count])
     }
 }

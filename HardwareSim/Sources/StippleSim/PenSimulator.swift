@@ -12,7 +12,6 @@ public struct PenSimulator: Sendable {
 
     /// The motor, needle and heat.
     public private(set) var mechanics: PenMechanics
-    private var rng: SimRandom
 
     // The world around the pen.
     public private(set) var pedalPressed = false
@@ -65,7 +64,7 @@ public struct PenSimulator: Sendable {
 
     public init(config: PenConfig = PenConfig(), seed: UInt64 = 1) {
         self.config = config
-        rng = SimRandom(seed: seed)
+        var rng = SimRandom(seed: seed)
         var parameters = PenMechanics.Parameters()
         parameters.motorTimeConstantMs = config.motorTimeConstantMs
         parameters.depthNoiseUm = config.depthNoiseUm
@@ -386,12 +385,6 @@ public struct PenSimulator: Sendable {
             cartridgeID: FixedText(String(cartridge.id.prefix(16))) ?? "", lot: FixedText(String(cartridge.lot.prefix(12))) ?? "")
     }
 
-    /// The checksum of a limit set: CRC-32C of its 16 payload bytes (PROTOCOL.md section 4).
-    public static func limitsChecksum(_ limits: Message.SetLimits) -> UInt32 {
-        let raw = FrameEncoder.rawFrame(Frame(seq: 0, message: .setLimits(limits)))
-        return CRC32C.checksum(raw[2..<(raw.count - 4)])
-    }
-
     private mutating func stopMotion() {
         fw.armed = false
         fw.runEnabled = false
@@ -428,7 +421,7 @@ public struct PenSimulator: Sendable {
             if fw.armed { return (.armedLocked, 0) }
             if let field = inconsistentField(limits) { return (.badField, field) }
             fw.limits = limits
-            fw.limitsCRC = Self.limitsChecksum(limits)
+            fw.limitsCRC = limits.checksum
             fw.deadmanMs = Int(limits.deadmanMs)
             fw.depthSetpointUm = 0
             fw.rateSetpointDhz = 0

@@ -140,7 +140,9 @@ extension Scenario {
                 var fields: [String: String] = [:]
                 for (key, value) in Message.limitsFields(limits) { fields[key] = value }
                 for (key, value) in overrides { fields[key] = "\(value)" }
-                guard case .setLimits(let parsed) = try message("set_limits", fields, location, fail) else { fatalError() }
+                guard case .setLimits(let parsed) = try message("set_limits", fields, location, fail) else {
+                    throw fail(location, "limits must be set_limits fields")
+                }
                 limits = parsed
             }
             action = .connect(depthUm: UInt16(number(raw, "depth_um") ?? 800), rateDhz: UInt16(number(raw, "rate_dhz") ?? 1200), limits: limits)
@@ -164,7 +166,7 @@ extension Scenario {
         case "remove_cartridge": action = .removeCartridge
         case "power_cycle": action = .powerCycle
         case "send_raw":
-            guard let hex = raw["hex"] as? String, let bytes = hexBytes(hex) else { throw fail(location, "send_raw needs \"hex\" bytes") }
+            guard let hex = raw["hex"] as? String, let bytes = Hex.parse(hex) else { throw fail(location, "send_raw needs \"hex\" bytes") }
             action = .sendRaw(bytes)
         case "repeat_last_command":
             action = .repeatLast(count: Int(number(raw, "count") ?? 1))
@@ -266,20 +268,6 @@ extension Scenario {
         default:
             throw fail(location, "unknown expectation '\(what)'; known: motor, pen_fault, no_pen_fault, no_strokes_after_fault, ack, state, strokes, depth_setpoint, commands_applied, host_rejected_frames")
         }
-    }
-
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        let digits = text.filter { !$0.isWhitespace }
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = digits.startIndex
-        while index < digits.endIndex {
-            let next = digits.index(index, offsetBy: 2)
-            guard let byte = UInt8(digits[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return bytes
     }
 }
 

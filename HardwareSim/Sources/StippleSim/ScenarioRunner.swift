@@ -75,8 +75,7 @@ public enum ScenarioRunner {
         switch action {
         case .connect(let depth, let rate, let limits): rig.host.connect(limits: limits, depthUm: depth, rateDhz: rate)
         case .hello(let major, let minor): rig.host.send(.hello(.init(protoMajor: major, protoMinor: minor)))
-        case .send(let message):
-            if case .setLimits(let limits) = message { rig.host.setLimits(limits) } else { rig.host.send(message) }
+        case .send(let message): rig.host.send(message)
         case .arm(let crc): rig.host.arm(limitsCRC: crc)
         case .heartbeats(let enabled): rig.host.heartbeatsEnabled = enabled
         case .pedal(let pressed): rig.setPedal(pressed)

@@ -45,8 +45,10 @@ public struct ScriptedHost: Sendable {
 
     public var isIdle: Bool { inFlight == nil && queue.isEmpty }
 
-    /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt whatever is in flight.
+    /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt whatever is in flight; the
+    /// limits of a SET_LIMITS are kept for the checksum of the next ARM.
     public mutating func send(_ message: Message) {
+        if case .setLimits(let limits) = message { pushedLimits = limits }
         switch message {
         case .estop, .motorStop, .disarm:
             inFlight = nil
@@ -65,19 +67,14 @@ public struct ScriptedHost: Sendable {
     /// HELLO, SET_LIMITS, SET_SETPOINTS: the start of every link (PROTOCOL.md section 6).
     public mutating func connect(limits: Message.SetLimits = ScriptedHost.defaultLimits, depthUm: UInt16 = 800, rateDhz: UInt16 = 1200) {
         send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))
-        setLimits(limits)
+        send(.setLimits(limits))
         send(.setSetpoints(.init(depthUm: depthUm, rateDhz: rateDhz)))
         send(.readCartridge(.init()))
     }
 
-    public mutating func setLimits(_ limits: Message.SetLimits) {
-        pushedLimits = limits
-        send(.setLimits(limits))
-    }
-
     /// ARM with the checksum of the limits this host pushed, then MOTOR_RUN.
     public mutating func arm(limitsCRC: UInt32? = nil) {
-        let crc = limitsCRC ?? pushedLimits.map(PenSimulator.limitsChecksum) ?? 0
+        let crc = limitsCRC ?? pushedLimits?.checksum ?? 0
         send(.arm(.init(limitsCRC: crc)))
         send(.motorRun(.init()))
     }

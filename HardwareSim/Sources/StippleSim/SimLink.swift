@@ -36,8 +36,6 @@ public struct SimLink: Sendable {
         }
     }
 
-    public var isDisconnected: Bool { windows.contains { if case .disconnect = $0.fault { true } else { false } } }
-
     public mutating func hostSends(_ bytes: [UInt8], at now: SimTime) { carry(bytes, toward: .toPen, at: now) }
 
     public mutating func penSends(_ bytes: [UInt8], at now: SimTime) { carry(bytes, toward: .toHost, at: now) }

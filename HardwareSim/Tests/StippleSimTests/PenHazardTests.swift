@@ -215,7 +215,7 @@ import Testing
         var rig = SimulationRig()
         rig.host.connect()
         rig.run(forMs: 100)
-        #expect(rig.host.limits?.limitsCRC == PenSimulator.limitsChecksum(ScriptedHost.defaultLimits))
+        #expect(rig.host.limits?.limitsCRC == ScriptedHost.defaultLimits.checksum)
         #expect(rig.host.limits?.limitsCRC == rig.pen.limitsCRC)
         rig.host.arm(limitsCRC: 1)
         rig.run(forMs: 100)
