@@ -74,7 +74,7 @@ int stw_payload_decode(uint8_t id, const uint8_t *p, size_t len, stw_message *ou
         m->rate_runaway_dhz = rd16(p + 12);
         if (m->rate_runaway_dhz < 400 || m->rate_runaway_dhz > 1600) { *bad_field = 6; return STW_PAYLOAD_BAD_FIELD; }
         m->deadman_ms = rd16(p + 14);
-        if (m->deadman_ms < 50 || m->deadman_ms > 1000) { *bad_field = 7; return STW_PAYLOAD_BAD_FIELD; }
+        if (m->deadman_ms < 150 || m->deadman_ms > 1000) { *bad_field = 7; return STW_PAYLOAD_BAD_FIELD; }
         return STW_PAYLOAD_OK;
     }
     case STW_MSG_GET_LIMITS: {
@@ -165,7 +165,7 @@ int stw_payload_decode(uint8_t id, const uint8_t *p, size_t len, stw_message *ou
         m->fw_minor = p[3];
         m->fw_patch = p[4];
         m->capabilities = rd16(p + 5);
-        if (!rdtext(p + 7, 16u, m->serial)) { *bad_field = 6; return STW_PAYLOAD_BAD_FIELD; }
+        if (!rdtext(p + 7, 16u, m->serial) || m->serial[0] == 0) { *bad_field = 6; return STW_PAYLOAD_BAD_FIELD; }
         m->limits_crc = rd32(p + 23);
         m->depth_ceiling_um = rd16(p + 27);
         if (m->depth_ceiling_um > 2000) { *bad_field = 8; return STW_PAYLOAD_BAD_FIELD; }
@@ -239,7 +239,7 @@ int stw_payload_decode(uint8_t id, const uint8_t *p, size_t len, stw_message *ou
         m->rate_runaway_dhz = rd16(p + 12);
         if (m->rate_runaway_dhz > 1600) { *bad_field = 6; return STW_PAYLOAD_BAD_FIELD; }
         m->deadman_ms = rd16(p + 14);
-        if (m->deadman_ms < 50 || m->deadman_ms > 1000) { *bad_field = 7; return STW_PAYLOAD_BAD_FIELD; }
+        if (m->deadman_ms < 150 || m->deadman_ms > 1000) { *bad_field = 7; return STW_PAYLOAD_BAD_FIELD; }
         m->limits_crc = rd32(p + 16);
         return STW_PAYLOAD_OK;
     }

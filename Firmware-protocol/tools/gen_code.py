@@ -105,6 +105,13 @@ def gen_swift(table):
             w(f"    public static let {camel(k)}: ClosedRange<Int> = {val[0]}...{val[1]}\n")
         else:
             w(f"    public static let {camel(k)} = {val}\n")
+    if "host_heartbeat_deadman_divisor" in tm:
+        w("    /// The longest gap the host may leave between two valid frames (PROTOCOL.md section 5):\n")
+        w("    /// `min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)`, integer division,\n")
+        w("    /// so that two consecutive lost frames never trip the pen's deadman.\n")
+        w("    public static func hostHeartbeatPeriodMs(deadmanMs: Int) -> Int {\n")
+        w("        min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)\n")
+        w("    }\n")
     w("}\n\n")
 
     # enums as open structs
@@ -226,6 +233,8 @@ def gen_swift(table):
                 w(f"            let {var} = {ft}(rawValue: r.{'u16' if fld['size'] == 2 else 'u8'}())\n")
             elif k == "text":
                 w(f"            guard let {var} = r.text({fld['size']}, as: FixedText<{fld['size']}>.self) else {{ throw .badField(\"{fld['name']}\") }}\n")
+                if fld.get("nonempty"):
+                    w(f"            guard !{var}.isEmpty else {{ throw .badField(\"{fld['name']}\") }}\n")
             else:
                 w(f"            guard let {var} = r.restText(as: FixedText<{fld['max_length']}>.self) else {{ throw .badField(\"{fld['name']}\") }}\n")
         args = ", ".join(f"{camel(f['name'])}: {camel(f['name'])}" for f in m["fields"])
@@ -363,6 +372,11 @@ def gen_c_header(table):
             w(f"#define STW_{k.upper()}_MIN {val[0]}u\n#define STW_{k.upper()}_MAX {val[1]}u\n")
         else:
             w(f"#define STW_{k.upper()} {val}u\n")
+    if "host_heartbeat_deadman_divisor" in table["timing"]:
+        w("/* Longest gap between two valid host frames (PROTOCOL.md section 5): min(100, deadman_ms / 3). */\n")
+        w("#define STW_HOST_HEARTBEAT_PERIOD_MS(deadman_ms) \\\n")
+        w("    ((deadman_ms) / STW_HOST_HEARTBEAT_DEADMAN_DIVISOR < STW_HOST_IDLE_HEARTBEAT_MS \\\n")
+        w("         ? (deadman_ms) / STW_HOST_HEARTBEAT_DEADMAN_DIVISOR : STW_HOST_IDLE_HEARTBEAT_MS)\n")
     al = table["firmware_absolute_limits"]
     w(f"#define STW_ABS_DEPTH_CEILING_UM {al['depth_ceiling_um']}u\n")
     w(f"#define STW_ABS_RATE_STALL_MIN_DHZ {al['rate_stall_min_dhz']}u\n")
@@ -487,7 +501,8 @@ def gen_c_source(table):
                     w(f"        if ({cond}) {{ *bad_field = {idx}; return STW_PAYLOAD_BAD_FIELD; }}\n")
                 off += size
             elif k == "text":
-                w(f"        if (!rdtext(p + {off}, {fld['size']}u, m->{nm})) {{ *bad_field = {idx}; return STW_PAYLOAD_BAD_FIELD; }}\n")
+                empty = f" || m->{nm}[0] == 0" if fld.get("nonempty") else ""
+                w(f"        if (!rdtext(p + {off}, {fld['size']}u, m->{nm}){empty}) {{ *bad_field = {idx}; return STW_PAYLOAD_BAD_FIELD; }}\n")
                 off += fld["size"]
             else:
                 w(f"        if (!rdvartext(p + {off}, len - {off}u, {fld['max_length']}u, m->{nm}, &m->{nm}_len)) {{ *bad_field = {idx}; return STW_PAYLOAD_BAD_FIELD; }}\n")
@@ -617,7 +632,8 @@ def swift_gen(table, fld):
         ft = fld["type"][6:]
         return f"Gen.{'uint16' if fld['size'] == 2 else 'uint8'}().map {{ {ft}(rawValue: $0) }}"
     n = fld["size"] if k == "text" else fld["max_length"]
-    return f"Gen.character(in: \" \"...\"~\").string(of: 0...{n}).map {{ FixedText<{n}>($0)! }}"
+    lo = 1 if fld.get("nonempty") else 0
+    return f"Gen.character(in: \" \"...\"~\").string(of: {lo}...{n}).map {{ FixedText<{n}>($0)! }}"
 
 
 def gen_swift_test_generators(table):
@@ -660,7 +676,9 @@ def gen_markdown(table):
     w("Generated from `messages.json`, the machine-readable table; `PROTOCOL.md` says how to use them. ")
     w("All integers are little-endian. Offsets are within the payload (after `msg_id` and `seq`). ")
     w("Ranges are protocol ranges: a receiver rejects a frame whose field lies outside one (`bad_field`). ")
-    w("`text[N]` is printable ASCII (0x20-0x7E) padded with NUL to N bytes; `text*` runs to the end of the payload.\n\n")
+    w("`text[N]` is printable ASCII (0x20-0x7E) padded with NUL to N bytes; `text*` runs to the end of the payload. ")
+    w("A text field whose range says *non-empty* must hold at least one character: all NUL is `bad_field`. ")
+    w("Enumerations are u8; flag sets are u16 (little-endian like every integer).\n\n")
     w("## Summary\n\n| id | message | direction | payload bytes | reply |\n|---|---|---|---|---|\n")
     for m in table["messages"]:
         n = protocol.fixed_payload_length(m)
@@ -684,6 +702,8 @@ def gen_markdown(table):
             rs = f"{rng[0]}..{rng[1]}" if rng else ""
             if fld["kind"] == "vartext":
                 rs = f"0..{fld['max_length']} bytes"
+            if fld.get("nonempty"):
+                rs = "non-empty"
             w(f"| {off} | `{fld['name']}` | {fld['type']} | {fld.get('unit', '')} | {rs} | {fld['doc']} |\n")
             off += fld["size"] or 0
         w("\n")

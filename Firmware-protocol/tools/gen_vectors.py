@@ -32,6 +32,8 @@ VALID = [
      dict(depth_min_um=0, depth_max_um=2000, depth_trip_um=2000, rate_min_dhz=400, rate_max_dhz=1600,
           rate_stall_dhz=400, rate_runaway_dhz=1600, deadman_ms=1000),
      "Every field at its protocol bound (the pen still checks consistency)."),
+    ("set_limits_shortest_deadman", 4, "set_limits", dict(LIMITS, deadman_ms=150),
+     "The shortest deadman: the host then sends a frame at least every 150 / 3 = 50 ms."),
     ("get_limits", 5, "get_limits", {}, ""),
     ("set_setpoints", 6, "set_setpoints", dict(depth_um=800, rate_dhz=1200), "0.8 mm at 120 Hz."),
     ("arm", 7, "arm", dict(limits_crc=LIMITS_CRC), "Arm with the checksum of set_limits_defaults."),
@@ -111,6 +113,11 @@ def invalid(table):
     bad_depth[4:6] = struct.pack("<H", 2001)
     bad_rate = bytearray(limits_payload)
     bad_rate[6:8] = struct.pack("<H", 399)
+    bad_deadman = bytearray(limits_payload)
+    bad_deadman[14:16] = struct.pack("<H", 149)
+    empty_serial = p.encode_payload(table, p.message_by_name(table, "hello_reply"),
+                                    dict(proto_major=1, proto_minor=0, fw_major=0, fw_minor=9, fw_patch=3, capabilities=0xFF,
+                                         serial="", limits_crc=0, depth_ceiling_um=2000))
     cart = p.message_by_name(table, "cartridge")
     cart_fields = dict(event="inserted", needle_count=3, needle_diameter_um=250, expiry_days=1,
                        cartridge_id="ABC", lot="L1")
@@ -142,6 +149,10 @@ def invalid(table):
          "2001 um is above the 2000 um protocol ceiling."),
         ("bad_field_rate_min", frame_from_body(bytes([0x03, 5]) + bytes(bad_rate)), "bad_field", "rate_min_dhz",
          "39.9 Hz is below the 40 Hz floor."),
+        ("bad_field_deadman_149", frame_from_body(bytes([0x03, 5]) + bytes(bad_deadman)), "bad_field", "deadman_ms",
+         "149 ms is below the 150 ms deadman floor."),
+        ("bad_field_empty_serial", frame_from_body(bytes([0x82, 0]) + empty_serial), "bad_field", "serial",
+         "HELLO_REPLY serial is non-empty: 16 NUL bytes are refused."),
         ("bad_field_setpoint_depth", frame_from_body(bytes([0x05, 6]) + struct.pack("<HH", 65535, 1200)), "bad_field", "depth_um",
          "A setpoint of 65535 um."),
         ("bad_field_closed_enum", frame_from_body(bytes([0x85, 7]) + bytes(bad_event)), "bad_field", "event",

@@ -179,6 +179,8 @@ def decode_payload(table, msg, payload):
             text = raw.rstrip(b"\0")
             if any(not printable(b) for b in text):
                 raise Reject("bad_field", name)
+            if fld.get("nonempty") and not text:
+                raise Reject("bad_field", name)
             v = text.decode("ascii")
         else:
             raw = payload[off:]

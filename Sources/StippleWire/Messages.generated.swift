@@ -29,12 +29,19 @@ public enum ProtocolTiming {
     public static let ackTimeoutMs = 50
     public static let commandRetries = 5
     public static let hostIdleHeartbeatMs = 100
+    public static let hostHeartbeatDeadmanDivisor = 3
     public static let deadmanDefaultMs = 300
-    public static let deadmanRangeMs: ClosedRange<Int> = 50...1000
+    public static let deadmanRangeMs: ClosedRange<Int> = 150...1000
     public static let telemetryIdlePeriodMs = 100
     public static let statusPeriodMs = 1000
     public static let stallGraceMs = 250
     public static let hostTelemetrySilenceMs = 250
+    /// The longest gap the host may leave between two valid frames (PROTOCOL.md section 5):
+    /// `min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)`, integer division,
+    /// so that two consecutive lost frames never trip the pen's deadman.
+    public static func hostHeartbeatPeriodMs(deadmanMs: Int) -> Int {
+        min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)
+    }
 }
 
 /// The pen's own safety state machine (PROTOCOL.md section 7).
@@ -82,11 +89,11 @@ public struct AckStatus: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let badField = AckStatus(rawValue: 3)
     /// Command needs a completed HELLO handshake first.
     public static let notReady = AckStatus(rawValue: 4)
-    /// HELLO with another protocol major; detail = the pen's major.
+    /// HELLO with another protocol major; detail = the pen's major. The pen goes back to boot and clears limits and setpoints.
     public static let versionMismatch = AckStatus(rawValue: 5)
     /// A fault is latched; detail = fault code.
     public static let faultLatched = AckStatus(rawValue: 6)
-    /// Emergency stop is latched or the button is pressed.
+    /// Emergency stop is latched or the button is pressed (ARM, MOTOR_RUN); takes precedence over fault_latched.
     public static let estopLatched = AckStatus(rawValue: 7)
     /// MOTOR_RUN while disarmed.
     public static let notArmed = AckStatus(rawValue: 8)
@@ -98,7 +105,7 @@ public struct AckStatus: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let cartridgeRejected = AckStatus(rawValue: 11)
     /// ARM refused while the pedal or hand switch is pressed.
     public static let pedalPressed = AckStatus(rawValue: 12)
-    /// ARM: the checksum the host expects differs from the pen's limits.
+    /// ARM: the checksum the host expects differs from the pen's limits; an armed pen disarms.
     public static let limitsMismatch = AckStatus(rawValue: 13)
     /// ARM or SET_SETPOINTS before SET_LIMITS, or ARM before SET_SETPOINTS.
     public static let noLimits = AckStatus(rawValue: 14)
@@ -157,7 +164,7 @@ public struct FaultCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let cartridgeRemoved = FaultCode(rawValue: 7)
     /// Emergency stop (button or ESTOP command); detail 1 = button, 2 = command.
     public static let estop = FaultCode(rawValue: 8)
-    /// The pen (re)booted; detail = ResetCause. Sent once after boot.
+    /// The pen (re)booted; detail = ResetCause. Sent once at boot, whether or not a host listens; never repeated.
     public static let reset = FaultCode(rawValue: 9)
     /// The depth sensor gave no or implausible readings while running.
     public static let depthSensor = FaultCode(rawValue: 10)
@@ -457,7 +464,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// Start (or restart) a link. Always stops the motor and disarms, resets the duplicate filter. Accepted in every state.
+    /// Start (or restart) a link. Always stops the motor, disarms, resets the duplicate filter and clears the setpoints; keeps the limits if accepted. Another major: version_mismatch, back to boot, limits cleared. Accepted in every state; a latched fault stays latched.
     /// Expected reply: ACK, HELLO_REPLY.
     public struct Hello: Hashable, Sendable {
         public static let id = MessageID.hello
@@ -483,7 +490,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz.
+    /// Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency, checked in this order: depth_min_um < depth_max_um; depth_max_um <= depth_trip_um; depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz; rate_min_dhz <= rate_max_dhz; rate_max_dhz < rate_runaway_dhz. The first failing relation is refused bad_field with the lower field index of the two (depth_trip_um's for the ceiling).
     /// Expected reply: ACK, LIMITS.
     public struct SetLimits: Hashable, Sendable {
         public static let id = MessageID.setLimits
@@ -503,7 +510,7 @@ public enum Message: Hashable, Sendable {
         public var rateStallDhz: UInt16
         /// Above this: rate_runaway fault. [0.1 Hz]
         public var rateRunawayDhz: UInt16
-        /// Host-heartbeat deadman timeout. [ms]
+        /// Host-heartbeat deadman timeout. The host sends a frame at least every min(100, deadman_ms / 3) ms. [ms]
         public var deadmanMs: UInt16
         public init(depthMinUm: UInt16, depthMaxUm: UInt16, depthTripUm: UInt16, rateMinDhz: UInt16, rateMaxDhz: UInt16, rateStallDhz: UInt16, rateRunawayDhz: UInt16, deadmanMs: UInt16) {
             self.depthMinUm = depthMinUm
@@ -543,7 +550,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// Arm. The pen checks: handshake done, limits set and equal to limits_crc, setpoints set, no latched fault or e-stop, e-stop button released, cartridge present and conforming, pedal released.
+    /// Arm. The pen checks: handshake done, limits set and equal to limits_crc, setpoints set, no latched fault or e-stop, e-stop button released, cartridge present and conforming, pedal released. While armed: ok if limits_crc equals the pen's, otherwise limits_mismatch and the pen disarms.
     /// Expected reply: ACK.
     public struct Arm: Hashable, Sendable {
         public static let id = MessageID.arm
@@ -677,7 +684,7 @@ public enum Message: Hashable, Sendable {
         public var fwPatch: UInt8
         /// What the pen has.
         public var capabilities: Capabilities
-        /// Pen serial number, printable ASCII, NUL-padded; never empty.
+        /// Pen serial number, printable ASCII, NUL-padded; never empty (all NUL is bad_field).
         public var serial: FixedText<16>
         /// Checksum of the active limits; 0 when none are set.
         public var limitsCRC: UInt32
@@ -696,7 +703,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// State summary: on GET_STATUS, on every state change, and every status_period_ms.
+    /// State summary: on GET_STATUS, on every state change, and at most status_period_ms after the previous STATUS.
     public struct Status: Hashable, Sendable {
         public static let id = MessageID.status
         /// Payload bytes this version knows; longer payloads are accepted (section 9).
@@ -723,7 +730,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// One per completed stroke while the motor runs, and at least every telemetry_idle_period_ms. Also the pen's heartbeat.
+    /// One per completed stroke (at the stroke rate), and at least every telemetry_idle_period_ms. Also the pen's heartbeat.
     public struct Telemetry: Hashable, Sendable {
         public static let id = MessageID.telemetry
         /// Payload bytes this version knows; longer payloads are accepted (section 9).
@@ -801,7 +808,7 @@ public enum Message: Hashable, Sendable {
         }
     }
 
-    /// The active limits (all zero when none are set) and their checksum: CRC-32C over the 16 payload bytes before limits_crc.
+    /// The active limits (all zero when none are set) and their checksum: CRC-32C over the SET_LIMITS fields both peers know (the 16 payload bytes before limits_crc in 1.0).
     public struct Limits: Hashable, Sendable {
         public static let id = MessageID.limits
         /// Payload bytes this version knows; longer payloads are accepted (section 9).
@@ -822,7 +829,7 @@ public enum Message: Hashable, Sendable {
         public var rateRunawayDhz: UInt16
         /// Deadman timeout in force (the default 300 before SET_LIMITS). [ms]
         public var deadmanMs: UInt16
-        /// CRC-32C of the 16 bytes above; 0 when no limits are set.
+        /// CRC-32C of the SET_LIMITS fields both peers know (the 16 bytes above in 1.0); 0 when no limits are set.
         public var limitsCRC: UInt32
         public init(depthMinUm: UInt16, depthMaxUm: UInt16, depthTripUm: UInt16, rateMinDhz: UInt16, rateMaxDhz: UInt16, rateStallDhz: UInt16, rateRunawayDhz: UInt16, deadmanMs: UInt16, limitsCRC: UInt32) {
             self.depthMinUm = depthMinUm
@@ -883,7 +890,7 @@ extension Message {
             let rateRunawayDhz = r.u16()
             guard rateRunawayDhz >= 400 && rateRunawayDhz <= 1600 else { throw .badField("rate_runaway_dhz") }
             let deadmanMs = r.u16()
-            guard deadmanMs >= 50 && deadmanMs <= 1000 else { throw .badField("deadman_ms") }
+            guard deadmanMs >= 150 && deadmanMs <= 1000 else { throw .badField("deadman_ms") }
             return .setLimits(SetLimits(depthMinUm: depthMinUm, depthMaxUm: depthMaxUm, depthTripUm: depthTripUm, rateMinDhz: rateMinDhz, rateMaxDhz: rateMaxDhz, rateStallDhz: rateStallDhz, rateRunawayDhz: rateRunawayDhz, deadmanMs: deadmanMs))
         case 0x04:
             return .getLimits(GetLimits())
@@ -933,6 +940,7 @@ extension Message {
             let fwPatch = r.u8()
             let capabilities = Capabilities(rawValue: r.u16())
             guard let serial = r.text(16, as: FixedText<16>.self) else { throw .badField("serial") }
+            guard !serial.isEmpty else { throw .badField("serial") }
             let limitsCRC = r.u32()
             let depthCeilingUm = r.u16()
             guard depthCeilingUm <= 2000 else { throw .badField("depth_ceiling_um") }
@@ -996,7 +1004,7 @@ extension Message {
             let rateRunawayDhz = r.u16()
             guard rateRunawayDhz <= 1600 else { throw .badField("rate_runaway_dhz") }
             let deadmanMs = r.u16()
-            guard deadmanMs >= 50 && deadmanMs <= 1000 else { throw .badField("deadman_ms") }
+            guard deadmanMs >= 150 && deadmanMs <= 1000 else { throw .badField("deadman_ms") }
             let limitsCRC = r.u32()
             return .limits(Limits(depthMinUm: depthMinUm, depthMaxUm: depthMaxUm, depthTripUm: depthTripUm, rateMinDhz: rateMinDhz, rateMaxDhz: rateMaxDhz, rateStallDhz: rateStallDhz, rateRunawayDhz: rateRunawayDhz, deadmanMs: deadmanMs, limitsCRC: limitsCRC))
         case 0x88:
@@ -1176,7 +1184,7 @@ extension Message {
         case "heartbeat":
             message = .heartbeat(Heartbeat())
         case "set_limits":
-            message = .setLimits(SetLimits(depthMinUm: try p.integer("depth_min_um", 0...2000, as: UInt16.self), depthMaxUm: try p.integer("depth_max_um", 0...2000, as: UInt16.self), depthTripUm: try p.integer("depth_trip_um", 0...2000, as: UInt16.self), rateMinDhz: try p.integer("rate_min_dhz", 400...1600, as: UInt16.self), rateMaxDhz: try p.integer("rate_max_dhz", 400...1600, as: UInt16.self), rateStallDhz: try p.integer("rate_stall_dhz", 400...1600, as: UInt16.self), rateRunawayDhz: try p.integer("rate_runaway_dhz", 400...1600, as: UInt16.self), deadmanMs: try p.integer("deadman_ms", 50...1000, as: UInt16.self)))
+            message = .setLimits(SetLimits(depthMinUm: try p.integer("depth_min_um", 0...2000, as: UInt16.self), depthMaxUm: try p.integer("depth_max_um", 0...2000, as: UInt16.self), depthTripUm: try p.integer("depth_trip_um", 0...2000, as: UInt16.self), rateMinDhz: try p.integer("rate_min_dhz", 400...1600, as: UInt16.self), rateMaxDhz: try p.integer("rate_max_dhz", 400...1600, as: UInt16.self), rateStallDhz: try p.integer("rate_stall_dhz", 400...1600, as: UInt16.self), rateRunawayDhz: try p.integer("rate_runaway_dhz", 400...1600, as: UInt16.self), deadmanMs: try p.integer("deadman_ms", 150...1000, as: UInt16.self)))
         case "get_limits":
             message = .getLimits(GetLimits())
         case "set_setpoints":
@@ -1212,7 +1220,7 @@ extension Message {
         case "fault":
             message = .fault(Fault(code: try p.enumValue("code", as: FaultCode.self), detail: try p.integer("detail", 0...65535, as: UInt16.self), value: try p.integer("value", -2147483648...2147483647, as: Int32.self), penTimeUs: try p.integer("pen_time_us", 0...4294967295, as: UInt32.self)))
         case "limits":
-            message = .limits(Limits(depthMinUm: try p.integer("depth_min_um", 0...2000, as: UInt16.self), depthMaxUm: try p.integer("depth_max_um", 0...2000, as: UInt16.self), depthTripUm: try p.integer("depth_trip_um", 0...2000, as: UInt16.self), rateMinDhz: try p.integer("rate_min_dhz", 0...1600, as: UInt16.self), rateMaxDhz: try p.integer("rate_max_dhz", 0...1600, as: UInt16.self), rateStallDhz: try p.integer("rate_stall_dhz", 0...1600, as: UInt16.self), rateRunawayDhz: try p.integer("rate_runaway_dhz", 0...1600, as: UInt16.self), deadmanMs: try p.integer("deadman_ms", 50...1000, as: UInt16.self), limitsCRC: try p.integer("limits_crc", 0...4294967295, as: UInt32.self)))
+            message = .limits(Limits(depthMinUm: try p.integer("depth_min_um", 0...2000, as: UInt16.self), depthMaxUm: try p.integer("depth_max_um", 0...2000, as: UInt16.self), depthTripUm: try p.integer("depth_trip_um", 0...2000, as: UInt16.self), rateMinDhz: try p.integer("rate_min_dhz", 0...1600, as: UInt16.self), rateMaxDhz: try p.integer("rate_max_dhz", 0...1600, as: UInt16.self), rateStallDhz: try p.integer("rate_stall_dhz", 0...1600, as: UInt16.self), rateRunawayDhz: try p.integer("rate_runaway_dhz", 0...1600, as: UInt16.self), deadmanMs: try p.integer("deadman_ms", 150...1000, as: UInt16.self), limitsCRC: try p.integer("limits_crc", 0...4294967295, as: UInt32.self)))
         case "log":
             message = .log(Log(level: try p.enumValue("level", as: LogLevel.self), text: try p.text("text", as: FixedText<55>.self)))
         default:
@@ -1254,7 +1262,7 @@ public enum MessageSchema {
             Field(name: "rate_max_dhz", type: "u16", unit: "0.1 Hz", range: 400...1600, size: 2),
             Field(name: "rate_stall_dhz", type: "u16", unit: "0.1 Hz", range: 400...1600, size: 2),
             Field(name: "rate_runaway_dhz", type: "u16", unit: "0.1 Hz", range: 400...1600, size: 2),
-            Field(name: "deadman_ms", type: "u16", unit: "ms", range: 50...1000, size: 2),
+            Field(name: "deadman_ms", type: "u16", unit: "ms", range: 150...1000, size: 2),
         ]),
         Entry(id: .getLimits, name: "get_limits", hostToPen: true, reply: ["ack", "limits"], fields: [
         ]),
@@ -1338,7 +1346,7 @@ public enum MessageSchema {
             Field(name: "rate_max_dhz", type: "u16", unit: "0.1 Hz", range: 0...1600, size: 2),
             Field(name: "rate_stall_dhz", type: "u16", unit: "0.1 Hz", range: 0...1600, size: 2),
             Field(name: "rate_runaway_dhz", type: "u16", unit: "0.1 Hz", range: 0...1600, size: 2),
-            Field(name: "deadman_ms", type: "u16", unit: "ms", range: 50...1000, size: 2),
+            Field(name: "deadman_ms", type: "u16", unit: "ms", range: 150...1000, size: 2),
             Field(name: "limits_crc", type: "u32", unit: nil, range: 0...4294967295, size: 4),
         ]),
         Entry(id: .log, name: "log", hostToPen: false, reply: [], fields: [

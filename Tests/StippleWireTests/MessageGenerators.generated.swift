@@ -35,7 +35,7 @@ enum MessageGenerators {
                 Gen.uint16(in: 400...1600),
                 Gen.uint16(in: 400...1600),
                 Gen.uint16(in: 400...1600),
-                Gen.uint16(in: 50...1000),
+                Gen.uint16(in: 150...1000),
             ) { seq, depthMinUm, depthMaxUm, depthTripUm, rateMinDhz, rateMaxDhz, rateStallDhz, rateRunawayDhz, deadmanMs in
                 check(Frame(seq: seq, message: .setLimits(Message.SetLimits(depthMinUm: depthMinUm, depthMaxUm: depthMaxUm, depthTripUm: depthTripUm, rateMinDhz: rateMinDhz, rateMaxDhz: rateMaxDhz, rateStallDhz: rateStallDhz, rateRunawayDhz: rateRunawayDhz, deadmanMs: deadmanMs))))
             }
@@ -117,7 +117,7 @@ enum MessageGenerators {
                 Gen.uint8(in: 0...255),
                 Gen.uint8(in: 0...255),
                 Gen.uint16().map { Capabilities(rawValue: $0) },
-                Gen.character(in: " "..."~").string(of: 0...16).map { FixedText<16>($0)! },
+                Gen.character(in: " "..."~").string(of: 1...16).map { FixedText<16>($0)! },
                 Gen.uint32(in: 0...4294967295),
                 Gen.uint16(in: 0...2000),
             ) { seq, protoMajor, protoMinor, fwMajor, fwMinor, fwPatch, capabilities, serial, limitsCRC, depthCeilingUm in
@@ -185,7 +185,7 @@ enum MessageGenerators {
                 Gen.uint16(in: 0...1600),
                 Gen.uint16(in: 0...1600),
                 Gen.uint16(in: 0...1600),
-                Gen.uint16(in: 50...1000),
+                Gen.uint16(in: 150...1000),
                 Gen.uint32(in: 0...4294967295),
             ) { seq, depthMinUm, depthMaxUm, depthTripUm, rateMinDhz, rateMaxDhz, rateStallDhz, rateRunawayDhz, deadmanMs, limitsCRC in
                 check(Frame(seq: seq, message: .limits(Message.Limits(depthMinUm: depthMinUm, depthMaxUm: depthMaxUm, depthTripUm: depthTripUm, rateMinDhz: rateMinDhz, rateMaxDhz: rateMaxDhz, rateStallDhz: rateStallDhz, rateRunawayDhz: rateRunawayDhz, deadmanMs: deadmanMs, limitsCRC: limitsCRC))))

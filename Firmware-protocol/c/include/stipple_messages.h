@@ -19,13 +19,18 @@ extern "C" {
 #define STW_ACK_TIMEOUT_MS 50u
 #define STW_COMMAND_RETRIES 5u
 #define STW_HOST_IDLE_HEARTBEAT_MS 100u
+#define STW_HOST_HEARTBEAT_DEADMAN_DIVISOR 3u
 #define STW_DEADMAN_DEFAULT_MS 300u
-#define STW_DEADMAN_RANGE_MS_MIN 50u
+#define STW_DEADMAN_RANGE_MS_MIN 150u
 #define STW_DEADMAN_RANGE_MS_MAX 1000u
 #define STW_TELEMETRY_IDLE_PERIOD_MS 100u
 #define STW_STATUS_PERIOD_MS 1000u
 #define STW_STALL_GRACE_MS 250u
 #define STW_HOST_TELEMETRY_SILENCE_MS 250u
+/* Longest gap between two valid host frames (PROTOCOL.md section 5): min(100, deadman_ms / 3). */
+#define STW_HOST_HEARTBEAT_PERIOD_MS(deadman_ms) \
+    ((deadman_ms) / STW_HOST_HEARTBEAT_DEADMAN_DIVISOR < STW_HOST_IDLE_HEARTBEAT_MS \
+         ? (deadman_ms) / STW_HOST_HEARTBEAT_DEADMAN_DIVISOR : STW_HOST_IDLE_HEARTBEAT_MS)
 #define STW_ABS_DEPTH_CEILING_UM 2000u
 #define STW_ABS_RATE_STALL_MIN_DHZ 400u
 #define STW_ABS_RATE_RUNAWAY_MAX_DHZ 1600u
@@ -135,7 +140,7 @@ extern "C" {
 #define STW_MSG_LIMITS 0x87u
 #define STW_MSG_LOG 0x88u
 
-/* hello (0x01, host to pen): Start (or restart) a link. Always stops the motor and disarms, resets the duplicate filter. Accepted in every state. */
+/* hello (0x01, host to pen): Start (or restart) a link. Always stops the motor, disarms, resets the duplicate filter and clears the setpoints; keeps the limits if accepted. Another major: version_mismatch, back to boot, limits cleared. Accepted in every state; a latched fault stays latched. */
 #define STW_HELLO_PAYLOAD_LEN 2u
 typedef struct {
     uint8_t proto_major; /* Host protocol major version. */
@@ -148,7 +153,7 @@ typedef struct {
     uint8_t unused_; /* no fields */
 } stw_heartbeat;
 
-/* set_limits (0x03, host to pen): Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency: depth_min_um < depth_max_um <= depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz <= rate_max_dhz < rate_runaway_dhz. */
+/* set_limits (0x03, host to pen): Replace the pen's active limits and clear the setpoints. Refused while armed. Consistency, checked in this order: depth_min_um < depth_max_um; depth_max_um <= depth_trip_um; depth_trip_um <= depth ceiling; rate_stall_dhz < rate_min_dhz; rate_min_dhz <= rate_max_dhz; rate_max_dhz < rate_runaway_dhz. The first failing relation is refused bad_field with the lower field index of the two (depth_trip_um's for the ceiling). */
 #define STW_SET_LIMITS_PAYLOAD_LEN 16u
 typedef struct {
     uint16_t depth_min_um; /* Lowest protrusion setpoint accepted. [um] */
@@ -158,7 +163,7 @@ typedef struct {
     uint16_t rate_max_dhz; /* Highest stroke-rate setpoint accepted. [0.1 Hz] */
     uint16_t rate_stall_dhz; /* Below this while running (after the spin-up grace): stall fault. [0.1 Hz] */
     uint16_t rate_runaway_dhz; /* Above this: rate_runaway fault. [0.1 Hz] */
-    uint16_t deadman_ms; /* Host-heartbeat deadman timeout. [ms] */
+    uint16_t deadman_ms; /* Host-heartbeat deadman timeout. The host sends a frame at least every min(100, deadman_ms / 3) ms. [ms] */
 } stw_set_limits;
 
 /* get_limits (0x04, host to pen): Read back the active limits and their checksum. */
@@ -174,7 +179,7 @@ typedef struct {
     uint16_t rate_dhz; /* Stroke rate. [0.1 Hz] */
 } stw_set_setpoints;
 
-/* arm (0x06, host to pen): Arm. The pen checks: handshake done, limits set and equal to limits_crc, setpoints set, no latched fault or e-stop, e-stop button released, cartridge present and conforming, pedal released. */
+/* arm (0x06, host to pen): Arm. The pen checks: handshake done, limits set and equal to limits_crc, setpoints set, no latched fault or e-stop, e-stop button released, cartridge present and conforming, pedal released. While armed: ok if limits_crc equals the pen's, otherwise limits_mismatch and the pen disarms. */
 #define STW_ARM_PAYLOAD_LEN 4u
 typedef struct {
     uint32_t limits_crc; /* The limits checksum the host read back and verified. */
@@ -246,12 +251,12 @@ typedef struct {
     uint8_t fw_minor; /* Firmware version minor. */
     uint8_t fw_patch; /* Firmware version patch. */
     uint16_t capabilities; /* What the pen has. */
-    char serial[17]; /* Pen serial number, printable ASCII, NUL-padded; never empty. Always NUL-terminated. */
+    char serial[17]; /* Pen serial number, printable ASCII, NUL-padded; never empty (all NUL is bad_field). Always NUL-terminated. */
     uint32_t limits_crc; /* Checksum of the active limits; 0 when none are set. */
     uint16_t depth_ceiling_um; /* The firmware's compiled-in protrusion ceiling. [um] */
 } stw_hello_reply;
 
-/* status (0x83, pen to host): State summary: on GET_STATUS, on every state change, and every status_period_ms. */
+/* status (0x83, pen to host): State summary: on GET_STATUS, on every state change, and at most status_period_ms after the previous STATUS. */
 #define STW_STATUS_PAYLOAD_LEN 12u
 typedef struct {
     uint8_t state; /* Pen state. */
@@ -262,7 +267,7 @@ typedef struct {
     uint32_t pen_time_us; /* Pen clock; wraps modulo 2^32. [us] */
 } stw_status;
 
-/* telemetry (0x84, pen to host): One per completed stroke while the motor runs, and at least every telemetry_idle_period_ms. Also the pen's heartbeat. */
+/* telemetry (0x84, pen to host): One per completed stroke (at the stroke rate), and at least every telemetry_idle_period_ms. Also the pen's heartbeat. */
 #define STW_TELEMETRY_PAYLOAD_LEN 18u
 typedef struct {
     uint32_t pen_time_us; /* Pen clock at the end of the stroke; wraps modulo 2^32. [us] */
@@ -294,7 +299,7 @@ typedef struct {
     uint32_t pen_time_us; /* Pen clock when the fault latched. [us] */
 } stw_fault;
 
-/* limits (0x87, pen to host): The active limits (all zero when none are set) and their checksum: CRC-32C over the 16 payload bytes before limits_crc. */
+/* limits (0x87, pen to host): The active limits (all zero when none are set) and their checksum: CRC-32C over the SET_LIMITS fields both peers know (the 16 payload bytes before limits_crc in 1.0). */
 #define STW_LIMITS_PAYLOAD_LEN 20u
 typedef struct {
     uint16_t depth_min_um; /* As SET_LIMITS. [um] */
@@ -305,7 +310,7 @@ typedef struct {
     uint16_t rate_stall_dhz; /* As SET_LIMITS. [0.1 Hz] */
     uint16_t rate_runaway_dhz; /* As SET_LIMITS. [0.1 Hz] */
     uint16_t deadman_ms; /* Deadman timeout in force (the default 300 before SET_LIMITS). [ms] */
-    uint32_t limits_crc; /* CRC-32C of the 16 bytes above; 0 when no limits are set. */
+    uint32_t limits_crc; /* CRC-32C of the SET_LIMITS fields both peers know (the 16 bytes above in 1.0); 0 when no limits are set. */
 } stw_limits;
 
 /* log (0x88, pen to host): Free text for bring-up. Never acted on by the host. */

@@ -200,6 +200,14 @@ static void test_encode_limits(void) {
     }
 }
 
+/* The host heartbeat period follows the deadman: min(100, deadman_ms / 3) (PROTOCOL.md section 5). */
+static void test_heartbeat_period(void) {
+    CHECK(STW_HOST_HEARTBEAT_PERIOD_MS(STW_DEADMAN_RANGE_MS_MIN) == 50u, "150 ms deadman: 50 ms");
+    CHECK(STW_HOST_HEARTBEAT_PERIOD_MS(200u) == 66u, "200 ms deadman: 66 ms");
+    CHECK(STW_HOST_HEARTBEAT_PERIOD_MS(STW_DEADMAN_DEFAULT_MS) == 100u, "300 ms deadman: 100 ms");
+    CHECK(STW_HOST_HEARTBEAT_PERIOD_MS(STW_DEADMAN_RANGE_MS_MAX) == 100u, "1000 ms deadman: 100 ms");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s vectors.tsv\n", argv[0]);
@@ -208,6 +216,7 @@ int main(int argc, char **argv) {
     test_crc();
     test_garbage();
     test_encode_limits();
+    test_heartbeat_period();
     run_vectors(argv[1]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -5,6 +5,8 @@ public protocol PenPort: AnyObject {
     func write(_ bytes: [UInt8]) throws
     /// Whatever arrives within `timeoutMs` (possibly nothing).
     func read(timeoutMs: Int) throws -> [UInt8]
+    /// Milliseconds on the port's clock: real time for a device, virtual time for the simulator.
+    var clockMs: Int { get }
 }
 
 /// The in-process simulator seen as a port, on the virtual clock: reading waits in simulated
@@ -29,11 +31,17 @@ public final class SimulatedPenPort: PenPort {
         }
         return out
     }
+
+    public var clockMs: Int { Int(now / 1000) }
 }
 
 /// The protocol conformance suite: every message and every error path of PROTOCOL.md, run
 /// against any `PenPort`. Written for real firmware as much as for the simulator: it needs
-/// nothing but the link (a cartridge in the slot and the pedal released).
+/// nothing but the link (a cartridge in the slot, the pedal and the e-stop button released).
+///
+/// It is a correct host (PROTOCOL.md section 5): stop-and-wait, a command without an ACK is
+/// resent every 50 ms (at most five times), and while nothing is in flight it sends HEARTBEAT
+/// at least every `ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs:)`.
 public struct ConformanceSuite {
     public struct Check: Sendable, CustomStringConvertible {
         public var name: String
@@ -42,10 +50,29 @@ public struct ConformanceSuite {
         public var description: String { "\(passed ? "ok  " : "FAIL") \(name)\(detail.isEmpty ? "" : " — \(detail)")" }
     }
 
+    /// A command waiting for its ACK.
+    struct InFlight {
+        var seq: UInt8
+        var id: UInt8
+        var wire: [UInt8]
+        var sentAt: Int
+        var retries: Int
+    }
+
     let port: any PenPort
     var decoder = FrameDecoder()
     var seq: UInt8 = 0x40
+    var inFlight: InFlight?
+    var lastWriteMs = 0
+    /// The deadman the pen holds as far as this host knows; sets the heartbeat period.
+    var deadmanMs = ProtocolTiming.deadmanDefaultMs
     public private(set) var checks: [Check] = []
+    /// Every FAULT the pen sent while the suite listened.
+    public private(set) var faults: [Message.Fault] = []
+    /// How many frames of each message the suite received.
+    public private(set) var received: [MessageID: Int] = [:]
+    /// Every frame the suite's decoder rejected.
+    public private(set) var rejections: [FrameRejection] = []
     /// How long to wait for an answer; real pens need real time, the simulator takes virtual time.
     let replyTimeoutMs: Int
 
@@ -56,6 +83,9 @@ public struct ConformanceSuite {
 
     public var passed: Bool { checks.allSatisfy(\.passed) }
 
+    /// The longest gap the suite leaves between two frames it sends.
+    var heartbeatPeriodMs: Int { ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs: deadmanMs) }
+
     // MARK: - Exchange helpers
 
     mutating func nextSeq() -> UInt8 {
@@ -63,11 +93,24 @@ public struct ConformanceSuite {
         return seq
     }
 
+    mutating func write(_ bytes: [UInt8]) throws {
+        try port.write(bytes)
+        lastWriteMs = port.clockMs
+    }
+
     /// Sends a command with a fresh seq and collects frames until its ACK (and data reply).
     mutating func command(_ message: Message, reply: MessageID? = nil) throws -> (ack: Message.Ack?, data: Message?, seq: UInt8) {
         let seq = nextSeq()
-        try port.write(FrameEncoder.encode(Frame(seq: seq, message: message)))
+        try send(FrameEncoder.encode(Frame(seq: seq, message: message)), seq: seq, id: message.id.rawValue)
         return try awaitAck(seq: seq, id: message.id.rawValue, reply: reply)
+    }
+
+    /// Puts a command's bytes on the link, after the ACK of the one in flight (stop-and-wait).
+    mutating func send(_ wire: [UInt8], seq: UInt8, id: UInt8) throws {
+        if inFlight != nil { try collect(untilIdle: true) { _ in false } }
+        inFlight = nil
+        try write(wire)
+        inFlight = InFlight(seq: seq, id: id, wire: wire, sentAt: port.clockMs, retries: 0)
     }
 
     mutating func awaitAck(seq: UInt8, id: UInt8, reply: MessageID?) throws -> (ack: Message.Ack?, data: Message?, seq: UInt8) {
@@ -82,19 +125,45 @@ public struct ConformanceSuite {
         return (ack, data, seq)
     }
 
-    /// Reads frames until `done` says so or the timeout passes; returns whether it was satisfied.
+    /// Reads frames until `done` says so (or, with `untilIdle`, no command is in flight) or the
+    /// timeout passes; returns whether it was satisfied. Meanwhile it behaves as a host must:
+    /// it resends an unacknowledged command every 50 ms and keeps the deadman fed.
     @discardableResult
-    mutating func collect(timeoutMs: Int? = nil, _ done: (Frame) -> Bool) throws -> Bool {
-        var waited = 0
+    mutating func collect(timeoutMs: Int? = nil, untilIdle: Bool = false, _ done: (Frame) -> Bool) throws -> Bool {
         let limit = timeoutMs ?? replyTimeoutMs
-        while waited <= limit {
-            let bytes = try port.read(timeoutMs: 10)
-            for byte in bytes {
-                if case .frame(let frame)? = decoder.push(byte) {
-                    if done(frame) { return true }
+        let start = port.clockMs
+        while port.clockMs - start <= limit {
+            if untilIdle && inFlight == nil { return true }
+            let now = port.clockMs
+            if var flight = inFlight, now - flight.sentAt >= ProtocolTiming.ackTimeoutMs {
+                if flight.retries >= ProtocolTiming.commandRetries {
+                    inFlight = nil  // given up; the check that sent it sees no ACK
+                } else {
+                    flight.retries += 1
+                    flight.sentAt = now
+                    try write(flight.wire)
+                    inFlight = flight
                 }
             }
-            if bytes.isEmpty { waited += 10 }
+            if inFlight == nil, now - lastWriteMs >= heartbeatPeriodMs {
+                let seq = nextSeq()
+                try send(FrameEncoder.encode(Frame(seq: seq, message: .heartbeat(.init()))), seq: seq, id: MessageID.heartbeat.rawValue)
+            }
+            for byte in try port.read(timeoutMs: 10) {
+                switch decoder.push(byte) {
+                case .frame(let frame)?:
+                    if case .ack(let a) = frame.message, let flight = inFlight, a.ackedSeq == flight.seq, a.ackedID == flight.id {
+                        inFlight = nil
+                    }
+                    if case .fault(let fault) = frame.message { faults.append(fault) }
+                    received[frame.message.id, default: 0] += 1
+                    if done(frame) { return true }
+                case .rejected(let rejection)?:
+                    rejections.append(rejection)
+                case nil:
+                    break
+                }
+            }
         }
         return false
     }
@@ -103,7 +172,13 @@ public struct ConformanceSuite {
         checks.append(Check(name: name, passed: passed, detail: passed ? "" : detail()))
     }
 
-    mutating func drain() throws { _ = try collect(timeoutMs: 30) { _ in false } }
+    mutating func drain(_ ms: Int = 30) throws { _ = try collect(timeoutMs: ms) { _ in false } }
+
+    /// GET_STATUS and its STATUS.
+    mutating func status() throws -> Message.Status? {
+        if case .status(let status)? = try command(.getStatus(.init()), reply: .status).data { return status }
+        return nil
+    }
 
     // MARK: - The suite
 
@@ -113,9 +188,12 @@ public struct ConformanceSuite {
         var limits = ScriptedHost.defaultLimits
         limits.deadmanMs = 1000
         let expectedCRC = limits.checksum
+        let ours = Message.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor))
+        let setpoints = Message.setSetpoints(.init(depthUm: 800, rateDhz: 1200))
 
         // Handshake and versions.
         try drain()
+        let resetsAtStart = faults.filter { $0.code == .reset }.count
         var r = try command(.hello(.init(protoMajor: 9, protoMinor: 0)), reply: .helloReply)
         check("HELLO with another major is refused with version_mismatch", r.ack?.status == .versionMismatch, "ack \(String(describing: r.ack))")
         if case .helloReply(let reply)? = r.data {
@@ -124,14 +202,23 @@ public struct ConformanceSuite {
             check("a refused HELLO still gets HELLO_REPLY naming the pen's version", false, "no HELLO_REPLY")
         }
         r = try command(.setLimits(limits))
-        check("commands other than HELLO/ESTOP/GET_STATUS/IDENTIFY need the handshake (not_ready)", r.ack?.status == .notReady, "ack \(String(describing: r.ack))")
-        r = try command(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)), reply: .helloReply)
+        check("commands outside the boot column need the handshake (not_ready)", r.ack?.status == .notReady, "ack \(String(describing: r.ack))")
+        let rejectedBefore = rejections.count
+        r = try command(ours, reply: .helloReply)
         check("HELLO with our major is accepted", r.ack?.status == .ok, "ack \(String(describing: r.ack))")
+        var ceiling = Int(FirmwareAbsoluteLimits.depthCeilingUm)
         if case .helloReply(let reply)? = r.data {
-            check("HELLO_REPLY names protocol \(ProtocolVersion.major).x, a serial and a depth ceiling <= 2000 um",
-                  reply.protoMajor == ProtocolVersion.major && !reply.serial.isEmpty && reply.depthCeilingUm <= 2000, "\(Message.helloReply(reply))")
+            ceiling = Int(reply.depthCeilingUm)
+            check("HELLO_REPLY names protocol \(ProtocolVersion.major).x and a depth ceiling <= 2000 um",
+                  reply.protoMajor == ProtocolVersion.major && reply.depthCeilingUm <= 2000, "\(Message.helloReply(reply))")
         } else {
             check("HELLO_REPLY follows the ACK", false, "none")
+        }
+        let emptySerial = rejections[rejectedBefore...].contains { $0.messageID == .helloReply && $0.field == "serial" }
+        if case .helloReply(let reply)? = r.data {
+            check("HELLO_REPLY carries a non-empty serial", !reply.serial.isEmpty, "\(Message.helloReply(reply))")
+        } else {
+            check("HELLO_REPLY carries a non-empty serial", false, emptySerial ? "HELLO_REPLY with an empty serial (rejected as bad_field)" : "no HELLO_REPLY")
         }
         r = try command(.heartbeat(.init()))
         check("HEARTBEAT is acknowledged ok", r.ack?.status == .ok)
@@ -143,12 +230,30 @@ public struct ConformanceSuite {
         } else {
             check("GET_LIMITS answers LIMITS", false, "none")
         }
-        var bad = limits
-        bad.depthTripUm = 900
-        r = try command(.setLimits(bad))
-        check("inconsistent limits (trip below the band) are refused with bad_field", r.ack?.status == .badField, "ack \(String(describing: r.ack))")
+        // Rule 9: each relation alone broken; the detail is the lower field index of the relation.
+        var relations: [(String, UInt8, (inout Message.SetLimits) -> Void)] = [
+            ("depth_min_um < depth_max_um", 0, { $0.depthMinUm = $0.depthMaxUm }),
+            ("depth_max_um <= depth_trip_um", 1, { $0.depthTripUm = $0.depthMaxUm - 1 }),
+            ("depth_trip_um <= the depth ceiling", 2, { $0.depthTripUm = UInt16(ceiling + 1) }),
+            ("rate_stall_dhz < rate_min_dhz", 3, { $0.rateStallDhz = $0.rateMinDhz }),
+            ("rate_min_dhz <= rate_max_dhz", 3, { $0.rateMaxDhz = $0.rateMinDhz - 1 }),
+            ("rate_max_dhz < rate_runaway_dhz", 4, { $0.rateMaxDhz = $0.rateRunawayDhz }),
+        ]
+        if ceiling < Int(limits.depthMaxUm) { relations.remove(at: 2) }  // no limit set can reach the ceiling relation alone
+        for (relation, index, breakIt) in relations {
+            var bad = limits
+            breakIt(&bad)
+            let limitsBefore = received[.limits, default: 0]
+            r = try command(.setLimits(bad), reply: .limits)
+            try drain()
+            let extraLimits = received[.limits, default: 0] - limitsBefore
+            check("SET_LIMITS breaking \(relation) is refused bad_field, detail \(index), with no LIMITS",
+                  r.ack?.status == .badField && r.ack?.detail == index && extraLimits == 0,
+                  "ack \(String(describing: r.ack)), \(extraLimits) LIMITS")
+        }
         r = try command(.setLimits(limits), reply: .limits)
         check("SET_LIMITS is accepted", r.ack?.status == .ok)
+        if r.ack?.status == .ok { deadmanMs = Int(limits.deadmanMs) }
         if case .limits(let l)? = r.data {
             check("LIMITS reads back the same limits with checksum CRC-32C of the 16 bytes", l.limitsCRC == expectedCRC && l.depthTripUm == limits.depthTripUm,
                   "crc \(l.limitsCRC), expected \(expectedCRC)")
@@ -159,12 +264,11 @@ public struct ConformanceSuite {
         // Setpoints.
         r = try command(.setSetpoints(.init(depthUm: 1100, rateDhz: 1200)))
         check("a setpoint outside the band is refused (out_of_limits, field 0)", r.ack?.status == .outOfLimits && r.ack?.detail == 0, "ack \(String(describing: r.ack))")
-        r = try command(.setSetpoints(.init(depthUm: 800, rateDhz: 1200)))
+        r = try command(setpoints)
         check("a setpoint inside the limits is accepted", r.ack?.status == .ok)
 
         // Status, identify, cartridge.
-        r = try command(.getStatus(.init()), reply: .status)
-        if case .status(let status)? = r.data {
+        if let status = try status() {
             check("STATUS reports idle with the setpoint", status.state == .idle && status.depthSetpointUm == 800, "\(Message.status(status))")
         } else {
             check("GET_STATUS answers STATUS", false, "none")
@@ -173,6 +277,20 @@ public struct ConformanceSuite {
         check("IDENTIFY is acknowledged ok", r.ack?.status == .ok)
         r = try command(.readCartridge(.init()), reply: .cartridge)
         check("READ_CARTRIDGE answers CARTRIDGE (or no_cartridge)", (r.ack?.status == .ok && r.data != nil) || r.ack?.status == .noCartridge)
+
+        // An accepted HELLO keeps the limits and clears the setpoints (rule 12).
+        r = try command(ours, reply: .helloReply)
+        if case .helloReply(let reply)? = r.data {
+            check("an accepted HELLO keeps the limits (HELLO_REPLY limits_crc)", r.ack?.status == .ok && reply.limitsCRC == expectedCRC, "\(Message.helloReply(reply))")
+        } else {
+            check("an accepted HELLO keeps the limits (HELLO_REPLY limits_crc)", false, "no HELLO_REPLY")
+        }
+        let afterHello = try status()
+        r = try command(.arm(.init(limitsCRC: expectedCRC)))
+        check("an accepted HELLO clears the setpoints: ARM needs a fresh SET_SETPOINTS (no_limits)",
+              afterHello?.depthSetpointUm == 0 && afterHello?.rateSetpointDhz == 0 && r.ack?.status == .noLimits,
+              "\(afterHello.map { Message.status($0).description } ?? "no STATUS"), ack \(String(describing: r.ack))")
+        r = try command(setpoints)
 
         // Arming.
         r = try command(.motorRun(.init()))
@@ -183,78 +301,141 @@ public struct ConformanceSuite {
         check("ARM with the right checksum is accepted", r.ack?.status == .ok, "ack \(String(describing: r.ack))")
         r = try command(.setLimits(limits))
         check("SET_LIMITS while armed is refused (armed_locked)", r.ack?.status == .armedLocked, "ack \(String(describing: r.ack))")
+        r = try command(.arm(.init(limitsCRC: expectedCRC)))
+        let stillArmed = try status()
+        check("ARM while armed with the same checksum is ok and changes nothing", r.ack?.status == .ok && stillArmed?.state == .armed,
+              "ack \(String(describing: r.ack)), \(stillArmed.map { Message.status($0).description } ?? "no STATUS")")
         r = try command(.motorRun(.init()))
         check("MOTOR_RUN while armed is accepted", r.ack?.status == .ok)
         r = try command(.motorStop(.init()))
         check("MOTOR_STOP is accepted", r.ack?.status == .ok)
+        r = try command(.arm(.init(limitsCRC: expectedCRC ^ 1)))
+        let disarmed = try status()
+        check("ARM while armed with another checksum is refused (limits_mismatch) and disarms",
+              r.ack?.status == .limitsMismatch && disarmed?.state == .idle && disarmed?.flags.contains(.armed) == false,
+              "ack \(String(describing: r.ack)), \(disarmed.map { Message.status($0).description } ?? "no STATUS")")
         r = try command(.disarm(.init()))
         check("DISARM is accepted", r.ack?.status == .ok)
 
         // Duplicates: the same bytes again are answered again, identically.
         let dupSeq = nextSeq()
         let wire = FrameEncoder.encode(Frame(seq: dupSeq, message: .setSetpoints(.init(depthUm: 700, rateDhz: 1100))))
-        try port.write(wire)
+        try send(wire, seq: dupSeq, id: MessageID.setSetpoints.rawValue)
         let first = try awaitAck(seq: dupSeq, id: MessageID.setSetpoints.rawValue, reply: nil)
-        try port.write(wire)
+        try send(wire, seq: dupSeq, id: MessageID.setSetpoints.rawValue)
         let second = try awaitAck(seq: dupSeq, id: MessageID.setSetpoints.rawValue, reply: nil)
         check("a retransmitted command is acknowledged again with the same status", first.ack != nil && first.ack == second.ack,
               "\(String(describing: first.ack)) then \(String(describing: second.ack))")
 
         // Error paths.
         let unknownSeq = nextSeq()
-        try port.write(FrameEncoder.encode(id: 0x3F, seq: unknownSeq, payload: []))
+        try send(FrameEncoder.encode(id: 0x3F, seq: unknownSeq, payload: []), seq: unknownSeq, id: 0x3F)
         let unknown = try awaitAck(seq: unknownSeq, id: 0x3F, reply: nil)
         check("an unknown command id is answered unknown_message", unknown.ack?.status == .unknownMessage, "ack \(String(describing: unknown.ack))")
         let shortSeq = nextSeq()
-        try port.write(FrameEncoder.encode(id: MessageID.hello.rawValue, seq: shortSeq, payload: [1]))
+        try send(FrameEncoder.encode(id: MessageID.hello.rawValue, seq: shortSeq, payload: [1]), seq: shortSeq, id: MessageID.hello.rawValue)
         let short = try awaitAck(seq: shortSeq, id: MessageID.hello.rawValue, reply: nil)
         check("a short payload is answered bad_length with the length needed", short.ack?.status == .badLength && short.ack?.detail == 2, "ack \(String(describing: short.ack))")
         let fieldSeq = nextSeq()
-        try port.write(FrameEncoder.encode(id: MessageID.setSetpoints.rawValue, seq: fieldSeq, payload: [0xFF, 0xFF, 0xB0, 0x04]))
+        try send(FrameEncoder.encode(id: MessageID.setSetpoints.rawValue, seq: fieldSeq, payload: [0xFF, 0xFF, 0xB0, 0x04]), seq: fieldSeq, id: MessageID.setSetpoints.rawValue)
         let field = try awaitAck(seq: fieldSeq, id: MessageID.setSetpoints.rawValue, reply: nil)
         check("a field outside its protocol range is answered bad_field with its index", field.ack?.status == .badField && field.ack?.detail == 0, "ack \(String(describing: field.ack))")
         let crcSeq = nextSeq()
         var corrupt = FrameEncoder.encode(id: MessageID.heartbeat.rawValue, seq: crcSeq, payload: [])
         corrupt[3] ^= 0x10
-        try port.write(corrupt)
+        try send(corrupt, seq: crcSeq, id: MessageID.heartbeat.rawValue)
         let silent = try awaitAck(seq: crcSeq, id: MessageID.heartbeat.rawValue, reply: nil)
         check("a frame with a bad CRC gets no answer", silent.ack == nil)
-        try port.write([0x13, 0x37, 0xFF, 0x42])
+        try write([0x13, 0x37, 0xFF, 0x42])
         r = try command(.heartbeat(.init()))
         check("after garbage on the line the next frame is understood", r.ack?.status == .ok)
 
         // E-stop.
+        r = try command(setpoints)
+        var faultsBefore = faults.count
         r = try command(.estop(.init()))
+        try drain()
         check("ESTOP is acknowledged ok", r.ack?.status == .ok)
+        var newFaults = faults[faultsBefore...].map(\.code)
+        check("ESTOP sends one FAULT estop", newFaults == [.estop], "\(newFaults)")
+        faultsBefore = faults.count
         r = try command(.estop(.init()))
+        try drain()
         check("ESTOP is idempotent", r.ack?.status == .ok)
-        r = try command(.getStatus(.init()), reply: .status)
-        if case .status(let status)? = r.data {
+        newFaults = faults[faultsBefore...].map(\.code)
+        check("a repeated ESTOP sends no second FAULT", newFaults.isEmpty, "\(newFaults)")
+        if let status = try status() {
             check("after ESTOP the pen is faulted with estop latched", status.state == .faulted && status.fault == .estop && status.flags.contains(.estopLatched), "\(Message.status(status))")
         }
         r = try command(.arm(.init(limitsCRC: expectedCRC)))
         check("ARM while e-stop is latched is refused (estop_latched)", r.ack?.status == .estopLatched, "ack \(String(describing: r.ack))")
+        r = try command(.motorRun(.init()))
+        check("MOTOR_RUN while e-stop is latched is refused (estop_latched)", r.ack?.status == .estopLatched, "ack \(String(describing: r.ack))")
         r = try command(.clearFault(.init()))
         check("CLEAR_FAULT clears the e-stop once its cause is gone", r.ack?.status == .ok)
-        r = try command(.getStatus(.init()), reply: .status)
-        if case .status(let status)? = r.data {
+        if let status = try status() {
             check("after CLEAR_FAULT the pen is idle and disarmed", status.state == .idle && !status.flags.contains(.armed), "\(Message.status(status))")
+            check("CLEAR_FAULT keeps the limits and the setpoints", status.flags.contains(.limitsSet) && status.depthSetpointUm == 800 && status.rateSetpointDhz == 1200,
+                  "\(Message.status(status))")
         }
 
-        // Periodic traffic and sequence numbers.
+        // A HELLO with another major: back to boot, no limits, no setpoints, in any state.
+        r = try command(.hello(.init(protoMajor: 9, protoMinor: 0)), reply: .helloReply)
+        if let status = try status() {
+            check("a HELLO with another major puts an idle pen back in boot without limits or setpoints",
+                  r.ack?.status == .versionMismatch && status.state == .boot && !status.flags.contains(.handshakeDone)
+                      && !status.flags.contains(.limitsSet) && status.depthSetpointUm == 0 && status.rateSetpointDhz == 0,
+                  "\(Message.status(status))")
+        }
+        var bootRefusals: [String] = []
+        let dataBefore = received[.limits, default: 0] + received[.cartridge, default: 0]
+        for message: Message in [.setLimits(limits), .getLimits(.init()), setpoints, .arm(.init(limitsCRC: expectedCRC)),
+                                 .disarm(.init()), .motorRun(.init()), .motorStop(.init()), .readCartridge(.init())] {
+            r = try command(message, reply: message.id == .getLimits ? .limits : message.id == .readCartridge ? .cartridge : nil)
+            if r.ack?.status != .notReady || r.data != nil { bootRefusals.append("\(message.id) \(String(describing: r.ack?.status))") }
+        }
+        for message: Message in [.heartbeat(.init()), .identify(.init(durationMs: 0)), .clearFault(.init())] {
+            r = try command(message)
+            if r.ack?.status != .ok { bootRefusals.append("\(message.id) \(String(describing: r.ack?.status))") }
+        }
+        try drain()
+        if received[.limits, default: 0] + received[.cartridge, default: 0] != dataBefore { bootRefusals.append("a LIMITS or CARTRIDGE after a refusal") }
+        check("in boot the pen accepts exactly the boot column; the rest is not_ready with no data reply", bootRefusals.isEmpty, bootRefusals.joined(separator: ", "))
+        _ = try command(ours, reply: .helloReply)
+        _ = try command(.setLimits(limits), reply: .limits)
+        _ = try command(setpoints)
+        r = try command(.arm(.init(limitsCRC: expectedCRC)))
+        let armedBefore = r.ack?.status == .ok
+        r = try command(.hello(.init(protoMajor: 9, protoMinor: 0)), reply: .helloReply)
+        if let status = try status() {
+            check("a HELLO with another major disarms an armed pen and puts it back in boot",
+                  armedBefore && r.ack?.status == .versionMismatch && status.state == .boot && !status.flags.contains(.armed), "\(Message.status(status))")
+        }
+        deadmanMs = ProtocolTiming.deadmanDefaultMs
+        r = try command(ours, reply: .helloReply)
+        if case .helloReply(let reply)? = r.data {
+            check("after a mismatched HELLO the limits are gone (limits_crc 0)", reply.limitsCRC == 0, "\(Message.helloReply(reply))")
+        } else {
+            check("after a mismatched HELLO the limits are gone (limits_crc 0)", false, "no HELLO_REPLY")
+        }
+
+        // Periodic traffic and sequence numbers; the STATUS period restarts after any STATUS.
         var telemetry = 0
-        var statuses = 0
+        var statusTimes: [UInt32] = (try status()).map { [$0.penTimeUs] } ?? []
         var lastSeq: UInt8?
         var gaps = 0
-        try collect(timeoutMs: 1300) { frame in
+        try collect(timeoutMs: 2300) { frame in
             if case .telemetry = frame.message { telemetry += 1 }
-            if case .status = frame.message { statuses += 1 }
+            if case .status(let status) = frame.message { statusTimes.append(status.penTimeUs) }
             if let last = lastSeq, frame.seq != last &+ 1 { gaps += 1 }
             lastSeq = frame.seq
             return false
         }
-        check("idle TELEMETRY arrives about every 100 ms", telemetry >= 9, "\(telemetry) frames in 1.3 s")
-        check("STATUS arrives at least every second", statuses >= 1, "\(statuses) in 1.3 s")
+        let statusGaps = zip(statusTimes, statusTimes.dropFirst()).map { Int($1 &- $0) }
+        check("idle TELEMETRY arrives about every 100 ms", telemetry >= 18, "\(telemetry) frames in 2.3 s")
+        check("STATUS arrives at least every second", statusTimes.count >= 2 && statusGaps.allSatisfy { $0 <= 1_020_000 }, "STATUS at pen times \(statusTimes)")
         check("pen frames are numbered consecutively", gaps == 0, "\(gaps) gaps")
+        let moreResets = faults.filter { $0.code == .reset }.count - resetsAtStart
+        check("FAULT reset is not repeated while the pen runs", moreResets == 0, "\(moreResets) more")
     }
 }

@@ -262,13 +262,17 @@ public struct PenSimulator: Sendable {
         }
     }
 
+    /// Rule 4: a runaway trips at once, always (during spin-up too); only the stall check waits
+    /// out the spin-up grace.
     private mutating func checkRate() {
-        guard motorDriven, let since = fw.motorOnSince, let limits = fw.limits,
-              now - since >= SimTime(ProtocolTiming.stallGraceMs) * 1000 else { return }
+        guard motorDriven, let limits = fw.limits else { return }
         let dhz = Int((mechanics.rateHz * 10).rounded())
         if dhz > Int(limits.rateRunawayDhz) {
             latch(.rateRunaway, detail: 0, value: Int32(dhz))
-        } else if dhz < Int(limits.rateStallDhz) {
+            return
+        }
+        guard let since = fw.motorOnSince, now - since >= SimTime(ProtocolTiming.stallGraceMs) * 1000 else { return }
+        if dhz < Int(limits.rateStallDhz) {
             latch(.stall, detail: 0, value: Int32(dhz))
         }
     }
@@ -281,7 +285,9 @@ public struct PenSimulator: Sendable {
         if fw.armed, now - fw.lastHostFrame > SimTime(fw.deadmanMs) * 1000 {
             latch(.hostHeartbeatLost, detail: 0, value: Int32(clamping: (now - fw.lastHostFrame) / 1000))
         }
-        if mechanics.temperatureDc > Double(config.overTemperatureDc), fw.fault != .overTemperature {
+        // Only a pen without a latched fault latches over-temperature: the motor is off anyway,
+        // and a hot pen must not repeat FAULT on every step (CLEAR_FAULT waits for it to cool).
+        if mechanics.temperatureDc > Double(config.overTemperatureDc), fw.fault == .none {
             latch(.overTemperature, detail: 0, value: Int32(mechanics.temperatureDc))
         }
         if mechanics.currentMa > Double(config.overCurrentMa), motorDriven {
@@ -393,11 +399,19 @@ public struct PenSimulator: Sendable {
     private mutating func apply(_ message: Message) -> (AckStatus, UInt8) {
         switch message {
         case .hello(let hello):
+            // Rule 12: every HELLO stops, disarms and clears the setpoints; a latched fault stays.
             stopMotion()
+            fw.depthSetpointUm = 0
+            fw.rateSetpointDhz = 0
             guard Int(hello.protoMajor) == protocolMajor else {
+                // Another major: back to boot, with no limits (the deadman back to its default).
                 fw.handshakeDone = false
+                fw.limits = nil
+                fw.limitsCRC = 0
+                fw.deadmanMs = ProtocolTiming.deadmanDefaultMs
                 return (.versionMismatch, UInt8(clamping: protocolMajor))
             }
+            // An accepted HELLO keeps the limits, so HELLO_REPLY's limits_crc names them.
             fw.handshakeDone = true
             return (.ok, 0)
         case .heartbeat:
@@ -438,7 +452,12 @@ public struct PenSimulator: Sendable {
         case .arm(let arm):
             if fw.estopLatched || estopButton { return (.estopLatched, 0) }
             if fw.fault != .none { return (.faultLatched, fw.fault.rawValue) }
-            if fw.armed { return (.ok, 0) }
+            if fw.armed {
+                // Rule 10: the same limits is a no-op; other limits mean host and pen disagree: fail safe.
+                if arm.limitsCRC == fw.limitsCRC { return (.ok, 0) }
+                stopMotion()
+                return (.limitsMismatch, 0)
+            }
             if fw.limits == nil || fw.depthSetpointUm == 0 { return (.noLimits, 0) }
             if arm.limitsCRC != fw.limitsCRC { return (.limitsMismatch, 0) }
             if config.hasCartridgeReader {
@@ -456,7 +475,7 @@ public struct PenSimulator: Sendable {
             stopMotion()
             return (.ok, 0)
         case .motorRun:
-            if fw.estopLatched { return (.estopLatched, 0) }
+            if fw.estopLatched || estopButton { return (.estopLatched, 0) }
             if fw.fault != .none { return (.faultLatched, fw.fault.rawValue) }
             guard fw.armed else { return (.notArmed, 0) }
             fw.runEnabled = true
@@ -471,17 +490,19 @@ public struct PenSimulator: Sendable {
         }
     }
 
-    /// Rule 9: the first field that breaks the limit set's consistency.
+    /// Rule 9: the relations in the order the rule lists them; the first that fails gives the
+    /// lower field index of the two it relates (depth_trip_um's for the ceiling).
     private func inconsistentField(_ l: Message.SetLimits) -> UInt8? {
-        if l.depthMinUm >= l.depthMaxUm { return 0 }
-        if l.depthMaxUm > l.depthTripUm { return 1 }
-        if Int(l.depthTripUm) > config.depthCeilingUm { return 2 }
-        if l.rateMinDhz <= l.rateStallDhz { return 3 }
-        if l.rateMaxDhz < l.rateMinDhz { return 4 }
-        if l.rateRunawayDhz <= l.rateMaxDhz { return 6 }
+        if !(l.depthMinUm < l.depthMaxUm) { return 0 }  // depth_min_um (0) < depth_max_um (1)
+        if !(l.depthMaxUm <= l.depthTripUm) { return 1 }  // depth_max_um (1) <= depth_trip_um (2)
+        if !(Int(l.depthTripUm) <= config.depthCeilingUm) { return 2 }  // depth_trip_um (2) <= ceiling
+        if !(l.rateStallDhz < l.rateMinDhz) { return 3 }  // rate_stall_dhz (5) < rate_min_dhz (3)
+        if !(l.rateMinDhz <= l.rateMaxDhz) { return 3 }  // rate_min_dhz (3) <= rate_max_dhz (4)
+        if !(l.rateMaxDhz < l.rateRunawayDhz) { return 4 }  // rate_max_dhz (4) < rate_runaway_dhz (6)
         return nil
     }
 
+    /// Rule 11: "cause gone" per fault code; limits and setpoints are kept, the pen stays disarmed.
     private mutating func clearFault() -> (AckStatus, UInt8) {
         if fw.fault == .none && !fw.estopLatched { return (.ok, 0) }
         if estopButton { return (.conditionPersists, FaultCode.estop.rawValue) }
@@ -497,8 +518,10 @@ public struct PenSimulator: Sendable {
         return (.ok, 0)
     }
 
-    /// Stop, disarm, latch, tell the host. The first latched fault is kept.
+    /// Stop, disarm, latch, tell the host. The first latched fault is kept. An e-stop that is
+    /// already latched changes nothing and sends no second FAULT (rule 6).
     private mutating func latch(_ code: FaultCode, detail: UInt16, value: Int32) {
+        if code == .estop && fw.estopLatched { return }
         stopMotion()
         mechanics.brake()
         if code == .estop { fw.estopLatched = true }

@@ -74,5 +74,8 @@ public final class SerialPort: PenPort {
         }
         return Array(buffer[0..<count])
     }
+
+    /// Real time: CLOCK_MONOTONIC in milliseconds.
+    public var clockMs: Int { Int(monotonicMicroseconds() / 1000) }
 }
 #endif

@@ -45,6 +45,16 @@ public struct ScriptedHost: Sendable {
 
     public var isIdle: Bool { inFlight == nil && queue.isEmpty }
 
+    /// The deadman this host must assume the pen holds: the shorter of the one it pushed and the
+    /// one the pen read back (the default before either).
+    public var assumedDeadmanMs: Int {
+        let candidates = [pushedLimits.map { Int($0.deadmanMs) }, limits.map { Int($0.deadmanMs) }].compactMap { $0 }
+        return candidates.min() ?? ProtocolTiming.deadmanDefaultMs
+    }
+
+    /// The longest gap this host leaves between frames: `min(100, deadman_ms / 3)` (PROTOCOL.md section 5).
+    public var heartbeatPeriodMs: Int { ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs: assumedDeadmanMs) }
+
     /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt whatever is in flight; the
     /// limits of a SET_LIMITS are kept for the checksum of the next ARM.
     public mutating func send(_ message: Message) {
@@ -105,7 +115,7 @@ public struct ScriptedHost: Sendable {
             }
         }
         if inFlight == nil, queue.isEmpty, heartbeatsEnabled,
-           now - lastSend >= SimTime(ProtocolTiming.hostIdleHeartbeatMs) * 1000 {
+           now - lastSend >= SimTime(heartbeatPeriodMs) * 1000 {
             queue.append(.heartbeat(.init()))
         }
         if inFlight == nil, !queue.isEmpty {

@@ -7,7 +7,7 @@ import Testing
     @Test func theSimulatorPassesTheConformanceSuiteInProcess() throws {
         var suite = ConformanceSuite(port: SimulatedPenPort())
         try suite.run()
-        #expect(suite.checks.count >= 35)
+        #expect(suite.checks.count >= 55)
         for check in suite.checks where !check.passed { Issue.record("\(check)") }
     }
 
@@ -20,7 +20,7 @@ import Testing
         var suite = ConformanceSuite(port: port, replyTimeoutMs: 500)
         try suite.run()
         for check in suite.checks where !check.passed { Issue.record("\(check)") }
-        #expect(suite.checks.count >= 35)
+        #expect(suite.checks.count >= 55)
     }
 
     @Test func aPtyPenRunsTheNeedleInRealTime() throws {
@@ -51,5 +51,37 @@ import Testing
         let telemetry = try #require(rig.lastTelemetry)
         #expect(telemetry.flags.contains(.motorOn) && telemetry.strokeCount > 30)
         #expect(server.perform("status").hasPrefix("state running"))
+    }
+}
+
+@Suite struct ConformanceRuleTests {
+    @Test("H8: a pen that sends an empty serial fails the conformance suite")
+    func h8APenWithAnEmptySerialFailsConformance() throws {
+        var config = PenConfig()
+        config.serial = ""
+        var suite = ConformanceSuite(port: SimulatedPenPort(config: config))
+        try suite.run()
+        let serial = try #require(suite.checks.first { $0.name == "HELLO_REPLY carries a non-empty serial" })
+        #expect(!serial.passed && serial.detail.contains("empty serial"), "\(serial)")
+        #expect(suite.rejections.contains { $0.messageID == .helloReply && $0.field == "serial" })
+    }
+
+    @Test func theSuiteChecksTheClarifiedRules() throws {
+        var suite = ConformanceSuite(port: SimulatedPenPort())
+        try suite.run()
+        let names = suite.checks.map(\.name)
+        for expected in [
+            "a repeated ESTOP sends no second FAULT",
+            "ARM while armed with another checksum is refused (limits_mismatch) and disarms",
+            "ARM while armed with the same checksum is ok and changes nothing",
+            "MOTOR_RUN while e-stop is latched is refused (estop_latched)",
+            "a HELLO with another major disarms an armed pen and puts it back in boot",
+            "in boot the pen accepts exactly the boot column; the rest is not_ready with no data reply",
+            "HELLO_REPLY carries a non-empty serial",
+            "SET_LIMITS breaking rate_max_dhz < rate_runaway_dhz is refused bad_field, detail 4, with no LIMITS",
+        ] {
+            #expect(names.contains(expected), "missing check: \(expected)")
+        }
+        for check in suite.checks where !check.passed { Issue.record("\(check)") }
     }
 }

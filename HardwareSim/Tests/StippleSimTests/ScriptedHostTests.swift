@@ -42,6 +42,31 @@ import Testing
         #expect(host.isIdle)
     }
 
+    @Test("H5: heartbeats follow the deadman: every 50 ms with a 150 ms deadman, every 100 ms with the default")
+    func h5HeartbeatPeriodFollowsThePushedDeadman() {
+        func heartbeatTimes(deadmanMs: UInt16?) -> [SimTime] {
+            var host = ScriptedHost()
+            if let deadmanMs {
+                var limits = ScriptedHost.defaultLimits
+                limits.deadmanMs = deadmanMs
+                host.send(.setLimits(limits))
+            }
+            var times: [SimTime] = []
+            for ms in SimTime(0)...400 {
+                let now = ms * 1000
+                for frame in swiftFrames(host.poll(at: now)) {
+                    if case .heartbeat = frame.message { times.append(ms) }
+                    // The pen answers at once.
+                    host.receive(FrameEncoder.encode(Frame(seq: 0, message: .ack(.init(ackedSeq: frame.seq, ackedID: frame.message.id.rawValue, status: .ok, detail: 0)))), at: now)
+                }
+            }
+            return times
+        }
+        #expect(heartbeatTimes(deadmanMs: 150) == [50, 100, 150, 200, 250, 300, 350, 400])
+        #expect(heartbeatTimes(deadmanMs: 240) == [80, 160, 240, 320, 400])
+        #expect(heartbeatTimes(deadmanMs: nil) == [100, 200, 300, 400])
+    }
+
     func swiftFrames(_ bytes: [UInt8]) -> [Frame] {
         var decoder = FrameDecoder()
         return decoder.push(contentsOf: bytes).compactMap { if case .frame(let frame) = $0 { frame } else { nil } }
