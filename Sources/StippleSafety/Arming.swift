@@ -21,11 +21,16 @@ public struct PenIdentity: Hashable, Sendable, Codable {
     public var serial: String
     public var protocolMajor: Int
     public var protocolMinor: Int
+    /// Whether the pen measures each stroke's protrusion. A pen that does must report a
+    /// reading for every stroke while running; one that does not (GPIO pens, serial pens
+    /// with only a mechanical over-depth switch) has its depth set mechanically.
+    public var hasDepthSensor: Bool
 
-    public init(serial: String, protocolMajor: Int, protocolMinor: Int) {
+    public init(serial: String, protocolMajor: Int, protocolMinor: Int, hasDepthSensor: Bool = true) {
         self.serial = serial
         self.protocolMajor = protocolMajor
         self.protocolMinor = protocolMinor
+        self.hasDepthSensor = hasDepthSensor
     }
 }
 
@@ -43,8 +48,8 @@ public struct ArmingFacts: Hashable, Sendable {
     /// The protocol version this daemon speaks.
     public var hostProtocolMajor: Int
     public var hostProtocolMinor: Int
-    /// The checksum of the limits the daemon pushed, and the one the pen read back.
-    public var pushedLimitsCRC: UInt32?
+    /// The limits checksum the pen read back (LIMITS or HELLO_REPLY). The core compares it
+    /// with the checksum of the limits it decided to push itself, never with a caller's number.
     public var readBackLimitsCRC: UInt32?
     /// The cartridge in the pen; nil when none.
     public var cartridge: CartridgeInfo?
@@ -60,14 +65,13 @@ public struct ArmingFacts: Hashable, Sendable {
 
     public init(
         pen: PenIdentity?, hostProtocolMajor: Int, hostProtocolMinor: Int,
-        pushedLimitsCRC: UInt32?, readBackLimitsCRC: UInt32?, cartridge: CartridgeInfo?,
+        readBackLimitsCRC: UInt32?, cartridge: CartridgeInfo?,
         pedalPressed: Bool, estopPressed: Bool, penFaultLatched: Bool,
         connection: ConnectionID?, connectionAlive: Bool, today: Int
     ) {
         self.pen = pen
         self.hostProtocolMajor = hostProtocolMajor
         self.hostProtocolMinor = hostProtocolMinor
-        self.pushedLimitsCRC = pushedLimitsCRC
         self.readBackLimitsCRC = readBackLimitsCRC
         self.cartridge = cartridge
         self.pedalPressed = pedalPressed
@@ -88,6 +92,7 @@ public struct ArmingFailure: Hashable, Sendable, CustomStringConvertible {
         case wrongPen = "wrong_pen"
         case limitsUnverified = "limits_unverified"
         case setpointMissing = "setpoint_missing"
+        case setpointInvalid = "setpoint_invalid"
         case noCartridge = "no_cartridge"
         case needleCount = "needle_count"
         case needleDiameter = "needle_diameter"

@@ -3,8 +3,12 @@ import StippleWire
 /// Why the needle was stopped and a fault latched. Only an explicit technician action
 /// (`clearFault`) releases a latch, and the session is then disarmed.
 public enum FaultReason: String, Hashable, Sendable, Codable, CaseIterable {
-    /// A stroke protruded beyond the zone's limit (H1).
+    /// A stroke protruded beyond the active band (plus tolerance) or the zone's limit (H1).
     case overDepth = "over_depth"
+    /// While the needle ran, depth readings went missing, negative or stuck (H1).
+    case depthSensor = "depth_sensor"
+    /// A telemetry number that cannot be true: a NaN, infinite or negative stroke rate.
+    case implausibleTelemetry = "implausible_telemetry"
     /// Stroke rate outside the window beyond the tolerance for N strokes (H3).
     case rateOutOfWindow = "rate_out_of_window"
     /// Stroke rate above the absolute runaway limit (H3).
@@ -29,6 +33,9 @@ public enum FaultReason: String, Hashable, Sendable, Codable, CaseIterable {
     case unexpectedMotion = "unexpected_motion"
     /// The daemon restarted while the session was armed.
     case daemonRestarted = "daemon_restarted"
+    /// A persisted record contradicted itself or held impossible values (the fault list of a
+    /// faulted record lost, for one): fail safe until a technician clears it.
+    case recordCorrupted = "record_corrupted"
 }
 
 /// Where an emergency stop came from; every source has the same effect.
@@ -41,11 +48,21 @@ public enum CloseReason: String, Hashable, Sendable, Codable {
     case technician
     /// Four hours of session time (H4).
     case timeLimit = "time_limit"
+    /// After a restart no trustworthy bound on the session time was left (the wall clock set
+    /// back across a reboot, a monotonic reading behind its own checkpoint): locked (H4).
+    case clockUntrusted = "clock_untrusted"
+    /// The persisted session could not be trusted (impossible values): locked.
+    case recordCorrupted = "record_corrupted"
 }
 
 /// Warnings for the technician, each given once per session.
 public enum SessionWarning: Hashable, Sendable {
     case sessionTime(elapsed: Duration, remaining: Duration)
+    /// The setpoint of a restored session no longer passes the limits in force: dropped, so
+    /// a new one must be set (and pushed) before arming.
+    case restoredSetpointRefused([LimitViolation])
+    /// A restored session was locked because its session time could not be trusted.
+    case sessionLocked(reason: String)
 }
 
 /// One telemetry frame as the core sees it (protocol units converted at the edge).
@@ -83,15 +100,12 @@ public struct SessionRequest: Hashable, Sendable, Codable {
     public var pigmentLots: [String]
     /// The serial number of the pen this session is bound to (H8).
     public var penSerial: String
-    /// The client's earlier sessions, for the gap rule.
-    public var history: ClientHistory
     /// A reason to open inside the minimum gap; recorded with the session.
     public var gapOverrideReason: String?
 
     public init(
         sessionID: String, clientID: String, technician: String, zone: Zone, cartridgeID: String,
-        pigmentLots: [String], penSerial: String, history: ClientHistory = ClientHistory(),
-        gapOverrideReason: String? = nil
+        pigmentLots: [String], penSerial: String, gapOverrideReason: String? = nil
     ) {
         self.sessionID = sessionID
         self.clientID = clientID
@@ -100,7 +114,6 @@ public struct SessionRequest: Hashable, Sendable, Codable {
         self.cartridgeID = cartridgeID
         self.pigmentLots = pigmentLots
         self.penSerial = penSerial
-        self.history = history
         self.gapOverrideReason = gapOverrideReason
     }
 }
@@ -108,6 +121,9 @@ public struct SessionRequest: Hashable, Sendable, Codable {
 /// An input to the safety core. Every event carries the monotonic time it happened.
 public enum SafetyEvent: Hashable, Sendable {
     case openSession(SessionRequest, wall: WallTime, bootID: String)
+    /// A pen completed the handshake (HELLO_REPLY) on a new link: limits and setpoint are
+    /// pushed again, and nothing of an earlier link counts towards arming.
+    case penConnected(PenIdentity)
     case setSetpoint(Setpoint)
     case changeCartridge(String)
     case arm(ArmingFacts)
@@ -124,8 +140,9 @@ public enum SafetyEvent: Hashable, Sendable {
     case linkLost
     case cartridgeRemoved
     case clientDisconnected(ConnectionID)
-    /// The technician clears a latched fault. `estopPressed` is the e-stop button's state now.
-    case clearFault(estopPressed: Bool)
+    /// The technician clears a latched fault. The core judges whether the cause is gone from
+    /// the telemetry it has seen itself, never from what the caller says.
+    case clearFault
 }
 
 /// What the shell must do. Stop actions come first in every decision.
@@ -164,6 +181,8 @@ public struct SafetyRefusal: Error, Hashable, Sendable, CustomStringConvertible 
         case setpointOutOfLimits = "setpoint_out_of_limits"
         case sessionGap = "session_gap"
         case sessionAlreadyOpen = "session_already_open"
+        case sessionIDReused = "session_id_reused"
+        case faultLatched = "fault_latched"
         case faultPersists = "fault_persists"
         case cartridgeReused = "cartridge_reused"
         case badRequest = "bad_request"

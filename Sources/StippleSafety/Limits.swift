@@ -1,3 +1,5 @@
+import StippleWire
+
 /// Where on the scalp the technician works. Each zone has its own protrusion maximum because
 /// the scalp is thinner at the front and scar tissue wants a shallow touch.
 public enum Zone: String, CaseIterable, Hashable, Sendable, Codable {
@@ -25,27 +27,55 @@ public struct DepthBand: Hashable, Sendable, Codable, CustomStringConvertible {
 
     public func contains(_ um: Int) -> Bool { um >= minUm && um <= maxUm }
 
+    /// Whether `other` lies inside this band (a site may tighten a band, never widen it).
+    public func encloses(_ other: DepthBand) -> Bool { other.minUm >= minUm && other.maxUm <= maxUm }
+
     public var description: String { "\(minUm)...\(maxUm) µm" }
 }
 
-/// Limits nobody can configure: compiled into the daemon, matching the firmware's.
+/// Limits nobody can configure. The firmware's own absolute limits are read from the protocol
+/// definition (`messages.json`, generated into `FirmwareAbsoluteLimits` and `ProtocolTiming`),
+/// so the daemon and the pen can never drift apart; the rest are the ceilings of
+/// `../shared/domain.md`.
 public enum AbsoluteLimits {
-    /// No protrusion setpoint, band or ceiling may exceed this.
-    public static let depthCeilingUm = 2000
-    /// Above this stroke rate while running: runaway, stop at once.
-    public static let runawayHz = 160.0
+    /// No protrusion setpoint, band or ceiling may exceed this (the firmware's compiled ceiling).
+    public static let depthCeilingUm = Int(FirmwareAbsoluteLimits.depthCeilingUm)
+    /// No zone maximum may exceed this, whatever the site ceiling says (domain.md).
+    public static let zoneCeilingUm = 1500
+    /// The domain's band for each layer: a site may tighten a band, never widen it.
+    public static func band(_ layer: Layer) -> DepthBand {
+        switch layer {
+        case .epidermis: DepthBand(minUm: 200, maxUm: 400)
+        case .upperDermis: DepthBand(minUm: 400, maxUm: 1000)
+        }
+    }
+    /// How far a measured stroke may overshoot the active band before it counts as over-depth:
+    /// the site chooses within this range (the sensor's stated accuracy plus stroke-to-stroke
+    /// scatter); the zone maximum itself never has a tolerance.
+    public static let depthToleranceUm = 0...100
+    /// Above this stroke rate: runaway, stop at once, also during spin-up.
+    public static let runawayHz = Double(FirmwareAbsoluteLimits.rateRunawayMaxDhz) / 10
     /// Below this stroke rate while running (after spin-up): stall, stop at once.
-    public static let stallHz = 40.0
+    public static let stallHz = Double(FirmwareAbsoluteLimits.rateStallMinDhz) / 10
+    /// The domain's stroke-rate window: a site may narrow it, never widen it.
+    public static let rateWindowHz = 50.0...150.0
     /// No session runs longer, whatever the site configures. Pauses count.
     public static let sessionLength = Duration.seconds(4 * 3600)
+    /// Warnings every session gets, counted back from its end (3:00 and 3:45 of a 4:00
+    /// session): a site may add warnings, never remove these.
+    public static let warningsBeforeEnd: [Duration] = [.seconds(3600), .seconds(15 * 60)]
     /// Needles per cartridge (3RL).
-    public static let needleCount = 3
+    public static let needleCount = Int(FirmwareAbsoluteLimits.needleCount)
     /// Acceptable needle diameters.
-    public static let needleDiameterUm = 180...300
+    public static let needleDiameterUm =
+        Int(FirmwareAbsoluteLimits.needleDiameterUm.lowerBound)...Int(FirmwareAbsoluteLimits.needleDiameterUm.upperBound)
     /// The shortest gap between two sessions of one client without a recorded override.
     public static let minimumSessionGap = Duration.seconds(5 * 86_400)
     /// The pen's deadman timeout range (PROTOCOL.md section 7).
-    public static let deadmanMs = 50...1000
+    public static let deadmanMs = ProtocolTiming.deadmanRangeMs
+    /// The longest telemetry silence the daemon tolerates (PROTOCOL.md section 8): a site may
+    /// shorten it, never lengthen it.
+    public static let telemetrySilence = Duration.milliseconds(ProtocolTiming.hostTelemetrySilenceMs)
 }
 
 /// A limit set or a setpoint that is refused, naming the field, the value and what is allowed.
@@ -61,142 +91,6 @@ public struct LimitViolation: Error, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String { "\(field): \(value) is outside the allowed range \(allowed)" }
-}
-
-/// The limits a site runs with. Defaults come from ../shared/domain.md; a site may tighten
-/// them, never loosen them past `AbsoluteLimits` — `validate()` refuses any set that does.
-public struct SafetyLimits: Hashable, Sendable, Codable {
-    /// Target band for pigment in the epidermis.
-    public var epidermis = DepthBand(minUm: 200, maxUm: 400)
-    /// Target band for pigment in the upper (papillary) dermis.
-    public var upperDermis = DepthBand(minUm: 400, maxUm: 1000)
-    /// Per-zone protrusion maximum: the runtime over-depth trip and a cap on every setpoint.
-    public var frontTemplesMaxUm = 1000
-    public var crownMaxUm = 1200
-    public var backSidesMaxUm = 1500
-    public var scarMaxUm = 800
-    /// The site's protrusion ceiling, at most AbsoluteLimits.depthCeilingUm.
-    public var siteCeilingUm = 1500
-    /// Stroke-rate window for setpoints and for the running monitor.
-    public var rateMinHz = 50.0
-    public var rateMaxHz = 150.0
-    /// How far outside the window (as a fraction of the window edge) a measured rate may be...
-    public var rateTolerance = 0.10
-    /// ...for how many consecutive strokes, before the needle is stopped.
-    public var rateViolationStrokes = 5
-    /// Motor spin-up: rate checks start this long after the motor starts.
-    public var spinUpGrace = Duration.milliseconds(250)
-    /// Running with no telemetry for this long stops the needle (H6).
-    public var telemetrySilence = Duration.milliseconds(250)
-    /// Session time at which the technician is warned.
-    public var sessionWarnings: [Duration] = [.seconds(3 * 3600), .seconds(3 * 3600 + 45 * 60)]
-    /// Session time at which the needle stops and the session closes (at most 4:00).
-    public var sessionLength = AbsoluteLimits.sessionLength
-    /// Shortest gap between a client's sessions without an override (at least 5 days).
-    public var minimumSessionGap = AbsoluteLimits.minimumSessionGap
-    /// The pen trips this far above the daemon's own limit, so the daemon always acts first
-    /// and the pen is the independent backstop.
-    public var penTripMarginUm = 100
-    /// The pen's host-heartbeat deadman timeout.
-    public var penDeadmanMs = 300
-
-    public init() {}
-
-    public static let defaults = SafetyLimits()
-
-    public func band(_ layer: Layer) -> DepthBand {
-        switch layer {
-        case .epidermis: epidermis
-        case .upperDermis: upperDermis
-        }
-    }
-
-    public func zoneMaxUm(_ zone: Zone) -> Int {
-        switch zone {
-        case .frontTemples: frontTemplesMaxUm
-        case .crown: crownMaxUm
-        case .backSides: backSidesMaxUm
-        case .scar: scarMaxUm
-        }
-    }
-
-    /// The daemon's over-depth trip for a zone: no stroke may protrude further.
-    public func depthLimitUm(_ zone: Zone) -> Int { min(zoneMaxUm(zone), siteCeilingUm, AbsoluteLimits.depthCeilingUm) }
-
-    /// The setpoints allowed for a layer in a zone: the layer band, capped by the zone limit.
-    public func allowedBand(_ layer: Layer, in zone: Zone) -> DepthBand {
-        let band = self.band(layer)
-        return DepthBand(minUm: band.minUm, maxUm: min(band.maxUm, depthLimitUm(zone)))
-    }
-
-    /// Every problem with this limit set (empty when it is usable).
-    public func validate() -> [LimitViolation] {
-        var problems: [LimitViolation] = []
-        func check(_ ok: Bool, _ field: String, _ value: some CustomStringConvertible, _ allowed: String) {
-            if !ok { problems.append(LimitViolation(field: field, value: value.description, allowed: allowed)) }
-        }
-        let ceiling = AbsoluteLimits.depthCeilingUm
-        check((1...ceiling).contains(siteCeilingUm), "site_ceiling_um", siteCeilingUm, "1...\(ceiling) µm")
-        let cap = min(siteCeilingUm, ceiling)
-        for zone in Zone.allCases {
-            let value = zoneMaxUm(zone)
-            check((1...cap).contains(value), "zone_max_um.\(zone.rawValue)", value, "1...\(cap) µm (the site ceiling)")
-        }
-        for layer in Layer.allCases {
-            let band = self.band(layer)
-            let name = "band.\(layer.rawValue)"
-            check(band.minUm >= 0, "\(name).min_um", band.minUm, "0...\(cap) µm")
-            check(band.minUm < band.maxUm, "\(name).min_um", band.minUm, "below \(name).max_um (\(band.maxUm) µm)")
-            check(band.maxUm <= cap, "\(name).max_um", band.maxUm, "\(band.minUm + 1)...\(cap) µm (the site ceiling)")
-            // A band may reach above a zone's maximum (the zone caps it), but it must start
-            // below every zone's maximum, or that zone could never be worked at this layer.
-            for zone in Zone.allCases where band.minUm >= zoneMaxUm(zone) {
-                check(false, "\(name).min_um", band.minUm, "below zone_max_um.\(zone.rawValue) (\(zoneMaxUm(zone)) µm)")
-            }
-        }
-        let absolute = "\(AbsoluteLimits.stallHz)...\(AbsoluteLimits.runawayHz) Hz"
-        check(rateMinHz >= AbsoluteLimits.stallHz && rateMinHz < rateMaxHz, "rate_min_hz", rateMinHz, "\(AbsoluteLimits.stallHz) Hz up to rate_max_hz (\(rateMaxHz) Hz)")
-        check(rateMaxHz <= AbsoluteLimits.runawayHz && rateMaxHz > rateMinHz, "rate_max_hz", rateMaxHz, "above rate_min_hz, within \(absolute)")
-        check(rateTolerance >= 0 && rateTolerance <= 0.25, "rate_tolerance", rateTolerance, "0...0.25")
-        check((1...50).contains(rateViolationStrokes), "rate_violation_strokes", rateViolationStrokes, "1...50")
-        check(spinUpGrace >= .zero && spinUpGrace <= .seconds(2), "spin_up_grace", spinUpGrace, "0...2 s")
-        check(telemetrySilence >= .milliseconds(50) && telemetrySilence <= .seconds(1), "telemetry_silence", telemetrySilence, "50 ms...1 s")
-        check(sessionLength > .zero && sessionLength <= AbsoluteLimits.sessionLength, "session_length", sessionLength.clockText, "0:00:01...4:00:00")
-        for (index, warning) in sessionWarnings.enumerated() {
-            check(warning > .zero && warning < sessionLength, "session_warnings[\(index)]", warning.clockText, "before session_length (\(sessionLength.clockText))")
-        }
-        check(minimumSessionGap >= AbsoluteLimits.minimumSessionGap, "minimum_session_gap", "\(minimumSessionGap.components.seconds / 86_400) days", "5 days or more")
-        check((0...500).contains(penTripMarginUm), "pen_trip_margin_um", penTripMarginUm, "0...500 µm")
-        check(AbsoluteLimits.deadmanMs.contains(penDeadmanMs), "pen_deadman_ms", penDeadmanMs, "50...1000 ms")
-        return problems
-    }
-
-    /// Checks a setpoint against the layer band, the zone limit, the ceiling and the rate window.
-    public func validateSetpoint(_ setpoint: Setpoint, in zone: Zone) -> [LimitViolation] {
-        var problems: [LimitViolation] = []
-        let band = allowedBand(setpoint.layer, in: zone)
-        if !band.contains(setpoint.depthUm) {
-            problems.append(LimitViolation(
-                field: "depth_um", value: "\(setpoint.depthUm) µm",
-                allowed: "\(band) (\(setpoint.layer.rawValue) band in zone \(zone.rawValue))"))
-        }
-        if !(setpoint.rateHz >= rateMinHz && setpoint.rateHz <= rateMaxHz) {
-            problems.append(LimitViolation(field: "rate_hz", value: "\(setpoint.rateHz) Hz", allowed: "\(rateMinHz)...\(rateMaxHz) Hz"))
-        }
-        return problems
-    }
-
-    /// The limits to push to the pen for a session in `zone` working `layer`: the pen's own
-    /// trip sits a margin above the daemon's, and its stall and runaway are the absolute ones.
-    public func penLimits(layer: Layer, zone: Zone) -> PenLimits {
-        let band = allowedBand(layer, in: zone)
-        return PenLimits(
-            depthMinUm: band.minUm, depthMaxUm: band.maxUm,
-            depthTripUm: min(depthLimitUm(zone) + penTripMarginUm, AbsoluteLimits.depthCeilingUm),
-            rateMinDhz: Int((rateMinHz * 10).rounded()), rateMaxDhz: Int((rateMaxHz * 10).rounded()),
-            rateStallDhz: Int(AbsoluteLimits.stallHz * 10), rateRunawayDhz: Int(AbsoluteLimits.runawayHz * 10),
-            deadmanMs: penDeadmanMs)
-    }
 }
 
 /// What the technician asks the needle to do.
@@ -222,4 +116,16 @@ public struct PenLimits: Hashable, Sendable, Codable {
     public var rateStallDhz: Int
     public var rateRunawayDhz: Int
     public var deadmanMs: Int
+
+    /// The SET_LIMITS message that carries these limits.
+    public var message: Message.SetLimits {
+        Message.SetLimits(
+            depthMinUm: UInt16(clamping: depthMinUm), depthMaxUm: UInt16(clamping: depthMaxUm),
+            depthTripUm: UInt16(clamping: depthTripUm), rateMinDhz: UInt16(clamping: rateMinDhz),
+            rateMaxDhz: UInt16(clamping: rateMaxDhz), rateStallDhz: UInt16(clamping: rateStallDhz),
+            rateRunawayDhz: UInt16(clamping: rateRunawayDhz), deadmanMs: UInt16(clamping: deadmanMs))
+    }
+
+    /// The checksum a pen holding exactly these limits reads back (PROTOCOL.md section 4).
+    public var checksum: UInt32 { message.checksum }
 }

@@ -1,9 +1,9 @@
 /// Session time: how long since the session started, pauses included, on a monotonic clock.
 ///
 /// This is a value the daemon persists (`checkpoint`), so that a daemon restart continues the
-/// same four hours instead of starting new ones. Within one boot the monotonic clock carries
-/// over exactly; across a reboot (when the monotonic clock restarts) the time the machine was
-/// down is taken from the wall clock, and never counted as negative.
+/// same four hours instead of starting new ones. Session time never goes backwards, whatever
+/// the input: every doubt resolves toward more elapsed time, or, where no bound can be trusted,
+/// toward a locked session (`Restored.Trust.untrusted`).
 public struct SessionClock: Hashable, Sendable, Codable {
     /// Session time at the checkpoint.
     public private(set) var elapsedAtCheckpoint: Duration
@@ -24,64 +24,74 @@ public struct SessionClock: Hashable, Sendable, Codable {
         startedWall = wall
     }
 
-    /// Session time at `now` (a reading of the same boot's monotonic clock).
+    /// Session time at `now` (a reading of the same boot's monotonic clock). A reading behind
+    /// the checkpoint adds nothing; it never takes time away.
     public func elapsed(at now: MonotonicInstant) -> Duration {
-        elapsedAtCheckpoint + max(.zero, now - checkpointMonotonic)
+        Self.plausible(elapsedAtCheckpoint) + max(.zero, now - checkpointMonotonic)
     }
 
-    /// Folds the time since the last checkpoint in; the result is what to persist.
+    /// Far beyond any session (about 34,000 years), small enough that sums never overflow: a
+    /// record claiming more is clamped here, and a session past its four hours closes anyway.
+    public static let maximumElapsed = Duration.seconds(Int64(1) << 40)
+
+    /// A persisted session time within 0...`maximumElapsed`.
+    static func plausible(_ elapsed: Duration) -> Duration { min(max(.zero, elapsed), maximumElapsed) }
+
+    /// Folds the time since the last checkpoint in; the result is what to persist. A reading
+    /// behind the checkpoint keeps the checkpoint (time never runs backwards).
     public mutating func checkpoint(at now: MonotonicInstant, wall: WallTime) {
         elapsedAtCheckpoint = elapsed(at: now)
-        checkpointMonotonic = now
-        checkpointWall = wall
+        checkpointMonotonic = max(checkpointMonotonic, now)
+        checkpointWall = max(checkpointWall, wall)
     }
 
-    /// The clock after a daemon restart. Same boot: exact, whatever the wall clock did. New
-    /// boot: the wall-clock time since the checkpoint is added, or nothing if the wall clock
-    /// went backwards — session time never decreases.
-    public func restored(at now: MonotonicInstant, wall: WallTime, bootID: String) -> SessionClock {
-        var clock = self
-        if bootID == self.bootID {
-            clock.elapsedAtCheckpoint = elapsed(at: now)
-        } else {
-            let downtime = Duration.seconds(max(0, wall.secondsSince1970 - checkpointWall.secondsSince1970))
-            clock.elapsedAtCheckpoint = elapsedAtCheckpoint + downtime
+    /// The clock after a restart, and whether its reading can be trusted.
+    public struct Restored: Hashable, Sendable {
+        public enum Trust: Hashable, Sendable {
+            /// Same boot: exact, from the monotonic clock, whatever the wall clock did.
+            case exact
+            /// New boot: the downtime was bridged with the wall clock.
+            case bridged(downtime: Duration)
+            /// No trustworthy bound on the time that passed (or the record contradicts
+            /// itself): the session must be locked, not continued with time given back.
+            case untrusted(reason: String)
         }
+        public var clock: SessionClock
+        public var trust: Trust
+    }
+
+    /// The clock after a daemon restart.
+    ///
+    /// - same boot: exact — unless the monotonic clock reads behind the checkpoint, which
+    ///   cannot happen within one boot: the record is wrong, so it is untrusted;
+    /// - new boot: the wall-clock time since the checkpoint is added; a wall clock behind the
+    ///   checkpoint gives no bound on the downtime, so it is untrusted (never "zero downtime");
+    /// - a negative persisted session time is a corrupted record: untrusted.
+    ///
+    /// An untrusted clock keeps the largest session time it can justify.
+    public func restored(at now: MonotonicInstant, wall: WallTime, bootID: String) -> Restored {
+        var clock = self
+        clock.elapsedAtCheckpoint = Self.plausible(elapsedAtCheckpoint)
         clock.checkpointMonotonic = now
-        clock.checkpointWall = wall
+        clock.checkpointWall = max(wall, checkpointWall)
         clock.bootID = bootID
-        return clock
-    }
-}
-
-/// What the daemon knows of a client's earlier sessions, for the gap rule.
-public struct ClientHistory: Hashable, Sendable, Codable {
-    /// The latest wall time any earlier session of this client was active (its end, or its last
-    /// checkpoint if it never closed cleanly); nil for a new client.
-    public var lastSessionActivity: WallTime?
-    /// Whether a session of this client is open right now.
-    public var hasOpenSession: Bool
-
-    public init(lastSessionActivity: WallTime? = nil, hasOpenSession: Bool = false) {
-        self.lastSessionActivity = lastSessionActivity
-        self.hasOpenSession = hasOpenSession
-    }
-}
-
-/// Cartridges already used, by id, with the session that used each. A cartridge seen in any
-/// earlier session can never be armed again (single-use, sterile).
-public struct CartridgeLedger: Hashable, Sendable, Codable {
-    public private(set) var sessionByCartridge: [String: String]
-
-    public init(sessionByCartridge: [String: String] = [:]) { self.sessionByCartridge = sessionByCartridge }
-
-    /// The other session that used this cartridge, if any.
-    public func earlierUse(of cartridgeID: String, otherThan sessionID: String) -> String? {
-        guard let session = sessionByCartridge[cartridgeID], session != sessionID else { return nil }
-        return session
-    }
-
-    public mutating func record(_ cartridgeID: String, in sessionID: String) {
-        if sessionByCartridge[cartridgeID] == nil { sessionByCartridge[cartridgeID] = sessionID }
+        if elapsedAtCheckpoint < .zero {
+            return Restored(clock: clock, trust: .untrusted(reason: "the persisted session time \(elapsedAtCheckpoint.clockText) is negative"))
+        }
+        if bootID == self.bootID {
+            guard now >= checkpointMonotonic else {
+                return Restored(clock: clock, trust: .untrusted(
+                    reason: "the monotonic clock reads \(now), behind the checkpoint \(checkpointMonotonic) of the same boot"))
+            }
+            clock.elapsedAtCheckpoint = elapsed(at: now)
+            return Restored(clock: clock, trust: .exact)
+        }
+        guard wall >= checkpointWall else {
+            return Restored(clock: clock, trust: .untrusted(
+                reason: "after a reboot the wall clock reads \((checkpointWall - wall).clockText) behind the last checkpoint"))
+        }
+        let downtime = wall - checkpointWall
+        clock.elapsedAtCheckpoint = Self.plausible(Self.plausible(elapsedAtCheckpoint) + downtime)
+        return Restored(clock: clock, trust: .bridged(downtime: downtime))
     }
 }

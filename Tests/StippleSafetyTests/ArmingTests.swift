@@ -26,7 +26,7 @@ import Testing
         #expect(codes == [.protocolIncompatible, .wrongPen, .limitsUnverified, .setpointMissing, .needleCount, .needleDiameter,
                           .cartridgeExpired, .cartridgeMismatch, .pedalPressed, .estopPressed, .faultLatched, .clientNotConnected])
         #expect(refusal?.armingFailures.first { $0.code == .protocolIncompatible }?.message == "the pen speaks protocol 2.1, stippled speaks 1.0")
-        #expect(refusal?.armingFailures.first { $0.code == .wrongPen }?.message == "this session is bound to pen PEN-1; the connected pen is PEN-2")
+        #expect(refusal?.armingFailures.first { $0.code == .wrongPen }?.message == "this session is bound to pen PEN-1; the connected pen is \"PEN-2\"")
         #expect(rig.core.phase == .open)
     }
 
@@ -50,7 +50,9 @@ import Testing
 
     @Test("H9: a reused cartridge is refused, at arming and at opening")
     func h9ReusedCartridgeRefused() {
-        var rig = Rig(ledger: CartridgeLedger(sessionByCartridge: ["CART-1": "S0"]))
+        var history = SafetyHistory()
+        history.recordCartridgeUse("CART-1", session: "S0")
+        var rig = Rig(history: history)
         #expect(rig.open().refusal?.code == .cartridgeReused)
         var request = Rig.request
         request.cartridgeID = "CART-2"
@@ -66,7 +68,7 @@ import Testing
     func h9LedgerSpansSessions() {
         var rig = Rig()
         rig.arm()
-        #expect(rig.core.ledger.sessionByCartridge == ["CART-1": "S1"])
+        #expect(rig.core.history.cartridges == ["CART-1": "S1"])
         rig.send(.closeSession)
         var next = Rig.request
         next.sessionID = "S2"
@@ -105,15 +107,30 @@ import Testing
         #expect(rig.send(.arm(facts)).refusal == nil)
     }
 
-    @Test("H13: limits not read back with a matching checksum refuse arming")
+    @Test("H13: limits not read back with the checksum of the limits the core pushed refuse arming")
     func h13UnverifiedLimitsRefused() {
-        for (pushed, readBack) in [(UInt32?.none, UInt32?.some(1)), (1, nil), (1, 2)] {
+        let other = SafetyLimits.defaults.penLimits(layer: .epidermis, zone: .crown).checksum
+        for readBack in [UInt32?.none, 0, 1, other] {
             var rig = Rig()
             rig.openWithSetpoint()
             var facts = rig.goodFacts
-            facts.pushedLimitsCRC = pushed
             facts.readBackLimitsCRC = readBack
-            #expect(rig.send(.arm(facts)).refusal?.armingFailures.map(\.code) == [.limitsUnverified])
+            #expect(rig.send(.arm(facts)).refusal?.armingFailures.map(\.code) == [.limitsUnverified], "\(String(describing: readBack))")
+        }
+    }
+
+    @Test("H13: a new link or a pen reset forgets the pushed limits: the core pushes them again before anything arms")
+    func h13ReconnectRepushesLimits() {
+        for event in [SafetyEvent.linkLost, .penReset, .penFault(.reset)] {
+            var rig = Rig()
+            rig.openWithSetpoint()
+            let facts = rig.goodFacts
+            rig.send(event)
+            #expect(rig.send(.arm(facts)).refusal?.armingFailures.map(\.code) == [.limitsUnverified], "\(event): the old read-back counts for nothing")
+            let connected = rig.send(.penConnected(PenIdentity(serial: "PEN-1", protocolMajor: 1, protocolMinor: 0)))
+            let expected = SafetyLimits.defaults.penLimits(layer: .upperDermis, zone: .crown)
+            #expect(connected.actions == [.pushLimits(expected), .applySetpoint(Rig.setpoint)])
+            #expect(rig.send(.arm(facts)).refusal == nil)
         }
     }
 
@@ -152,7 +169,9 @@ import Testing
         #expect(rig.send(.arm(rig.goodFacts)).refusal == nil)
         rig.send(.disarm)
         rig.advance(.seconds(1))
-        #expect(rig.send(.arm(rig.goodFacts)).refusal?.code == .illegalTransition, "the session closed at 4:00")
+        let refusal = rig.send(.arm(rig.goodFacts)).refusal
+        #expect(refusal?.code == .armingChecksFailed, "the session closed at 4:00")
+        #expect(refusal?.armingFailures.map(\.code) == [.notOpen, .sessionTimeExhausted])
         #expect(rig.core.phase == .closed)
     }
 

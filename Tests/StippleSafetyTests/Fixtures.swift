@@ -9,8 +9,8 @@ struct Rig {
     let connection = ConnectionID(7)
     var log: [Decision] = []
 
-    init(limits: SafetyLimits = .defaults, ledger: CartridgeLedger = CartridgeLedger()) {
-        core = try! SafetyCore(limits: limits, ledger: ledger)
+    init(limits: SafetyLimits = .defaults, history: SafetyHistory = SafetyHistory()) {
+        core = try! SafetyCore(limits: limits, history: history)
     }
 
     static let request = SessionRequest(
@@ -23,7 +23,7 @@ struct Rig {
         ArmingFacts(
             pen: PenIdentity(serial: "PEN-1", protocolMajor: 1, protocolMinor: 0),
             hostProtocolMajor: Int(ProtocolVersion.major), hostProtocolMinor: Int(ProtocolVersion.minor),
-            pushedLimitsCRC: 0xABCD, readBackLimitsCRC: 0xABCD,
+            readBackLimitsCRC: core.expectedPenLimits?.checksum,
             cartridge: CartridgeInfo(id: "CART-1", needleCount: 3, needleDiameterUm: 250, lot: "L1", expiryDay: wall.day + 100),
             pedalPressed: false, estopPressed: false, penFaultLatched: false,
             connection: connection, connectionAlive: true, today: wall.day)
@@ -36,7 +36,16 @@ struct Rig {
         return decision
     }
 
-    mutating func advance(_ duration: Duration) { now = now + duration; wall = wall + duration }
+    /// Sub-second time not yet shown on the wall clock (it counts whole seconds).
+    var wallFraction = Duration.zero
+
+    mutating func advance(_ duration: Duration) {
+        now = now + duration
+        wallFraction += duration
+        let seconds = Duration.seconds(wallFraction.wholeSeconds)
+        wall = wall + seconds
+        wallFraction -= seconds
+    }
 
     @discardableResult
     mutating func open(_ request: SessionRequest = Rig.request) -> Decision {
@@ -61,7 +70,13 @@ struct Rig {
         send(.telemetry(stroke()))
     }
 
-    func stroke(depth: Int? = 800, rate: Double = 120, motorOn: Bool = true, pedal: Bool = true) -> TelemetrySample {
+    /// A stroke whose depth scatters a few µm around 800 with time, as real strokes do (the
+    /// core stops a sensor that reads the very same value stroke after stroke).
+    func stroke(rate: Double = 120, motorOn: Bool = true, pedal: Bool = true) -> TelemetrySample {
+        stroke(depth: 800 + Int((now.nanoseconds / 1_000_000) % 7), rate: rate, motorOn: motorOn, pedal: pedal)
+    }
+
+    func stroke(depth: Int?, rate: Double = 120, motorOn: Bool = true, pedal: Bool = true) -> TelemetrySample {
         TelemetrySample(peakProtrusionUm: depth, strokeRateHz: rate, motorOn: motorOn, pedalPressed: pedal)
     }
 
@@ -105,5 +120,14 @@ extension Decision {
         case .stopNeedle, .emergencyStopPen: true
         default: false
         }
+    }
+}
+
+import PropertyBased
+
+extension Gen {
+    /// One of `values`, uniformly (never empty).
+    static func pick(_ values: [Value]) -> Generator<Value, Shrink.Integer<Int>> where Value: Sendable {
+        Gen<Int>.int(in: 0...(values.count - 1)).map { values[$0] }
     }
 }

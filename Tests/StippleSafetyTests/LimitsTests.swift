@@ -35,7 +35,7 @@ import Testing
         let ceiling = problems.first { $0.field == "site_ceiling_um" }!
         #expect(ceiling.description == "site_ceiling_um: 2500 is outside the allowed range 1...2000 µm")
         let gap = problems.first { $0.field == "minimum_session_gap" }!
-        #expect(gap.value == "1 days" && gap.allowed == "5 days or more")
+        #expect(gap.value == "1 days" && gap.allowed == "5...366 days")
     }
 
     @Test func aZoneMaximumAboveTheSiteCeilingIsRefused() {
@@ -56,7 +56,7 @@ import Testing
     @Test func anInvalidLimitSetCannotBuildACore() {
         var limits = SafetyLimits.defaults
         limits.rateMinHz = 20
-        #expect(throws: SafetyRefusal.self) { _ = try SafetyCore(limits: limits) }
+        #expect(throws: SafetyRefusal.self) { _ = try SafetyCore(limits: limits, history: SafetyHistory()) }
     }
 
     @Test("H2: setpoints outside the layer band, zone limit or ceiling are rejected before they reach the pen",
@@ -95,15 +95,17 @@ import Testing
     func h13PenLimitsAreTheDaemonsPlusAMargin() {
         let pen = SafetyLimits.defaults.penLimits(layer: .upperDermis, zone: .crown)
         #expect(pen.depthMinUm == 400 && pen.depthMaxUm == 1000)
-        #expect(pen.depthTripUm == 1300, "crown limit 1200 + 100 µm margin")
+        #expect(pen.depthTripUm == 1150, "band maximum 1000 + 50 µm tolerance + 100 µm margin")
         #expect(pen.rateMinDhz == 500 && pen.rateMaxDhz == 1500)
         #expect(pen.rateStallDhz == 400 && pen.rateRunawayDhz == 1600)
-        let back = SafetyLimits.defaults.penLimits(layer: .upperDermis, zone: .backSides)
-        #expect(back.depthTripUm == 1600)
-        var high = SafetyLimits.defaults
-        high.siteCeilingUm = 2000
-        high.backSidesMaxUm = 2000
-        #expect(high.penLimits(layer: .upperDermis, zone: .backSides).depthTripUm == 2000, "never above the compiled ceiling")
+        let scar = SafetyLimits.defaults.penLimits(layer: .upperDermis, zone: .scar)
+        #expect(scar.depthTripUm == 900, "the scar zone's 800 µm caps the band and the trip, no tolerance past it")
+        let epidermis = SafetyLimits.defaults.penLimits(layer: .epidermis, zone: .backSides)
+        #expect(epidermis.depthTripUm == 550, "an epidermis setpoint trips the pen at 400 + 50 + 100 µm, not near the zone's 1500")
+        var hostile = SafetyLimits.defaults
+        hostile.penTripMarginUm = Int.max
+        hostile.depthToleranceUm = Int.max
+        #expect(hostile.penLimits(layer: .upperDermis, zone: .backSides).depthTripUm == 2000, "never above the compiled ceiling")
     }
 
     @Test func changingTheLayerPushesNewLimitsOnlyWhileDisarmed() {

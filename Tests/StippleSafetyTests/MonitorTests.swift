@@ -8,7 +8,8 @@ import Testing
     func h1OverDepthStopsInTheSameStep() {
         var rig = Rig()
         rig.runPastSpinUp()
-        let limit = SafetyLimits.defaults.depthLimitUm(.crown)
+        let limit = rig.core.depthTripUm
+        #expect(limit == 1050, "the upper-dermis band's 1000 µm plus the 50 µm tolerance, under the crown's 1200")
         #expect(rig.send(.telemetry(rig.stroke(depth: limit))).actions.isEmpty, "at the limit is allowed")
         let decision = rig.send(.telemetry(rig.stroke(depth: limit + 1)))
         #expect(decision.firstActionIsStop)
@@ -85,11 +86,20 @@ import Testing
         #expect(decision.firstActionIsStop && decision.faultsLatched == [.telemetrySilence])
     }
 
-    @Test func silenceWhilePausedIsNotAFault() {
-        var rig = Rig()
-        rig.bring(to: .paused)
-        rig.advance(.seconds(5))
-        #expect(rig.send(.tick(wall: rig.wall)).faultsLatched.isEmpty)
+    @Test("H6: silence while armed or paused stops too: the pen's own pedal could start the needle unseen")
+    func h6SilenceWhileArmedOrPaused() {
+        for phase in [SessionPhase.armed, .paused] {
+            var rig = Rig()
+            rig.bring(to: phase)
+            rig.advance(.milliseconds(200))
+            #expect(rig.send(.tick(wall: rig.wall)).faultsLatched.isEmpty, "\(phase)")
+            rig.advance(.milliseconds(100))
+            #expect(rig.send(.tick(wall: rig.wall)).faultsLatched == [.telemetrySilence], "\(phase)")
+        }
+        var open = Rig()
+        open.bring(to: .open)
+        open.advance(.seconds(5))
+        #expect(open.send(.tick(wall: open.wall)).faultsLatched.isEmpty, "a disarmed pen's silence stops nothing")
     }
 
     @Test("H10: removing the cartridge mid-run stops")
@@ -139,7 +149,7 @@ import Testing
         restart.runPastSpinUp()
         let snapshot = try #require(restart.core.snapshot)
         let (core, decision) = try SafetyCore.restoring(
-            snapshot, limits: .defaults, ledger: restart.core.ledger, at: .zero, wall: restart.wall, bootID: "boot-A")
+            snapshot, limits: .defaults, history: restart.core.history, at: .zero, wall: restart.wall, bootID: "boot-A")
         #expect(core.phase == .faulted && core.faults == [.daemonRestarted])
         #expect(decision.firstActionIsStop)
     }
@@ -156,8 +166,14 @@ import Testing
                 let again = rig.send(.emergencyStop(source))
                 #expect(again.actions.first == .emergencyStopPen, "repeating it still reaches the pen")
                 #expect(again.faultsLatched.isEmpty, "and latches nothing new")
-                #expect(rig.send(.clearFault(estopPressed: true)).refusal?.code == .faultPersists)
+                var held = rig.stroke(depth: nil, rate: 0, motorOn: false, pedal: false)
+                held.estopPressed = true
+                rig.send(.telemetry(held))
+                #expect(rig.send(.clearFault).refusal?.code == .faultPersists, "the button is still pressed")
                 #expect(rig.core.phase == .faulted)
+                held.estopPressed = false
+                rig.send(.telemetry(held))
+                #expect(rig.send(.clearFault).refusal == nil, "released: cleared")
             }
         }
     }

@@ -35,6 +35,7 @@ import Testing
             switch selector {
             case 1: facts.pen?.serial = "OTHER"
             case 2: facts.readBackLimitsCRC = 1
+            case 11: facts.readBackLimitsCRC = SafetyLimits.defaults.penLimits(layer: .epidermis, zone: .scar).checksum
             case 3: facts.cartridge?.needleCount = 1
             case 4: facts.cartridge?.expiryDay = facts.today - 1
             case 5: facts.pedalPressed = true
@@ -49,14 +50,17 @@ import Testing
         return facts
     }
 
-    /// An oracle for "every arming check passed", written independently of the core.
-    static func oracleAllows(_ facts: ArmingFacts, _ core: SafetyCore, at now: MonotonicInstant) -> Bool {
-        guard let session = core.session, let pen = facts.pen, let cartridge = facts.cartridge else { return false }
+    /// An oracle for "every arming check passed", written independently of the core. `pushed`
+    /// is what the test saw the core push on the current link (from its decisions).
+    static func oracleAllows(_ facts: ArmingFacts, _ core: SafetyCore, pushed: PenLimits?, at now: MonotonicInstant) -> Bool {
+        guard let session = core.session, let pen = facts.pen, let cartridge = facts.cartridge,
+              let setpoint = session.setpoint, let pushed else { return false }
         return pen.serial == session.request.penSerial && pen.protocolMajor == facts.hostProtocolMajor
-            && facts.pushedLimitsCRC != nil && facts.pushedLimitsCRC == facts.readBackLimitsCRC
+            && pushed == SafetyLimits.defaults.penLimits(layer: setpoint.layer, zone: session.request.zone)
+            && facts.readBackLimitsCRC == pushed.checksum
             && cartridge.needleCount == 3 && (180...300).contains(cartridge.needleDiameterUm)
             && (cartridge.expiryDay ?? Int.min) >= facts.today && cartridge.id == session.cartridgeID
-            && core.ledger.earlierUse(of: cartridge.id, otherThan: session.request.sessionID) == nil
+            && core.history.earlierUse(of: cartridge.id, otherThan: session.request.sessionID) == nil
             && !facts.pedalPressed && !facts.estopPressed && !facts.penFaultLatched && core.faults.isEmpty
             && facts.connection != nil && facts.connectionAlive && session.setpoint != nil
             && core.sessionElapsed(at: now) < core.limits.sessionLength
@@ -100,8 +104,9 @@ import Testing
         case 16:
             if step.a % 3 != 0 { return .tick(wall: rig.wall) }
             return [SafetyEvent.linkLost, .penReset, .cartridgeRemoved, .clientDisconnected(rig.connection),
-                    .penFault(FaultCode(rawValue: UInt8(step.b % 12)))][step.b % 5]
-        case 17, 18: return .clearFault(estopPressed: step.a % 9 == 0)
+                    .penFault(FaultCode(rawValue: UInt8(step.b % 12))),
+                    .penConnected(PenIdentity(serial: "PEN-1", protocolMajor: 1, protocolMinor: 0))][step.b % 6]
+        case 17, 18: return .clearFault
         default: return .changeCartridge("CART-\(step.a % 3)")
         }
     }
@@ -110,12 +115,21 @@ import Testing
         var visited: [SessionPhase: Int] = [:]
         await propertyCheck(count: 300, input: Self.steps) { steps in
             var rig = Rig()
+            var pushed: PenLimits?
             for step in steps {
                 rig.advance(Self.delay(step.dt))
                 let event = Self.event(for: step, rig: rig)
                 let wasRunning = rig.core.phase
-                let allowed: Bool? = if case .arm(let facts) = event { Self.oracleAllows(facts, rig.core, at: rig.now) } else { nil }
+                let trip = rig.core.depthTripUm
+                let zoneLimit = rig.core.session.map { rig.core.limits.depthLimitUm($0.request.zone) } ?? AbsoluteLimits.zoneCeilingUm
+                #expect(trip <= zoneLimit, "the active trip never exceeds the zone limit")
+                let allowed: Bool? = if case .arm(let facts) = event { Self.oracleAllows(facts, rig.core, pushed: pushed, at: rig.now) } else { nil }
+                switch event {
+                case .linkLost, .penReset, .penFault(.reset), .penConnected: pushed = nil
+                default: break
+                }
                 let decision = rig.send(event)
+                for case .pushLimits(let limits) in decision.actions { pushed = limits }
                 let core = rig.core
                 visited[core.phase, default: 0] += 1
 
@@ -129,10 +143,16 @@ import Testing
                 }
                 // Never running (or armed) with a latched fault; faults exist only while faulted.
                 #expect(core.faults.isEmpty == (core.phase != .faulted), "\(core.phase) with faults \(core.faults): \(steps)")
-                // Every over-limit frame is answered by a stop in the same step.
-                let depthLimit = core.session.map { core.limits.depthLimitUm($0.request.zone) } ?? core.limits.siteCeilingUm
-                if case .telemetry(let sample) = event, let peak = sample.peakProtrusionUm, peak > depthLimit {
-                    #expect(decision.stopsNeedle, "over-limit frame without a stop: \(steps)")
+                // Every over-limit frame is answered by a stop in the same step: deeper than the
+                // active band allows, faster than runaway, or a number that cannot be true.
+                if case .telemetry(let sample) = event {
+                    let rate = sample.strokeRateHz
+                    if let peak = sample.peakProtrusionUm, peak > trip || peak < 0 {
+                        #expect(decision.stopsNeedle, "over-limit frame without a stop: \(steps)")
+                    }
+                    if !rate.isFinite || rate < 0 || rate > AbsoluteLimits.runawayHz {
+                        #expect(decision.stopsNeedle, "runaway or impossible rate without a stop: \(steps)")
+                    }
                 }
                 // A latched fault always comes with a stop, first.
                 if !decision.faultsLatched.isEmpty {

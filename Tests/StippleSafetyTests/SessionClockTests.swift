@@ -25,7 +25,7 @@ import Testing
         #expect(closedAt == .seconds(4 * 3600))
         #expect(stopCameFirst)
         #expect(rig.core.phase == .closed && rig.core.closeReason == .timeLimit)
-        #expect(rig.send(.arm(rig.goodFacts)).refusal?.code == .illegalTransition, "the session is locked")
+        #expect(rig.send(.arm(rig.goodFacts)).refusal?.armingFailures.first?.code == .notOpen, "the session is locked")
         #expect(rig.send(.setSetpoint(Rig.setpoint)).refusal?.code == .illegalTransition)
     }
 
@@ -46,7 +46,9 @@ import Testing
         rig.advance(.seconds(3600))
         rig.send(.telemetry(rig.stroke(depth: nil, rate: 0, motorOn: false, pedal: false)))
         #expect(rig.core.phase == .paused)
+        let idle = rig.stroke(depth: nil, rate: 0, motorOn: false, pedal: false)
         rig.advance(.seconds(3 * 3600 - 1))
+        rig.send(.telemetry(idle))
         rig.send(.tick(wall: rig.wall))
         #expect(rig.core.phase == .paused)
         rig.advance(.seconds(2))
@@ -73,15 +75,18 @@ import Testing
         var rig = Rig()
         rig.runPastSpinUp()
         rig.advance(.seconds(3 * 3600 + 50 * 60))
+        rig.send(.telemetry(rig.stroke()))
         rig.send(.tick(wall: rig.wall))
+        #expect(rig.core.phase == .running)
         let snapshot = try #require(rig.core.snapshot)
         // stippled is down for 5 minutes; the wall clock is set back a day meanwhile.
         let later = rig.now + .seconds(300)
         let wall = WallTime(secondsSince1970: rig.wall.secondsSince1970 - 86_400)
-        var (core, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: rig.core.ledger, at: later, wall: wall, bootID: "boot-A")
+        var (core, _) = try SafetyCore.restoring(snapshot, limits: .defaults, history: rig.core.history, at: later, wall: wall, bootID: "boot-A")
         #expect(core.sessionElapsed(at: later) == .seconds(3 * 3600 + 55 * 60) + .microseconds(6_667 * 60))
         #expect(core.phase == .faulted, "it was running: it comes back latched, never armed")
-        _ = core.handle(.clearFault(estopPressed: false), at: later)
+        let cleared = core.handle(.clearFault, at: later)
+        #expect(cleared.refusal == nil, "\(String(describing: cleared.refusal))")
         #expect(core.phase == .open)
         _ = core.handle(.tick(wall: wall), at: later + .seconds(5 * 60))
         #expect(core.phase == .closed && core.closeReason == .timeLimit)
@@ -98,13 +103,17 @@ import Testing
         let snapshot = try #require(rig.core.snapshot)
         let elapsedAtSave = rig.core.sessionElapsed(at: rig.now)
         let fresh = MonotonicInstant(nanoseconds: 5_000_000_000)  // the new boot's monotonic clock is small
-        let (forward, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(), at: fresh,
+        let (forward, _) = try SafetyCore.restoring(snapshot, limits: .defaults, history: SafetyHistory(), at: fresh,
                                                     wall: rig.wall + .seconds(1800), bootID: "boot-B")
         #expect(forward.sessionElapsed(at: fresh) == elapsedAtSave + .seconds(1800))
-        let (backward, _) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(), at: fresh,
-                                                     wall: WallTime(secondsSince1970: rig.wall.secondsSince1970 - 7200), bootID: "boot-B")
-        #expect(backward.sessionElapsed(at: fresh) == elapsedAtSave)
-        #expect(backward.sessionElapsed(at: fresh + .seconds(60)) == elapsedAtSave + .seconds(60))
+        // The wall clock set back across a reboot: no bound on the downtime is left, so the
+        // session is locked instead of continued with time given back.
+        let (backward, decision) = try SafetyCore.restoring(snapshot, limits: .defaults, history: SafetyHistory(), at: fresh,
+                                                            wall: WallTime(secondsSince1970: rig.wall.secondsSince1970 - 7200), bootID: "boot-B")
+        #expect(backward.phase == .closed && backward.closeReason == .clockUntrusted)
+        #expect(backward.sessionElapsed(at: fresh) >= elapsedAtSave)
+        #expect(decision.actions.contains(.sessionClosed(.clockUntrusted)))
+        #expect(decision.actions.contains { if case .warn(.sessionLocked) = $0 { true } else { false } })
     }
 
     @Test("H4: a restored session already past 4:00 closes at once")
@@ -114,19 +123,24 @@ import Testing
         rig.advance(.seconds(3 * 3600))
         rig.send(.tick(wall: rig.wall))
         let snapshot = try #require(rig.core.snapshot)
-        let (core, decision) = try SafetyCore.restoring(snapshot, limits: .defaults, ledger: CartridgeLedger(),
+        let (core, decision) = try SafetyCore.restoring(snapshot, limits: .defaults, history: SafetyHistory(),
                                                         at: .zero, wall: rig.wall + .seconds(2 * 3600), bootID: "boot-C")
         #expect(core.phase == .closed && core.closeReason == .timeLimit)
         #expect(decision.actions.contains(.sessionClosed(.timeLimit)))
     }
 
+    static func history(lastActivity: WallTime, open: Bool = false) -> SafetyHistory {
+        var history = SafetyHistory()
+        history.recordSession(id: "S0", client: "C1", lastActivity: lastActivity, isOpen: open)
+        return history
+    }
+
     @Test("H4: a new session for the same client inside the gap is refused unless an override reason is given")
     func h4GapRule() {
-        var rig = Rig()
-        let lastEnd = rig.wall
+        let lastEnd = WallTime(secondsSince1970: 1_790_000_000)
+        var rig = Rig(history: Self.history(lastActivity: lastEnd))
         rig.advance(.seconds(2 * 86_400))
         var request = Rig.request
-        request.history = ClientHistory(lastSessionActivity: lastEnd)
         let refusal = rig.open(request).refusal
         #expect(refusal?.code == .sessionGap)
         #expect(refusal?.message.contains("2.0 days ago") == true && refusal?.message.contains("5 days") == true)
@@ -138,18 +152,13 @@ import Testing
     }
 
     @Test func theGapRuleCountsFullDaysAndDistrustsABackwardClock() {
-        var rig = Rig()
-        var request = Rig.request
-        request.history = ClientHistory(lastSessionActivity: rig.wall + .seconds(-5 * 86_400))
-        #expect(rig.open(request).refusal == nil, "exactly five days is enough")
-        var back = Rig()
-        var future = Rig.request
-        future.history = ClientHistory(lastSessionActivity: back.wall + .seconds(3600))
-        #expect(back.open(future).refusal?.message.contains("wall clock moved back") == true)
-        var busy = Rig()
-        var concurrent = Rig.request
-        concurrent.history = ClientHistory(hasOpenSession: true)
-        #expect(busy.open(concurrent).refusal?.code == .sessionAlreadyOpen)
+        let now = WallTime(secondsSince1970: 1_790_000_000)
+        var rig = Rig(history: Self.history(lastActivity: now + .seconds(-5 * 86_400)))
+        #expect(rig.open().refusal == nil, "exactly five days is enough")
+        var back = Rig(history: Self.history(lastActivity: now + .seconds(3600)))
+        #expect(back.open().refusal?.message.contains("wall clock moved back") == true)
+        var busy = Rig(history: Self.history(lastActivity: now + .seconds(-30 * 86_400), open: true))
+        #expect(busy.open().refusal?.code == .sessionAlreadyOpen)
     }
 
     @Test func theClockIsPersistedRegularly() {

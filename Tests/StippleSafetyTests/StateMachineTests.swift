@@ -25,15 +25,15 @@ import Testing
     static let table: [(String, @Sendable (Rig) -> SafetyEvent, [Outcome])] = [
         ("open", { rig in .openSession(second, wall: rig.wall, bootID: "boot-A") },
          [.to(.open), .refused(.sessionAlreadyOpen), .refused(.sessionAlreadyOpen), .refused(.sessionAlreadyOpen),
-          .refused(.sessionAlreadyOpen), .to(.open), .refused(.illegalTransition)]),
+          .refused(.sessionAlreadyOpen), .to(.open), .refused(.faultLatched)]),
         ("set_setpoint", { _ in .setSetpoint(Setpoint(layer: .upperDermis, depthUm: 700, rateHz: 110)) },
          [.refused(.illegalTransition), .to(.open), .to(.armed), .to(.running), .to(.paused), .refused(.illegalTransition), .refused(.illegalTransition)]),
         ("change_cartridge", { _ in .changeCartridge("CART-3") },
          [.refused(.illegalTransition), .to(.open), .refused(.illegalTransition), .refused(.illegalTransition),
           .refused(.illegalTransition), .refused(.illegalTransition), .refused(.illegalTransition)]),
         ("arm", { rig in .arm(rig.goodFacts) },
-         [.refused(.illegalTransition), .to(.armed), .refused(.illegalTransition), .refused(.illegalTransition),
-          .refused(.illegalTransition), .refused(.illegalTransition), .refused(.armingChecksFailed)]),
+         [.refused(.armingChecksFailed), .to(.armed), .refused(.armingChecksFailed), .refused(.armingChecksFailed),
+          .refused(.armingChecksFailed), .refused(.armingChecksFailed), .refused(.armingChecksFailed)]),
         ("pedal_press", { _ in .pedal(pressed: true) },
          [.to(.noSession), .to(.open), .to(.running), .to(.running), .to(.running), .to(.closed), .to(.faulted)]),
         ("pedal_release", { _ in .pedal(pressed: false) },
@@ -43,7 +43,7 @@ import Testing
         ("disarm", { _ in .disarm },
          [.to(.noSession), .to(.open), .to(.open), .to(.open), .to(.open), .to(.closed), .to(.faulted)]),
         ("close", { _ in .closeSession },
-         [.refused(.illegalTransition), .to(.closed), .to(.closed), .to(.closed), .to(.closed), .refused(.illegalTransition), .to(.closed)]),
+         [.refused(.illegalTransition), .to(.closed), .to(.closed), .to(.closed), .to(.closed), .refused(.illegalTransition), .to(.faulted)]),
         ("estop", { _ in .emergencyStop(.api) },
          [.to(.faulted), .to(.faulted), .to(.faulted), .to(.faulted), .to(.faulted), .to(.faulted), .to(.faulted)]),
         ("pen_fault", { _ in .penFault(.overCurrent) },
@@ -56,7 +56,7 @@ import Testing
          [.to(.noSession), .to(.open), .to(.faulted), .to(.faulted), .to(.faulted), .to(.closed), .to(.faulted)]),
         ("client_lost", { rig in .clientDisconnected(rig.connection) },
          [.to(.noSession), .to(.open), .to(.faulted), .to(.faulted), .to(.faulted), .to(.closed), .to(.faulted)]),
-        ("clear_fault", { _ in .clearFault(estopPressed: false) },
+        ("clear_fault", { _ in .clearFault },
          [.refused(.illegalTransition), .refused(.illegalTransition), .refused(.illegalTransition), .refused(.illegalTransition),
           .refused(.illegalTransition), .refused(.illegalTransition), .to(.open)]),
     ]
@@ -99,7 +99,7 @@ import Testing
     @Test func clearingAFaultNeverRearms() {
         var rig = Rig()
         rig.bring(to: .faulted)
-        let decision = rig.send(.clearFault(estopPressed: false))
+        let decision = rig.send(.clearFault)
         #expect(decision.actions == [.clearPenFault])
         #expect(rig.core.phase == .open)
         rig.send(.pedal(pressed: true))
@@ -110,12 +110,12 @@ import Testing
     @Test func clearingReturnsToWhereTheSessionWas() {
         var none = Rig()
         none.send(.emergencyStop(.gpio))
-        none.send(.clearFault(estopPressed: false))
+        none.send(.clearFault)
         #expect(none.core.phase == .noSession)
         var closed = Rig()
         closed.bring(to: .closed)
         closed.send(.emergencyStop(.api))
-        closed.send(.clearFault(estopPressed: false))
+        closed.send(.clearFault)
         #expect(closed.core.phase == .closed)
     }
 
@@ -126,6 +126,6 @@ import Testing
         request.technician = "  "
         let refusal = rig.open(request).refusal
         #expect(refusal?.code == .badRequest)
-        #expect(refusal?.message == "missing or empty: technician, pigment_lots (records need them)")
+        #expect(refusal?.violations.map(\.field) == ["technician", "pigment_lots"])
     }
 }
