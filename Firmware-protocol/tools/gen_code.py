@@ -87,6 +87,8 @@ def gen_swift(table):
     w(f"    public static let maxRawFrame = {fr['max_raw_frame']}\n")
     w(f"    public static let maxEncodedFrame = {fr['max_encoded_frame']}\n")
     w(f"    public static let maxWireBytes = {fr['max_wire_bytes_per_frame']}\n")
+    w("    /// Room for one raw frame (maxRawFrame bytes) stored inline, so a decoder needs no heap.\n")
+    w(f"    public typealias RawFrame = InlineArray<{fr['max_raw_frame']}, UInt8>\n")
     w("}\n\n")
     al = table["firmware_absolute_limits"]
     w("/// Limits compiled into every conforming firmware (PROTOCOL.md section 7).\n")

@@ -12,6 +12,9 @@ public struct Frame: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Why the decoder dropped the bytes between two delimiters. A rejected frame is never acted on.
+///
+/// Plain data, like `Frame`: the field name is a `StaticString`, so a decoder output never
+/// needs destroying (its cost showed up on every frame when it was a `String`).
 public struct FrameRejection: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Reason: String, Hashable, Sendable, CaseIterable {
         /// More than FrameLimits.maxEncodedFrame bytes before a delimiter.
@@ -34,19 +37,35 @@ public struct FrameRejection: Error, Hashable, Sendable, CustomStringConvertible
     /// The sequence number, when the CRC was good; the pen uses it to NAK an unknown command.
     public var seq: UInt8?
     /// The offending field's protocol name, for `badField`.
-    public var field: String?
+    public var fieldName: StaticString?
     /// The payload length the message needs, for `badLength`.
     public var expectedLength: Int?
 
     public init(
         reason: Reason, messageID: MessageID? = nil, seq: UInt8? = nil,
-        field: String? = nil, expectedLength: Int? = nil
+        field: StaticString? = nil, expectedLength: Int? = nil
     ) {
         self.reason = reason
         self.messageID = messageID
         self.seq = seq
-        self.field = field
+        self.fieldName = field
         self.expectedLength = expectedLength
+    }
+
+    /// The offending field's protocol name, for `badField`.
+    public var field: String? { fieldName?.description }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.reason == rhs.reason && lhs.messageID == rhs.messageID && lhs.seq == rhs.seq
+            && lhs.field == rhs.field && lhs.expectedLength == rhs.expectedLength
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(reason)
+        hasher.combine(messageID)
+        hasher.combine(seq)
+        hasher.combine(field)
+        hasher.combine(expectedLength)
     }
 
     public var description: String {

@@ -1,9 +1,11 @@
 /// A streaming, sans-I/O frame decoder: feed it any chunks of bytes as they arrive and it
 /// yields every complete frame or the reason it rejected one.
 ///
-/// It decodes COBS on the fly into one fixed buffer allocated at init, so the hot path makes
-/// no heap allocation. Any 0x00 ends a frame, which is what lets it resynchronise after
-/// garbage, a lost byte or a frame cut off in the middle.
+/// It undoes COBS on the fly into a fixed buffer stored inline (no heap, not even at init)
+/// and runs the CRC-32C over each byte as it lands there, so the frame's delimiter finds the
+/// CRC already checked instead of reading the frame a second time. Any 0x00 ends a frame,
+/// which is what lets it resynchronise after garbage, a lost byte or a frame cut off in the
+/// middle.
 public struct FrameDecoder: Sendable {
     public enum Output: Hashable, Sendable {
         case frame(Frame)
@@ -35,48 +37,76 @@ public struct FrameDecoder: Sendable {
         }
     }
 
-    var raw: [UInt8]
-    var rawCount = 0
-    var encodedCount = 0
-    var blockRemaining = 0
-    var zeroPending = false
-    var discarding = false
+    /// Where the decoder is in the current frame; scalars only, so the chunk loop can keep it
+    /// in registers.
+    struct Cursor {
+        /// Bytes in `raw`.
+        var rawCount = 0
+        /// Bytes since the last delimiter; past FrameLimits.maxEncodedFrame the frame is too
+        /// long and the rest of it is skipped.
+        var encodedCount = 0
+        /// Data bytes left in the current COBS block; 0 means the next byte is a code byte.
+        var blockRemaining = 0
+        /// The current block ends in a zero (its code byte was not 0xFF).
+        var zeroPending = false
+        /// The CRC-32C register over `raw[0..<rawCount]`.
+        var crc = CRC32C.initialRegister
+
+        var isDiscarding: Bool { encodedCount > FrameLimits.maxEncodedFrame }
+
+        /// One byte that is not a delimiter: a COBS code byte or a data byte.
+        @inline(__always)
+        mutating func take(_ byte: UInt8, into raw: inout FrameLimits.RawFrame) {
+            encodedCount &+= 1
+            if isDiscarding { return }
+            if blockRemaining == 0 {
+                // A code byte: the previous block, unless it was a full 0xFF block, ended in a zero.
+                if zeroPending { append(0, to: &raw) }
+                blockRemaining = Int(byte) &- 1
+                zeroPending = byte != 0xFF
+            } else {
+                append(byte, to: &raw)
+                blockRemaining &-= 1
+            }
+        }
+
+        @inline(__always)
+        mutating func append(_ byte: UInt8, to raw: inout FrameLimits.RawFrame) {
+            raw[rawCount] = byte
+            rawCount &+= 1
+            crc = CRC32C.update(crc, byte)
+        }
+    }
+
+    /// The frame so far with COBS undone: id, seq, payload, CRC.
+    var raw = FrameLimits.RawFrame(repeating: 0)
+    var cursor = Cursor()
     public private(set) var statistics = Statistics()
 
-    public init() {
-        raw = [UInt8](repeating: 0, count: FrameLimits.maxRawFrame)
-    }
+    public init() {}
 
     /// Feeds one byte; returns a frame or a rejection when `byte` completes one.
     public mutating func push(_ byte: UInt8) -> Output? {
         statistics.bytes &+= 1
         if byte == 0 { return endOfFrame() }
-        if discarding { return nil }
-        encodedCount += 1
-        if encodedCount > FrameLimits.maxEncodedFrame {
-            discarding = true
-            return nil
-        }
-        if blockRemaining == 0 {
-            if zeroPending {
-                raw[rawCount] = 0
-                rawCount += 1
-            }
-            blockRemaining = Int(byte) - 1
-            zeroPending = byte != 0xFF
-        } else {
-            raw[rawCount] = byte
-            rawCount += 1
-            blockRemaining -= 1
-        }
+        cursor.take(byte, into: &raw)
         return nil
     }
 
     /// Feeds a chunk; `handler` sees every output in order. Allocation-free.
     public mutating func push(contentsOf bytes: UnsafeRawBufferPointer, _ handler: (Output) -> Void) {
+        statistics.bytes &+= bytes.count
+        var cursor = self.cursor
         for byte in bytes {
-            if let output = push(byte) { handler(output) }
+            if byte == 0 {
+                self.cursor = cursor
+                if let output = endOfFrame() { handler(output) }
+                cursor = Cursor()
+            } else {
+                cursor.take(byte, into: &raw)
+            }
         }
+        self.cursor = cursor
     }
 
     /// Feeds any byte sequence; returns the outputs (convenience for tools and tests).
@@ -90,40 +120,35 @@ public struct FrameDecoder: Sendable {
 
     /// Forgets any partial frame, as after reopening the link.
     public mutating func reset() {
-        rawCount = 0
-        encodedCount = 0
-        blockRemaining = 0
-        zeroPending = false
-        discarding = false
+        cursor = Cursor()
     }
 
     mutating func endOfFrame() -> Output? {
         defer { reset() }
-        if discarding { return reject(FrameRejection(reason: .tooLong)) }
-        if encodedCount == 0 { return nil }  // back-to-back delimiters: idle fill
-        if blockRemaining != 0 { return reject(FrameRejection(reason: .truncated)) }
-        if rawCount < 6 { return reject(FrameRejection(reason: .truncated)) }
-        return raw.withUnsafeBytes { bytes -> Output in
-            let bodyCount = rawCount - 4
-            let body = UnsafeRawBufferPointer(rebasing: bytes[0..<bodyCount])
-            let sent = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: bodyCount, as: UInt32.self))
-            guard CRC32C.checksum(body) == sent else { return reject(FrameRejection(reason: .badCRC)) }
-            let id = bytes[0]
-            let seq = bytes[1]
-            do throws(PayloadError) {
-                let message = try Message.decodePayload(id: id, UnsafeRawBufferPointer(rebasing: bytes[2..<bodyCount]))
-                statistics.frames += 1
-                return .frame(Frame(seq: seq, message: message))
-            } catch {
-                let messageID = MessageID(rawValue: id)
-                switch error {
-                case .unknownID:
-                    return reject(FrameRejection(reason: .unknownID, messageID: messageID, seq: seq))
-                case .badLength(let expected):
-                    return reject(FrameRejection(reason: .badLength, messageID: messageID, seq: seq, expectedLength: expected))
-                case .badField(let field):
-                    return reject(FrameRejection(reason: .badField, messageID: messageID, seq: seq, field: field))
-                }
+        if cursor.isDiscarding { return reject(FrameRejection(reason: .tooLong)) }
+        if cursor.encodedCount == 0 { return nil }  // back-to-back delimiters: idle fill
+        if cursor.blockRemaining != 0 || cursor.rawCount < 6 { return reject(FrameRejection(reason: .truncated)) }
+        // The register run over the body and then its CRC lands on the residue exactly when the
+        // CRC the frame carries is the body's.
+        guard cursor.crc == CRC32C.residue else { return reject(FrameRejection(reason: .badCRC)) }
+        let id = raw[0]
+        let seq = raw[1]
+        let payloadCount = cursor.rawCount - 6
+        do throws(PayloadError) {
+            let message = try raw.span.withUnsafeBytes { bytes throws(PayloadError) in
+                try Message.decodePayload(id: id, UnsafeRawBufferPointer(start: bytes.baseAddress! + 2, count: payloadCount))
+            }
+            statistics.frames += 1
+            return .frame(Frame(seq: seq, message: message))
+        } catch {
+            let messageID = MessageID(rawValue: id)
+            switch error {
+            case .unknownID:
+                return reject(FrameRejection(reason: .unknownID, messageID: messageID, seq: seq))
+            case .badLength(let expected):
+                return reject(FrameRejection(reason: .badLength, messageID: messageID, seq: seq, expectedLength: expected))
+            case .badField(let field):
+                return reject(FrameRejection(reason: .badField, messageID: messageID, seq: seq, field: field))
             }
         }
     }

@@ -13,6 +13,8 @@ public enum FrameLimits {
     public static let maxRawFrame = 62
     public static let maxEncodedFrame = 63
     public static let maxWireBytes = 65
+    /// Room for one raw frame (maxRawFrame bytes) stored inline, so a decoder needs no heap.
+    public typealias RawFrame = InlineArray<62, UInt8>
 }
 
 /// Limits compiled into every conforming firmware (PROTOCOL.md section 7).

@@ -1,9 +1,27 @@
-/// Why a payload could not be decoded. Carries no heap data so that throwing it is free.
+/// Why a payload could not be decoded. Plain data (a field name is a `StaticString`), so
+/// throwing it is free and nothing built from it needs destroying.
 public enum PayloadError: Error, Hashable, Sendable {
     case unknownID
     case badLength(expected: Int)
     /// The protocol name of the field that is out of range or malformed.
-    case badField(String)
+    case badField(StaticString)
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        switch (lhs, rhs) {
+        case (.unknownID, .unknownID): true
+        case (.badLength(let lhs), .badLength(let rhs)): lhs == rhs
+        case (.badField(let lhs), .badField(let rhs)): lhs.description == rhs.description
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .unknownID: hasher.combine(0)
+        case .badLength(let expected): hasher.combine(1); hasher.combine(expected)
+        case .badField(let field): hasher.combine(2); hasher.combine(field.description)
+        }
+    }
 }
 
 /// Little-endian reads over a payload whose length the caller has already checked.

@@ -49,6 +49,42 @@ import Testing
         }
     }
 
+    /// Every kind of output: frames, and a rejection for each reason.
+    static var everyOutcome: [UInt8] {
+        stream
+            + [0x05, 0x41, 0x42, 0x00]  // truncated: a block cut off
+            + FrameEncoder.encode(id: 0x7F, seq: 9, payload: [1, 2])  // unknown_id
+            + FrameEncoder.encode(id: MessageID.telemetry.rawValue, seq: 10, payload: [1, 2, 3])  // bad_length
+            + FrameEncoder.encode(id: MessageID.setSetpoints.rawValue, seq: 11, payload: [0xF0, 0x0A, 0xB0, 0x04])  // bad_field
+            + [UInt8](repeating: 0x41, count: 100) + [0]  // too_long
+    }
+
+    /// The chunk path keeps the decoder's state in locals, the byte path in the decoder: on any
+    /// bytes at all they must give the same outputs and the same statistics.
+    @Test func chunksAndSingleBytesAgreeOnAnyInput() async {
+        let known = Self.everyOutcome
+        await propertyCheck(count: 300, input: Gen.uint8().array(of: 0...120), Gen.int(in: 1...70), Gen.int(in: 0...400)) { garbage, chunkSize, flipAt in
+            var bytes = garbage + known + garbage.reversed() + known
+            bytes[flipAt % bytes.count] ^= 0x10
+            var single = FrameDecoder()
+            let expected = single.push(contentsOf: bytes)
+            var chunked = FrameDecoder()
+            var outputs: [FrameDecoder.Output] = []
+            for start in stride(from: 0, to: bytes.count, by: chunkSize) {
+                bytes[start..<min(bytes.count, start + chunkSize)].withUnsafeBytes { chunk in
+                    chunked.push(contentsOf: chunk) { outputs.append($0) }
+                }
+            }
+            #expect(outputs == expected)
+            #expect(chunked.statistics == single.statistics)
+        }
+        var decoder = FrameDecoder()
+        _ = decoder.push(contentsOf: known)
+        let statistics = decoder.statistics
+        #expect(statistics.frames == Self.frames.count)
+        #expect([statistics.truncated, statistics.unknownID, statistics.badLength, statistics.badField, statistics.tooLong] == [1, 1, 1, 1, 1])
+    }
+
     @Test func randomGarbageIsNeverAFrameAndTheNextFrameDecodes() async {
         let probe = Frame(seq: 77, message: .heartbeat(.init()))
         await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...300)) { garbage in

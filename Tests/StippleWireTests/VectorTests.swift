@@ -18,6 +18,20 @@ import Testing
         }
     }
 
+    /// The CRC table is written out by hand, as in C. The CRC of a one-byte message reads one
+    /// table entry (index `~byte`), so the 256 one-byte messages check every entry against the
+    /// bitwise definition of the polynomial.
+    @Test func crcTableMatchesTheBitwiseDefinition() {
+        func bitwise(_ byte: UInt8) -> UInt32 {
+            var crc = 0xFFFF_FFFF ^ UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            return crc ^ 0xFFFF_FFFF
+        }
+        for byte in UInt8.min...UInt8.max {
+            #expect(CRC32C.checksum([byte]) == bitwise(byte), "byte \(byte)")
+        }
+    }
+
     @Test func validVectorsDecodeToTheirMeaningAndReencode() throws {
         let vectors = try Repository.vectors("valid.json")
         #expect(vectors.count >= MessageID.allKnown.count)
