@@ -114,6 +114,24 @@ def gen_swift(table):
         w("    public static func hostHeartbeatPeriodMs(deadmanMs: Int) -> Int {\n")
         w("        min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)\n")
         w("    }\n")
+    # The same constants as time: the one place where the protocol's milliseconds become Durations.
+    w("\n    // As `Duration`s, for code that keeps time in MonotonicInstant and Duration.\n")
+    for k, val in tm.items():
+        if not k.endswith("_ms"):
+            continue
+        if isinstance(val, list):
+            w(f"    public static let {camel(k[:-3])}: ClosedRange<Duration> = .milliseconds({camel(k)}.lowerBound) ... .milliseconds({camel(k)}.upperBound)\n")
+        else:
+            w(f"    public static let {camel(k[:-3])}: Duration = .milliseconds({camel(k)})\n")
+    if "deadman_default_ms" in tm:
+        w("    /// A `deadman_ms` field (SET_LIMITS, LIMITS) as time.\n")
+        w("    @inlinable\n")
+        w("    public static func deadman(ms: some BinaryInteger) -> Duration { .milliseconds(ms) }\n")
+    if "host_heartbeat_deadman_divisor" in tm:
+        w("    /// `hostHeartbeatPeriodMs(deadmanMs:)` as time.\n")
+        w("    public static func hostHeartbeatPeriod(deadmanMs: Int) -> Duration {\n")
+        w("        .milliseconds(hostHeartbeatPeriodMs(deadmanMs: deadmanMs))\n")
+        w("    }\n")
     w("}\n\n")
 
     # enums as open structs
@@ -285,6 +303,28 @@ def gen_swift(table):
             else:
                 parts.append(f"{fld['name']}=\\({var})")
         w(f"            \"{' '.join(parts)}\"\n")
+    w("        }\n    }\n}\n\n")
+
+    # field texts, the inverse of the builder
+    w("extension Message {\n")
+    w("    /// Every field as `name: text`, the inverse of `make(name:fields:)`: tools that let a person\n")
+    w("    /// override some fields of a message start from these, so no field name is copied by hand.\n")
+    w("    public var fieldTexts: [String: String] {\n        switch self {\n")
+    for m in table["messages"]:
+        if not m["fields"]:
+            w(f"        case .{camel(m['name'])}: [:]\n")
+            continue
+        w(f"        case .{camel(m['name'])}(let m):\n")
+        pairs = []
+        for fld in m["fields"]:
+            var = "m." + camel(fld["name"])
+            if fld["kind"] in ("text", "vartext"):
+                pairs.append(f"\"{fld['name']}\": {var}.string")
+            elif fld["kind"] == "flags":
+                pairs.append(f"\"{fld['name']}\": \"\\({var}.rawValue)\"")
+            else:
+                pairs.append(f"\"{fld['name']}\": \"\\({var})\"")
+        w("            [" + ", ".join(pairs) + "]\n")
     w("        }\n    }\n}\n\n")
 
     # builder from key=value

@@ -44,6 +44,23 @@ public enum ProtocolTiming {
     public static func hostHeartbeatPeriodMs(deadmanMs: Int) -> Int {
         min(hostIdleHeartbeatMs, deadmanMs / hostHeartbeatDeadmanDivisor)
     }
+
+    // As `Duration`s, for code that keeps time in MonotonicInstant and Duration.
+    public static let ackTimeout: Duration = .milliseconds(ackTimeoutMs)
+    public static let hostIdleHeartbeat: Duration = .milliseconds(hostIdleHeartbeatMs)
+    public static let deadmanDefault: Duration = .milliseconds(deadmanDefaultMs)
+    public static let deadmanRange: ClosedRange<Duration> = .milliseconds(deadmanRangeMs.lowerBound) ... .milliseconds(deadmanRangeMs.upperBound)
+    public static let telemetryIdlePeriod: Duration = .milliseconds(telemetryIdlePeriodMs)
+    public static let statusPeriod: Duration = .milliseconds(statusPeriodMs)
+    public static let stallGrace: Duration = .milliseconds(stallGraceMs)
+    public static let hostTelemetrySilence: Duration = .milliseconds(hostTelemetrySilenceMs)
+    /// A `deadman_ms` field (SET_LIMITS, LIMITS) as time.
+    @inlinable
+    public static func deadman(ms: some BinaryInteger) -> Duration { .milliseconds(ms) }
+    /// `hostHeartbeatPeriodMs(deadmanMs:)` as time.
+    public static func hostHeartbeatPeriod(deadmanMs: Int) -> Duration {
+        .milliseconds(hostHeartbeatPeriodMs(deadmanMs: deadmanMs))
+    }
 }
 
 /// The pen's own safety state machine (PROTOCOL.md section 7).
@@ -1170,6 +1187,50 @@ extension Message: CustomStringConvertible {
             "limits depth_min_um=\(m.depthMinUm) depth_max_um=\(m.depthMaxUm) depth_trip_um=\(m.depthTripUm) rate_min_dhz=\(m.rateMinDhz) rate_max_dhz=\(m.rateMaxDhz) rate_stall_dhz=\(m.rateStallDhz) rate_runaway_dhz=\(m.rateRunawayDhz) deadman_ms=\(m.deadmanMs) limits_crc=\(m.limitsCRC)"
         case .log(let m):
             "log level=\(m.level) text=\(m.text.quoted)"
+        }
+    }
+}
+
+extension Message {
+    /// Every field as `name: text`, the inverse of `make(name:fields:)`: tools that let a person
+    /// override some fields of a message start from these, so no field name is copied by hand.
+    public var fieldTexts: [String: String] {
+        switch self {
+        case .hello(let m):
+            ["proto_major": "\(m.protoMajor)", "proto_minor": "\(m.protoMinor)"]
+        case .heartbeat: [:]
+        case .setLimits(let m):
+            ["depth_min_um": "\(m.depthMinUm)", "depth_max_um": "\(m.depthMaxUm)", "depth_trip_um": "\(m.depthTripUm)", "rate_min_dhz": "\(m.rateMinDhz)", "rate_max_dhz": "\(m.rateMaxDhz)", "rate_stall_dhz": "\(m.rateStallDhz)", "rate_runaway_dhz": "\(m.rateRunawayDhz)", "deadman_ms": "\(m.deadmanMs)"]
+        case .getLimits: [:]
+        case .setSetpoints(let m):
+            ["depth_um": "\(m.depthUm)", "rate_dhz": "\(m.rateDhz)"]
+        case .arm(let m):
+            ["limits_crc": "\(m.limitsCRC)"]
+        case .disarm: [:]
+        case .motorRun: [:]
+        case .motorStop: [:]
+        case .estop: [:]
+        case .clearFault: [:]
+        case .identify(let m):
+            ["duration_ms": "\(m.durationMs)"]
+        case .getStatus: [:]
+        case .readCartridge: [:]
+        case .ack(let m):
+            ["acked_seq": "\(m.ackedSeq)", "acked_id": "\(m.ackedID)", "status": "\(m.status)", "detail": "\(m.detail)"]
+        case .helloReply(let m):
+            ["proto_major": "\(m.protoMajor)", "proto_minor": "\(m.protoMinor)", "fw_major": "\(m.fwMajor)", "fw_minor": "\(m.fwMinor)", "fw_patch": "\(m.fwPatch)", "capabilities": "\(m.capabilities.rawValue)", "serial": m.serial.string, "limits_crc": "\(m.limitsCRC)", "depth_ceiling_um": "\(m.depthCeilingUm)"]
+        case .status(let m):
+            ["state": "\(m.state)", "flags": "\(m.flags.rawValue)", "fault": "\(m.fault)", "depth_setpoint_um": "\(m.depthSetpointUm)", "rate_setpoint_dhz": "\(m.rateSetpointDhz)", "pen_time_us": "\(m.penTimeUs)"]
+        case .telemetry(let m):
+            ["pen_time_us": "\(m.penTimeUs)", "stroke_count": "\(m.strokeCount)", "peak_protrusion_um": "\(m.peakProtrusionUm)", "stroke_rate_dhz": "\(m.strokeRateDhz)", "motor_current_ma": "\(m.motorCurrentMa)", "temperature_dc": "\(m.temperatureDc)", "flags": "\(m.flags.rawValue)"]
+        case .cartridge(let m):
+            ["event": "\(m.event)", "needle_count": "\(m.needleCount)", "needle_diameter_um": "\(m.needleDiameterUm)", "expiry_days": "\(m.expiryDays)", "cartridge_id": m.cartridgeID.string, "lot": m.lot.string]
+        case .fault(let m):
+            ["code": "\(m.code)", "detail": "\(m.detail)", "value": "\(m.value)", "pen_time_us": "\(m.penTimeUs)"]
+        case .limits(let m):
+            ["depth_min_um": "\(m.depthMinUm)", "depth_max_um": "\(m.depthMaxUm)", "depth_trip_um": "\(m.depthTripUm)", "rate_min_dhz": "\(m.rateMinDhz)", "rate_max_dhz": "\(m.rateMaxDhz)", "rate_stall_dhz": "\(m.rateStallDhz)", "rate_runaway_dhz": "\(m.rateRunawayDhz)", "deadman_ms": "\(m.deadmanMs)", "limits_crc": "\(m.limitsCRC)"]
+        case .log(let m):
+            ["level": "\(m.level)", "text": m.text.string]
         }
     }
 }

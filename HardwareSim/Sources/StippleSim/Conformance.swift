@@ -3,17 +3,17 @@ import StippleWire
 /// A byte link to a pen: the in-process simulator, a pty, or a real pen's serial port.
 public protocol PenPort: AnyObject {
     func write(_ bytes: [UInt8]) throws
-    /// Whatever arrives within `timeoutMs` (possibly nothing).
-    func read(timeoutMs: Int) throws -> [UInt8]
-    /// Milliseconds on the port's clock: real time for a device, virtual time for the simulator.
-    var clockMs: Int { get }
+    /// Whatever arrives within `timeout` (possibly nothing).
+    func read(timeout: Duration) throws -> [UInt8]
+    /// The port's clock: CLOCK_MONOTONIC for a device, virtual time for the simulator.
+    var now: MonotonicInstant { get }
 }
 
 /// The in-process simulator seen as a port, on the virtual clock: reading waits in simulated
 /// time, so the whole conformance suite runs in milliseconds.
 public final class SimulatedPenPort: PenPort {
     public private(set) var pen: PenSimulator
-    private var now: SimTime = 0
+    public private(set) var now = MonotonicInstant.zero
 
     public init(config: PenConfig = PenConfig(), seed: UInt64 = 1) {
         pen = PenSimulator(config: config, seed: seed)
@@ -21,18 +21,16 @@ public final class SimulatedPenPort: PenPort {
 
     public func write(_ bytes: [UInt8]) throws { pen.receive(bytes) }
 
-    public func read(timeoutMs: Int) throws -> [UInt8] {
-        let deadline = now + SimTime(timeoutMs) * 1000
+    public func read(timeout: Duration) throws -> [UInt8] {
+        let deadline = now + timeout
         var out = pen.takeOutput()
         while out.isEmpty && now < deadline {
-            now += 1000
+            now += .milliseconds(1)
             pen.advance(to: now)
             out = pen.takeOutput()
         }
         return out
     }
-
-    public var clockMs: Int { Int(now / 1000) }
 }
 
 /// The protocol conformance suite: every message and every error path of PROTOCOL.md, run
@@ -41,7 +39,7 @@ public final class SimulatedPenPort: PenPort {
 ///
 /// It is a correct host (PROTOCOL.md section 5): stop-and-wait, a command without an ACK is
 /// resent every 50 ms (at most five times), and while nothing is in flight it sends HEARTBEAT
-/// at least every `ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs:)`.
+/// at least every `ProtocolTiming.hostHeartbeatPeriod(deadmanMs:)`.
 public struct ConformanceSuite {
     public struct Check: Sendable, CustomStringConvertible {
         public var name: String
@@ -55,7 +53,7 @@ public struct ConformanceSuite {
         var seq: UInt8
         var id: UInt8
         var wire: [UInt8]
-        var sentAt: Int
+        var sentAt: MonotonicInstant
         var retries: Int
     }
 
@@ -63,7 +61,7 @@ public struct ConformanceSuite {
     var decoder = FrameDecoder()
     var seq: UInt8 = 0x40
     var inFlight: InFlight?
-    var lastWriteMs = 0
+    var lastWrite = MonotonicInstant.zero
     /// The deadman the pen holds as far as this host knows; sets the heartbeat period.
     var deadmanMs = ProtocolTiming.deadmanDefaultMs
     public private(set) var checks: [Check] = []
@@ -74,17 +72,17 @@ public struct ConformanceSuite {
     /// Every frame the suite's decoder rejected.
     public private(set) var rejections: [FrameRejection] = []
     /// How long to wait for an answer; real pens need real time, the simulator takes virtual time.
-    let replyTimeoutMs: Int
+    let replyTimeout: Duration
 
-    public init(port: any PenPort, replyTimeoutMs: Int = 200) {
+    public init(port: any PenPort, replyTimeout: Duration = .milliseconds(200)) {
         self.port = port
-        self.replyTimeoutMs = replyTimeoutMs
+        self.replyTimeout = replyTimeout
     }
 
     public var passed: Bool { checks.allSatisfy(\.passed) }
 
     /// The longest gap the suite leaves between two frames it sends.
-    var heartbeatPeriodMs: Int { ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs: deadmanMs) }
+    var heartbeatPeriod: Duration { ProtocolTiming.hostHeartbeatPeriod(deadmanMs: deadmanMs) }
 
     // MARK: - Exchange helpers
 
@@ -95,7 +93,7 @@ public struct ConformanceSuite {
 
     mutating func write(_ bytes: [UInt8]) throws {
         try port.write(bytes)
-        lastWriteMs = port.clockMs
+        lastWrite = port.now
     }
 
     /// Sends a command with a fresh seq and collects frames until its ACK (and data reply).
@@ -110,7 +108,7 @@ public struct ConformanceSuite {
         if inFlight != nil { try collect(untilIdle: true) { _ in false } }
         inFlight = nil
         try write(wire)
-        inFlight = InFlight(seq: seq, id: id, wire: wire, sentAt: port.clockMs, retries: 0)
+        inFlight = InFlight(seq: seq, id: id, wire: wire, sentAt: port.now, retries: 0)
     }
 
     mutating func awaitAck(seq: UInt8, id: UInt8, reply: MessageID?) throws -> (ack: Message.Ack?, data: Message?, seq: UInt8) {
@@ -129,13 +127,12 @@ public struct ConformanceSuite {
     /// timeout passes; returns whether it was satisfied. Meanwhile it behaves as a host must:
     /// it resends an unacknowledged command every 50 ms and keeps the deadman fed.
     @discardableResult
-    mutating func collect(timeoutMs: Int? = nil, untilIdle: Bool = false, _ done: (Frame) -> Bool) throws -> Bool {
-        let limit = timeoutMs ?? replyTimeoutMs
-        let start = port.clockMs
-        while port.clockMs - start <= limit {
+    mutating func collect(timeout: Duration? = nil, untilIdle: Bool = false, _ done: (Frame) -> Bool) throws -> Bool {
+        let deadline = port.now + (timeout ?? replyTimeout)
+        while port.now <= deadline {
             if untilIdle && inFlight == nil { return true }
-            let now = port.clockMs
-            if var flight = inFlight, now - flight.sentAt >= ProtocolTiming.ackTimeoutMs {
+            let now = port.now
+            if var flight = inFlight, now >= flight.sentAt + ProtocolTiming.ackTimeout {
                 if flight.retries >= ProtocolTiming.commandRetries {
                     inFlight = nil  // given up; the check that sent it sees no ACK
                 } else {
@@ -145,11 +142,11 @@ public struct ConformanceSuite {
                     inFlight = flight
                 }
             }
-            if inFlight == nil, now - lastWriteMs >= heartbeatPeriodMs {
+            if inFlight == nil, now >= lastWrite + heartbeatPeriod {
                 let seq = nextSeq()
                 try send(FrameEncoder.encode(Frame(seq: seq, message: .heartbeat(.init()))), seq: seq, id: MessageID.heartbeat.rawValue)
             }
-            for byte in try port.read(timeoutMs: 10) {
+            for byte in try port.read(timeout: .milliseconds(10)) {
                 switch decoder.push(byte) {
                 case .frame(let frame)?:
                     if case .ack(let a) = frame.message, let flight = inFlight, a.ackedSeq == flight.seq, a.ackedID == flight.id {
@@ -172,7 +169,7 @@ public struct ConformanceSuite {
         checks.append(Check(name: name, passed: passed, detail: passed ? "" : detail()))
     }
 
-    mutating func drain(_ ms: Int = 30) throws { _ = try collect(timeoutMs: ms) { _ in false } }
+    mutating func drain(_ time: Duration = .milliseconds(30)) throws { _ = try collect(timeout: time) { _ in false } }
 
     /// GET_STATUS and its STATUS.
     mutating func status() throws -> Message.Status? {
@@ -424,16 +421,18 @@ public struct ConformanceSuite {
         var statusTimes: [UInt32] = (try status()).map { [$0.penTimeUs] } ?? []
         var lastSeq: UInt8?
         var gaps = 0
-        try collect(timeoutMs: 2300) { frame in
+        try collect(timeout: .milliseconds(2300)) { frame in
             if case .telemetry = frame.message { telemetry += 1 }
             if case .status(let status) = frame.message { statusTimes.append(status.penTimeUs) }
             if let last = lastSeq, frame.seq != last &+ 1 { gaps += 1 }
             lastSeq = frame.seq
             return false
         }
-        let statusGaps = zip(statusTimes, statusTimes.dropFirst()).map { Int($1 &- $0) }
+        // pen_time_us is a wrapping u32 counter: a gap is the wrapping difference, read as time.
+        let statusGaps = zip(statusTimes, statusTimes.dropFirst()).map { Duration.microseconds($1 &- $0) }
         check("idle TELEMETRY arrives about every 100 ms", telemetry >= 18, "\(telemetry) frames in 2.3 s")
-        check("STATUS arrives at least every second", statusTimes.count >= 2 && statusGaps.allSatisfy { $0 <= 1_020_000 }, "STATUS at pen times \(statusTimes)")
+        check("STATUS arrives at least every second",
+              statusTimes.count >= 2 && statusGaps.allSatisfy { $0 <= ProtocolTiming.statusPeriod + .milliseconds(20) }, "STATUS at pen times \(statusTimes)")
         check("pen frames are numbered consecutively", gaps == 0, "\(gaps) gaps")
         let moreResets = faults.filter { $0.code == .reset }.count - resetsAtStart
         check("FAULT reset is not repeated while the pen runs", moreResets == 0, "\(moreResets) more")

@@ -1,3 +1,5 @@
+import StippleWire
+
 /// A simple pen with no microcontroller, seen through GPIO lines, for the daemon's GPIO backend:
 /// motor enable and status LED are outputs of the host; pedal, e-stop, the stroke tachometer
 /// and the over-depth switch are inputs. The same mechanics as the serial pen drive it.
@@ -22,7 +24,7 @@ public struct GPIOPenSimulator: Sendable {
     public struct Edge: Hashable, Sendable {
         public var line: Line
         public var rising: Bool
-        public var timeUs: SimTime
+        public var time: MonotonicInstant
     }
 
     public struct Config: Hashable, Sendable {
@@ -33,17 +35,17 @@ public struct GPIOPenSimulator: Sendable {
         /// The over-depth switch closes when a stroke protrudes beyond this.
         public var overDepthSwitchUm = 1300
         /// Tachometer pulse width.
-        public var tachPulseUs: SimTime = 500
+        public var tachPulse = Duration.microseconds(500)
         public var mechanics = PenMechanics.Parameters()
         public init() {}
     }
 
     public let config: Config
-    public private(set) var now: SimTime = 0
+    public private(set) var now = MonotonicInstant.zero
     public private(set) var mechanics: PenMechanics
     private var levels: [Line: Bool] = [:]
     private var edges: [Edge] = []
-    private var tachHighUntil: SimTime?
+    private var tachHighUntil: MonotonicInstant?
 
     public init(config: Config = Config(), seed: UInt64 = 1) {
         self.config = config
@@ -83,13 +85,13 @@ public struct GPIOPenSimulator: Sendable {
         return edges
     }
 
-    public mutating func advance(to target: SimTime) {
+    public mutating func advance(to target: MonotonicInstant) {
         while now < target {
-            var dt = min(target - now, 2_000)
-            if let toStroke = mechanics.microsecondsToStroke { dt = min(dt, toStroke) }
-            if let high = tachHighUntil, high > now { dt = min(dt, high - now) }
-            let stroked = mechanics.integrate(dt, driven: motorPowered, commandedHz: config.rateHz)
-            now += dt
+            var end = min(target, now + .milliseconds(2))
+            if let toStroke = mechanics.timeToStroke { end = min(end, now + toStroke) }
+            if let high = tachHighUntil, high > now { end = min(end, high) }
+            let stroked = mechanics.integrate(end - now, driven: motorPowered, commandedHz: config.rateHz)
+            now = end
             if let high = tachHighUntil, now >= high {
                 change(.tachometer, false)
                 tachHighUntil = nil
@@ -97,7 +99,7 @@ public struct GPIOPenSimulator: Sendable {
             if stroked {
                 let protrusion = mechanics.completeStroke(depthUm: config.depthUm)
                 change(.tachometer, true)
-                tachHighUntil = now + config.tachPulseUs
+                tachHighUntil = now + config.tachPulse
                 change(.overDepth, protrusion > config.overDepthSwitchUm)
             }
         }
@@ -106,6 +108,6 @@ public struct GPIOPenSimulator: Sendable {
     private mutating func change(_ line: Line, _ high: Bool) {
         guard levels[line] != high else { return }
         levels[line] = high
-        if !line.isOutput { edges.append(Edge(line: line, rising: high, timeUs: now)) }
+        if !line.isOutput { edges.append(Edge(line: line, rising: high, time: now)) }
     }
 }

@@ -1,12 +1,5 @@
 import StippleWire
 
-/// Simulated time: microseconds since the simulated pen was powered.
-public typealias SimTime = UInt64
-
-extension SimTime {
-    public static func ms(_ value: Double) -> SimTime { SimTime(value * 1000) }
-}
-
 /// A needle cartridge as its chip describes it.
 public struct SimCartridge: Hashable, Sendable, Codable {
     public var id: String
@@ -29,18 +22,19 @@ public struct SimCartridge: Hashable, Sendable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        id = try c.decode(String.self, forKey: .id)
-        needleCount = try c.decodeIfPresent(Int.self, forKey: .needleCount) ?? 3
-        needleDiameterUm = try c.decodeIfPresent(Int.self, forKey: .needleDiameterUm) ?? 250
-        lot = try c.decodeIfPresent(String.self, forKey: .lot) ?? "L2026-11"
-        expiryDays = try c.decodeIfPresent(Int.self, forKey: .expiryDays) ?? 21_500
+        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, .id)
+        needleCount = try c.decodeIfPresent(Int.self, .needleCount) ?? 3
+        needleDiameterUm = try c.decodeIfPresent(Int.self, .needleDiameterUm) ?? 250
+        lot = try c.decodeIfPresent(String.self, .lot) ?? "L2026-11"
+        expiryDays = try c.decodeIfPresent(Int.self, .expiryDays) ?? 21_500
+        try c.finish("a cartridge")
     }
 }
 
 /// What kind of pen to simulate and how its firmware is built. Defaults describe a typical
 /// serial pen with every sensor.
-public struct PenConfig: Hashable, Sendable, Codable {
+public struct PenConfig: Hashable, Sendable, Decodable {
     public var serial = "SIM-0001"
     public var firmware: [Int] = [1, 0, 0]
     public var protocolMajor = Int(ProtocolVersion.major)
@@ -52,13 +46,13 @@ public struct PenConfig: Hashable, Sendable, Codable {
     public var overCurrentMa = 1500
     public var overTemperatureDc = 600
     /// Physics.
-    public var motorTimeConstantMs = 60.0
+    public var motorTimeConstant = Duration.milliseconds(60)
     public var depthNoiseUm = 8.0
     public var depthDriftUm = 0.05
     public var ambientDc = 250.0
-    public var thermalTimeConstantS = 600.0
-    /// Watchdog: a hung firmware is reset after this long (0 = never).
-    public var watchdogMs = 500.0
+    public var thermalTimeConstant = Duration.seconds(600)
+    /// Watchdog: a hung firmware is reset after this long (zero: never).
+    public var watchdog = Duration.milliseconds(500)
     /// A cartridge in the slot at power-up (nil: empty slot).
     public var cartridge: SimCartridge? = SimCartridge(id: "SIM-CART-0001")
 
@@ -68,32 +62,33 @@ public struct PenConfig: Hashable, Sendable, Codable {
         case serial, firmware, protocolMajor = "protocol_major", protocolMinor = "protocol_minor"
         case hasDepthSensor = "depth_sensor", hasCartridgeReader = "cartridge_reader", depthCeilingUm = "depth_ceiling_um"
         case overCurrentMa = "over_current_ma", overTemperatureDc = "over_temperature_dc"
-        case motorTimeConstantMs = "motor_time_constant_ms", depthNoiseUm = "depth_noise_um", depthDriftUm = "depth_drift_um"
-        case ambientDc = "ambient_dc", thermalTimeConstantS = "thermal_time_constant_s", watchdogMs = "watchdog_ms", cartridge
+        case motorTimeConstant = "motor_time_constant_ms", depthNoiseUm = "depth_noise_um", depthDriftUm = "depth_drift_um"
+        case ambientDc = "ambient_dc", thermalTimeConstant = "thermal_time_constant_s", watchdog = "watchdog_ms", cartridge
     }
 
-    /// Every key is optional in scenario files; absent keys keep the defaults.
+    /// Every key is optional in scenario files; absent keys keep the defaults, unknown keys are refused.
     public init(from decoder: any Decoder) throws {
         self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        serial = try c.decodeIfPresent(String.self, forKey: .serial) ?? serial
-        firmware = try c.decodeIfPresent([Int].self, forKey: .firmware) ?? firmware
-        protocolMajor = try c.decodeIfPresent(Int.self, forKey: .protocolMajor) ?? protocolMajor
-        protocolMinor = try c.decodeIfPresent(Int.self, forKey: .protocolMinor) ?? protocolMinor
-        hasDepthSensor = try c.decodeIfPresent(Bool.self, forKey: .hasDepthSensor) ?? hasDepthSensor
-        hasCartridgeReader = try c.decodeIfPresent(Bool.self, forKey: .hasCartridgeReader) ?? hasCartridgeReader
-        depthCeilingUm = try c.decodeIfPresent(Int.self, forKey: .depthCeilingUm) ?? depthCeilingUm
-        overCurrentMa = try c.decodeIfPresent(Int.self, forKey: .overCurrentMa) ?? overCurrentMa
-        overTemperatureDc = try c.decodeIfPresent(Int.self, forKey: .overTemperatureDc) ?? overTemperatureDc
-        motorTimeConstantMs = try c.decodeIfPresent(Double.self, forKey: .motorTimeConstantMs) ?? motorTimeConstantMs
-        depthNoiseUm = try c.decodeIfPresent(Double.self, forKey: .depthNoiseUm) ?? depthNoiseUm
-        depthDriftUm = try c.decodeIfPresent(Double.self, forKey: .depthDriftUm) ?? depthDriftUm
-        ambientDc = try c.decodeIfPresent(Double.self, forKey: .ambientDc) ?? ambientDc
-        thermalTimeConstantS = try c.decodeIfPresent(Double.self, forKey: .thermalTimeConstantS) ?? thermalTimeConstantS
-        watchdogMs = try c.decodeIfPresent(Double.self, forKey: .watchdogMs) ?? watchdogMs
+        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        serial = try c.decodeIfPresent(String.self, .serial) ?? serial
+        firmware = try c.decodeIfPresent([Int].self, .firmware) ?? firmware
+        protocolMajor = try c.decodeIfPresent(Int.self, .protocolMajor) ?? protocolMajor
+        protocolMinor = try c.decodeIfPresent(Int.self, .protocolMinor) ?? protocolMinor
+        hasDepthSensor = try c.decodeIfPresent(Bool.self, .hasDepthSensor) ?? hasDepthSensor
+        hasCartridgeReader = try c.decodeIfPresent(Bool.self, .hasCartridgeReader) ?? hasCartridgeReader
+        depthCeilingUm = try c.decodeIfPresent(Int.self, .depthCeilingUm) ?? depthCeilingUm
+        overCurrentMa = try c.decodeIfPresent(Int.self, .overCurrentMa) ?? overCurrentMa
+        overTemperatureDc = try c.decodeIfPresent(Int.self, .overTemperatureDc) ?? overTemperatureDc
+        motorTimeConstant = try c.milliseconds(.motorTimeConstant, in: 0.001...60_000) ?? motorTimeConstant
+        depthNoiseUm = try c.decodeIfPresent(Double.self, .depthNoiseUm) ?? depthNoiseUm
+        depthDriftUm = try c.decodeIfPresent(Double.self, .depthDriftUm) ?? depthDriftUm
+        ambientDc = try c.decodeIfPresent(Double.self, .ambientDc) ?? ambientDc
+        thermalTimeConstant = try c.duration(.thermalTimeConstant, unit: ("s", 1_000_000_000), in: 0.001...86_400) ?? thermalTimeConstant
+        watchdog = try c.milliseconds(.watchdog, in: 0...scenarioDayMs) ?? watchdog
         if c.contains(.cartridge) {
-            cartridge = try c.decodeIfPresent(SimCartridge.self, forKey: .cartridge)
+            cartridge = try c.decodeIfPresent(SimCartridge.self, .cartridge)
         }
+        try c.finish("the pen")
     }
 
     var capabilities: Capabilities {

@@ -3,21 +3,25 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import StippleWire
 
 /// The physical pen shared by the serial and the GPIO models: a motor that ramps toward its
 /// target with inertia, a needle whose per-stroke peak protrusion follows the depth setting
 /// with noise and slow drift, and current and temperature that rise with load and time.
 public struct PenMechanics: Sendable {
     public struct Parameters: Hashable, Sendable {
-        public var motorTimeConstantMs = 60.0
+        public var motorTimeConstant = Duration.milliseconds(60)
         public var depthNoiseUm = 8.0
         public var depthDriftUm = 0.05
         public var ambientDc = 250.0
-        public var thermalTimeConstantS = 600.0
+        public var thermalTimeConstant = Duration.seconds(600)
         public init() {}
     }
 
     public let parameters: Parameters
+    /// The time constants as the exponentials take them, converted once.
+    private let motorTimeConstantMs: Double
+    private let thermalTimeConstantS: Double
     public private(set) var rateHz = 0.0
     public private(set) var strokeCount: UInt32 = 0
     public private(set) var temperatureDc: Double
@@ -40,6 +44,8 @@ public struct PenMechanics: Sendable {
 
     public init(parameters: Parameters, rng: SimRandom) {
         self.parameters = parameters
+        motorTimeConstantMs = Double(parameters.motorTimeConstant.totalNanoseconds) / 1_000_000
+        thermalTimeConstantS = Double(parameters.thermalTimeConstant.totalNanoseconds) / 1_000_000_000
         self.rng = rng
         temperatureDc = parameters.ambientDc
     }
@@ -50,18 +56,19 @@ public struct PenMechanics: Sendable {
         return runawayHz ?? commandedHz
     }
 
-    /// Microseconds until the next stroke completes at the present rate (nil when stopped).
-    var microsecondsToStroke: UInt64? {
+    /// The time until the next stroke completes at the present rate, in whole microseconds
+    /// (the simulators' quantum), nil when stopped.
+    var timeToStroke: Duration? {
         guard rateHz > 0.5 else { return nil }
-        return max(1, UInt64(((1 - strokePhase) / rateHz * 1_000_000).rounded(.up)))
+        return .microseconds(max(1, Int64(((1 - strokePhase) / rateHz * 1_000_000).rounded(.up))))
     }
 
-    /// Moves time on by `dt` µs; returns true when a stroke completed (call `completeStroke`).
-    mutating func integrate(_ dt: UInt64, driven: Bool, commandedHz: Double) -> Bool {
-        let seconds = Double(dt) / 1_000_000
+    /// Moves time on by `dt`; returns true when a stroke completed (call `completeStroke`).
+    mutating func integrate(_ dt: Duration, driven: Bool, commandedHz: Double) -> Bool {
+        let seconds = Double(dt.totalNanoseconds) / 1_000_000_000
         if driven {
             let target = target(commandedHz: commandedHz, driven: true)
-            rateHz += (target - rateHz) * (1 - exp(-seconds * 1000 / parameters.motorTimeConstantMs))
+            rateHz += (target - rateHz) * (1 - exp(-seconds * 1000 / motorTimeConstantMs))
             if jammed { rateHz = 0 }
             strokePhase += rateHz * seconds
             injectedDriftUm += injectedDriftPerSecond * seconds
@@ -71,7 +78,7 @@ public struct PenMechanics: Sendable {
             currentMa = 15 + extraCurrentMa
         }
         let heatTarget = parameters.ambientDc + currentMa / 3 + extraTemperatureDc
-        temperatureDc += (heatTarget - temperatureDc) * (1 - exp(-seconds / parameters.thermalTimeConstantS))
+        temperatureDc += (heatTarget - temperatureDc) * (1 - exp(-seconds / thermalTimeConstantS))
         if extraTemperatureDc > 0 { temperatureDc = max(temperatureDc, parameters.ambientDc + extraTemperatureDc) }
         if strokePhase >= 1 {
             strokePhase -= 1

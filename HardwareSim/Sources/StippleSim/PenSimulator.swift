@@ -8,7 +8,8 @@ import StippleWire
 /// bytes come out of `takeOutput`, and the same seed and inputs give the same bytes.
 public struct PenSimulator: Sendable {
     public let config: PenConfig
-    public private(set) var now: SimTime = 0
+    /// The pen's clock: zero at power-up (of the simulator; a reset does not restart it).
+    public private(set) var now = MonotonicInstant.zero
 
     /// The motor, needle and heat.
     public private(set) var mechanics: PenMechanics
@@ -21,7 +22,7 @@ public struct PenSimulator: Sendable {
     // Injected firmware-side faults (mechanical ones live in `mechanics`).
     private var sensorStuck: Int??
     private var sensorDropout = false
-    private var hungSince: SimTime?
+    private var hungSince: MonotonicInstant?
     private var frozenDrive = false
     private var protocolMajor: Int
 
@@ -31,7 +32,7 @@ public struct PenSimulator: Sendable {
     private var output: [UInt8] = []
 
     /// Faults the firmware latched, with the stroke count at that moment, for tests and reports.
-    public private(set) var faultHistory: [(time: SimTime, code: FaultCode, strokes: UInt32)] = []
+    public private(set) var faultHistory: [(time: MonotonicInstant, code: FaultCode, strokes: UInt32)] = []
     /// Number of frames the pen sent.
     public private(set) var framesSent = 0
     /// Commands applied (not counting duplicates), for duplicate-suppression checks.
@@ -41,20 +42,20 @@ public struct PenSimulator: Sendable {
         var handshakeDone = false
         var limits: Message.SetLimits?
         var limitsCRC: UInt32 = 0
-        var deadmanMs = ProtocolTiming.deadmanDefaultMs
+        var deadman = ProtocolTiming.deadmanDefault
         var depthSetpointUm: UInt16 = 0
         var rateSetpointDhz: UInt16 = 0
         var armed = false
         var runEnabled = false
         var fault = FaultCode.none
         var estopLatched = false
-        var lastHostFrame: SimTime = 0
+        var lastHostFrame = MonotonicInstant.zero
         var lastCommand: (seq: UInt8, id: UInt8, status: AckStatus, detail: UInt8)?
         var txSeq: UInt8 = 0
-        var lastTelemetry: SimTime = 0
-        var lastStatus: SimTime = 0
-        var motorOnSince: SimTime?
-        var identifyUntil: SimTime = 0
+        var lastTelemetry = MonotonicInstant.zero
+        var lastStatus = MonotonicInstant.zero
+        var motorOnSince: MonotonicInstant?
+        var identifyUntil = MonotonicInstant.zero
         var missingReadings = 0
         var sameReadings = 0
         var lastReading: Int?
@@ -66,11 +67,11 @@ public struct PenSimulator: Sendable {
         self.config = config
         var rng = SimRandom(seed: seed)
         var parameters = PenMechanics.Parameters()
-        parameters.motorTimeConstantMs = config.motorTimeConstantMs
+        parameters.motorTimeConstant = config.motorTimeConstant
         parameters.depthNoiseUm = config.depthNoiseUm
         parameters.depthDriftUm = config.depthDriftUm
         parameters.ambientDc = config.ambientDc
-        parameters.thermalTimeConstantS = config.thermalTimeConstantS
+        parameters.thermalTimeConstant = config.thermalTimeConstant
         mechanics = PenMechanics(parameters: parameters, rng: rng.split())
         cartridge = config.cartridge
         protocolMajor = config.protocolMajor
@@ -206,30 +207,34 @@ public struct PenSimulator: Sendable {
     // MARK: - Time
 
     /// Runs the pen up to `target`.
-    public mutating func advance(to target: SimTime) {
+    public mutating func advance(to target: MonotonicInstant) {
         while now < target {
-            let dt = nextStep(limit: target - now)
-            let stroked = mechanics.integrate(dt, driven: motorDriven, commandedHz: Double(fw.rateSetpointDhz) / 10)
-            now += dt
+            let end = stepEnd(limit: target)
+            let stroked = mechanics.integrate(end - now, driven: motorDriven, commandedHz: Double(fw.rateSetpointDhz) / 10)
+            now = end
             if stroked { stroke() }
             timers()
         }
     }
 
+    /// The simulation's quantum: strokes and timers fall on whole microseconds.
+    private static var quantum: Duration { .microseconds(1) }
+
     /// Steps end at the next stroke, the next timer, or 10 ms, whichever is first; while the
-    /// motor ramps, every 2 ms.
-    private func nextStep(limit: SimTime) -> SimTime {
-        var dt: SimTime = 10_000
-        if let toStroke = mechanics.microsecondsToStroke { dt = min(dt, toStroke) }
+    /// motor ramps, every 2 ms. Deadlines are compared as instants: that is one 64-bit
+    /// comparison each, on a path taken several times per simulated stroke.
+    private func stepEnd(limit: MonotonicInstant) -> MonotonicInstant {
+        var end = now + .milliseconds(10)
+        if let toStroke = mechanics.timeToStroke { end = min(end, now + toStroke) }
         let target = mechanics.target(commandedHz: Double(fw.rateSetpointDhz) / 10, driven: motorDriven)
-        if abs(target - mechanics.rateHz) > 0.5 { dt = min(dt, 2_000) }
+        if abs(target - mechanics.rateHz) > 0.5 { end = min(end, now + .milliseconds(2)) }
         if hungSince == nil {
-            let deadline = fw.lastHostFrame + SimTime(fw.deadmanMs) * 1000 + 1
-            if fw.armed && deadline > now { dt = min(dt, deadline - now) }
-            let telemetryDue = fw.lastTelemetry + SimTime(ProtocolTiming.telemetryIdlePeriodMs) * 1000
-            if telemetryDue > now { dt = min(dt, telemetryDue - now) }
+            let deadline = fw.lastHostFrame + fw.deadman + Self.quantum
+            if fw.armed && deadline > now { end = min(end, deadline) }
+            let telemetryDue = fw.lastTelemetry + ProtocolTiming.telemetryIdlePeriod
+            if telemetryDue > now { end = min(end, telemetryDue) }
         }
-        return max(1, min(dt, limit))
+        return max(now + Self.quantum, min(end, limit))
     }
 
     private mutating func stroke() {
@@ -271,7 +276,7 @@ public struct PenSimulator: Sendable {
             latch(.rateRunaway, detail: 0, value: Int32(dhz))
             return
         }
-        guard let since = fw.motorOnSince, now - since >= SimTime(ProtocolTiming.stallGraceMs) * 1000 else { return }
+        guard let since = fw.motorOnSince, now >= since + ProtocolTiming.stallGrace else { return }
         if dhz < Int(limits.rateStallDhz) {
             latch(.stall, detail: 0, value: Int32(dhz))
         }
@@ -279,11 +284,11 @@ public struct PenSimulator: Sendable {
 
     private mutating func timers() {
         if let hung = hungSince {
-            if config.watchdogMs > 0, Double(now - hung) >= config.watchdogMs * 1000 { boot(cause: .watchdog) }
+            if config.watchdog > .zero, now >= hung + config.watchdog { boot(cause: .watchdog) }
             return
         }
-        if fw.armed, now - fw.lastHostFrame > SimTime(fw.deadmanMs) * 1000 {
-            latch(.hostHeartbeatLost, detail: 0, value: Int32(clamping: (now - fw.lastHostFrame) / 1000))
+        if fw.armed, now > fw.lastHostFrame + fw.deadman {
+            latch(.hostHeartbeatLost, detail: 0, value: Int32(clamping: (now - fw.lastHostFrame).milliseconds))
         }
         // Only a pen without a latched fault latches over-temperature: the motor is off anyway,
         // and a hot pen must not repeat FAULT on every step (CLEAR_FAULT waits for it to cool).
@@ -295,8 +300,8 @@ public struct PenSimulator: Sendable {
         }
         // A motor that does not turn at all completes no strokes: check the stall here too.
         checkRate()
-        if now - fw.lastTelemetry >= SimTime(ProtocolTiming.telemetryIdlePeriodMs) * 1000 { sendTelemetry() }
-        if now - fw.lastStatus >= SimTime(ProtocolTiming.statusPeriodMs) * 1000 { sendStatus() }
+        if now >= fw.lastTelemetry + ProtocolTiming.telemetryIdlePeriod { sendTelemetry() }
+        if now >= fw.lastStatus + ProtocolTiming.statusPeriod { sendStatus() }
         trackMotor()
     }
 
@@ -318,7 +323,9 @@ public struct PenSimulator: Sendable {
         sendStatus()
     }
 
-    private var penTime: UInt32 { UInt32(truncatingIfNeeded: now) }
+    /// `pen_time_us` on the wire: the pen's microsecond counter, a u32 that wraps every 71.6
+    /// minutes, taken from the instant here and nowhere else.
+    private var penTime: UInt32 { UInt32(truncatingIfNeeded: now.nanoseconds / 1_000) }
 
     private mutating func afterInput() {
         guard hungSince == nil else { return }
@@ -380,7 +387,7 @@ public struct PenSimulator: Sendable {
         return Message.Limits(
             depthMinUm: l?.depthMinUm ?? 0, depthMaxUm: l?.depthMaxUm ?? 0, depthTripUm: l?.depthTripUm ?? 0,
             rateMinDhz: l?.rateMinDhz ?? 0, rateMaxDhz: l?.rateMaxDhz ?? 0, rateStallDhz: l?.rateStallDhz ?? 0,
-            rateRunawayDhz: l?.rateRunawayDhz ?? 0, deadmanMs: UInt16(fw.deadmanMs), limitsCRC: fw.limitsCRC)
+            rateRunawayDhz: l?.rateRunawayDhz ?? 0, deadmanMs: UInt16(clamping: fw.deadman.milliseconds), limitsCRC: fw.limitsCRC)
     }
 
     private func cartridgeMessage(_ event: CartridgeEvent, _ cartridge: SimCartridge) -> Message.Cartridge {
@@ -408,7 +415,7 @@ public struct PenSimulator: Sendable {
                 fw.handshakeDone = false
                 fw.limits = nil
                 fw.limitsCRC = 0
-                fw.deadmanMs = ProtocolTiming.deadmanDefaultMs
+                fw.deadman = ProtocolTiming.deadmanDefault
                 return (.versionMismatch, UInt8(clamping: protocolMajor))
             }
             // An accepted HELLO keeps the limits, so HELLO_REPLY's limits_crc names them.
@@ -422,7 +429,7 @@ public struct PenSimulator: Sendable {
         case .getStatus:
             return (.ok, 0)
         case .identify(let identify):
-            fw.identifyUntil = now + SimTime(identify.durationMs) * 1000
+            fw.identifyUntil = now + .milliseconds(identify.durationMs)
             return (.ok, 0)
         case .clearFault:
             return clearFault()
@@ -436,7 +443,7 @@ public struct PenSimulator: Sendable {
             if let field = inconsistentField(limits) { return (.badField, field) }
             fw.limits = limits
             fw.limitsCRC = limits.checksum
-            fw.deadmanMs = Int(limits.deadmanMs)
+            fw.deadman = ProtocolTiming.deadman(ms: limits.deadmanMs)
             fw.depthSetpointUm = 0
             fw.rateSetpointDhz = 0
             return (.ok, 0)

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import StippleWire
 
 /// An operating-system call that failed, with errno's text.
 public struct SystemError: Error, CustomStringConvertible, Sendable {
@@ -13,11 +14,17 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Microseconds on CLOCK_MONOTONIC: real time for the pty transport (never the virtual clock).
-func monotonicMicroseconds() -> UInt64 {
+/// CLOCK_MONOTONIC: real time for the pty transport and serial ports (never the virtual clock).
+func monotonicNow() -> MonotonicInstant {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
+}
+
+/// A poll(2) timeout: whole milliseconds, rounded up so that a short wait still waits.
+func pollTimeout(_ timeout: Duration) -> Int32 {
+    guard timeout > .zero else { return 0 }
+    return Int32(clamping: (timeout.totalNanoseconds + 999_999) / 1_000_000)
 }
 
 /// Puts a terminal into raw mode: no echo, no line discipline, no translation, 8N1.
@@ -62,9 +69,9 @@ public final class SerialPort: PenPort {
         }
     }
 
-    public func read(timeoutMs: Int) throws -> [UInt8] {
+    public func read(timeout: Duration) throws -> [UInt8] {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = try SystemError.check(poll(&pfd, 1, Int32(timeoutMs)), "poll \(path)")
+        let ready = try SystemError.check(poll(&pfd, 1, pollTimeout(timeout)), "poll \(path)")
         guard ready > 0 else { return [] }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
@@ -75,7 +82,7 @@ public final class SerialPort: PenPort {
         return Array(buffer[0..<count])
     }
 
-    /// Real time: CLOCK_MONOTONIC in milliseconds.
-    public var clockMs: Int { Int(monotonicMicroseconds() / 1000) }
+    /// Real time: CLOCK_MONOTONIC.
+    public var now: MonotonicInstant { monotonicNow() }
 }
 #endif

@@ -16,7 +16,7 @@ public final class PtyPenServer: @unchecked Sendable {
     private let slave: Int32
     /// The pen, shared between the serving thread and `perform` callers.
     private let pen: Mutex<PenSimulator>
-    private let started = monotonicMicroseconds()
+    private let started = monotonicNow()
     private var symlinkPath: String?
     private var pending: [UInt8] = []
     private let stopFlag = Atomic<Bool>(false)
@@ -59,17 +59,18 @@ public final class PtyPenServer: @unchecked Sendable {
     /// Asks a running `serve` to return (from another thread or a signal handler's flag).
     public func stop() { stopFlag.store(true, ordering: .relaxed) }
 
-    private var nowUs: SimTime { monotonicMicroseconds() - started }
+    /// The pen's clock: CLOCK_MONOTONIC since the server started, so the pen powers up at zero.
+    private var now: MonotonicInstant { .zero + (monotonicNow() - started) }
 
-    /// Serves until `seconds` pass (0: forever), `stop()` or a `quit` command. `commands` is a
-    /// file descriptor to read interactive command lines from (nil: none).
-    public func serve(seconds: Double = 0, commands: Int32? = nil, reply: (String) -> Void = { _ in }) throws {
+    /// Serves until `duration` passes (nil: forever), `stop()` or a `quit` command. `commands` is
+    /// a file descriptor to read interactive command lines from (nil: none).
+    public func serve(for duration: Duration? = nil, commands: Int32? = nil, reply: (String) -> Void = { _ in }) throws {
         var commandBuffer: [UInt8] = []
         var commandFD = commands
-        let deadline: SimTime? = seconds > 0 ? nowUs + SimTime(seconds * 1_000_000) : nil
+        let deadline = duration.map { now + $0 }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !stopFlag.load(ordering: .relaxed) {
-            if let deadline, nowUs >= deadline { break }
+            if let deadline, now >= deadline { break }
             var fds = [pollfd(fd: master, events: Int16(POLLIN), revents: 0)]
             if let commandFD { fds.append(pollfd(fd: commandFD, events: Int16(POLLIN), revents: 0)) }
             _ = poll(&fds, nfds_t(fds.count), 1)
@@ -78,7 +79,7 @@ public final class PtyPenServer: @unchecked Sendable {
                 let count = buffer.withUnsafeMutableBytes { read(master, $0.baseAddress, $0.count) }
                 if count > 0 { received = buffer[0..<count] }
             }
-            let time = nowUs
+            let time = now
             let output = pen.withLock { pen in
                 pen.advance(to: time)
                 if !received.isEmpty { pen.receive(received) }
@@ -137,14 +138,14 @@ public final class PtyPenServer: @unchecked Sendable {
             return "state \(pen.penState), motor \(pen.motorDriven ? "on" : "off"), \(pen.strokeCount) strokes, rate \(Int(pen.rateHz)) Hz, fault \(pen.latchedFault), temperature \(Int(pen.temperature) / 10) °C"
         case "fault":
             guard words.count > 1 else { return "usage: fault NAME [key=value ...]" }
-            var raw: [String: Any] = ["fault": words[1]]
+            var parameters: [String: String] = [:]
             for pair in words.dropFirst(2) {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { return "'\(pair)' is not key=value" }
-                raw[parts[0]] = Double(parts[1]).map { $0 as Any } ?? parts[1]
+                parameters[parts[0]] = parts[1]
             }
             do {
-                switch try Scenario.faultAction(raw, at: "command") {
+                switch try Scenario.Action.fault(named: words[1], parameters: parameters) {
                 case .penFault(let fault): pen.inject(fault)
                 case .linkFault: return "link faults apply to the in-process transport only; on a pty, disturb the link from the host side"
                 default: break

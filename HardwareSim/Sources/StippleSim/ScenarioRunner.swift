@@ -13,7 +13,7 @@ public struct ScenarioReport: Sendable, CustomStringConvertible {
     public var strokes: UInt32
     public var penFaults: [String]
     public var penOutputHash: UInt64
-    public var simulatedMs: Double
+    public var simulated: Duration
 
     public var passed: Bool { results.allSatisfy(\.passed) }
 
@@ -27,17 +27,16 @@ public struct ScenarioReport: Sendable, CustomStringConvertible {
 }
 
 public enum ScenarioRunner {
-    public static func run(_ scenario: Scenario, tick: SimTime = 1_000) -> ScenarioReport {
+    public static func run(_ scenario: Scenario, tick: Duration = .milliseconds(1)) -> ScenarioReport {
         var rig = SimulationRig(config: scenario.pen, seed: scenario.seed, tick: tick)
         var pendingSteps = scenario.steps
         var timedResults: [Int: ScenarioReport.Result] = [:]
-        let end = SimTime(scenario.durationMs * 1000)
 
-        rig.run(until: end) { rig in
-            let nowMs = Double(rig.now) / 1000
+        rig.run(until: .zero + scenario.duration) { rig in
+            let now = rig.now
             while let index = pendingSteps.firstIndex(where: { step in
                 switch step.trigger {
-                case .atMs(let ms): ms <= nowMs
+                case .at(let time): time <= now
                 case .atStroke(let stroke): rig.pen.strokeCount >= stroke
                 }
             }) {
@@ -45,12 +44,12 @@ public enum ScenarioRunner {
             }
             for (index, expectation) in scenario.expectations.enumerated() where timedResults[index] == nil {
                 switch expectation {
-                case .motor(let on, let atMs) where atMs <= nowMs:
+                case .motor(let on, let at) where at <= now:
                     let driven = rig.pen.motorDriven
-                    timedResults[index] = .init(expectation: "motor \(on ? "on" : "off") at \(atMs) ms", passed: driven == on,
+                    timedResults[index] = .init(expectation: "motor \(on ? "on" : "off") at \(at.msText) ms", passed: driven == on,
                                                 detail: driven == on ? "" : "motor was \(driven ? "on" : "off")")
-                case .state(let state, let atMs?) where atMs <= nowMs:
-                    timedResults[index] = .init(expectation: "state \(state) at \(atMs) ms", passed: rig.pen.penState == state,
+                case .state(let state, let at?) where at <= now:
+                    timedResults[index] = .init(expectation: "state \(state) at \(at.msText) ms", passed: rig.pen.penState == state,
                                                 detail: rig.pen.penState == state ? "" : "state was \(rig.pen.penState)")
                 default: break
                 }
@@ -67,13 +66,13 @@ public enum ScenarioRunner {
         }
         return ScenarioReport(
             scenario: scenario.name, results: results, strokes: rig.pen.strokeCount,
-            penFaults: rig.host.penFaults.map { "\($0.fault.code)@\(Double($0.time) / 1000)ms" },
-            penOutputHash: rig.penOutputHash, simulatedMs: Double(rig.now) / 1000)
+            penFaults: rig.host.penFaults.map { "\($0.fault.code)@\($0.time.msText)ms" },
+            penOutputHash: rig.penOutputHash, simulated: rig.now - .zero)
     }
 
     static func perform(_ action: Scenario.Action, on rig: inout SimulationRig) {
         switch action {
-        case .connect(let depth, let rate, let limits): rig.host.connect(limits: limits, depthUm: depth, rateDhz: rate)
+        case .connect(let limits, let setpoints): rig.host.connect(limits: limits, depthUm: setpoints.depthUm, rateDhz: setpoints.rateDhz)
         case .hello(let major, let minor): rig.host.send(.hello(.init(protoMajor: major, protoMinor: minor)))
         case .send(let message): rig.host.send(message)
         case .arm(let crc): rig.host.arm(limitsCRC: crc)
@@ -93,16 +92,15 @@ public enum ScenarioRunner {
     static func check(_ expectation: Scenario.Expectation, rig: SimulationRig) -> ScenarioReport.Result {
         let faults = rig.host.penFaults
         switch expectation {
-        case .motor(let on, let atMs):
-            return .init(expectation: "motor \(on ? "on" : "off") at \(atMs) ms", passed: false, detail: "the scenario ended first")
+        case .motor(let on, let at):
+            return .init(expectation: "motor \(on ? "on" : "off") at \(at.msText) ms", passed: false, detail: "the scenario ended first")
         case .penFault(let code, let from, let to):
-            let window = (from.map { "\($0)" } ?? "start") + "..." + (to.map { "\($0)" } ?? "end") + " ms"
+            let window = (from?.msText ?? "start") + "..." + (to?.msText ?? "end") + " ms"
             let hit = faults.first { entry in
-                let ms = Double(entry.time) / 1000
-                return entry.fault.code == code && ms >= (from ?? 0) && ms <= (to ?? .infinity)
+                entry.fault.code == code && entry.time >= (from ?? .zero) && entry.time <= (to ?? MonotonicInstant(nanoseconds: .max))
             }
             return .init(expectation: "pen fault \(code) in \(window)", passed: hit != nil,
-                         detail: hit.map { "at \(Double($0.time) / 1000) ms, value \($0.fault.value)" } ?? "pen faults: \(faults.map { "\($0.fault.code)@\(Double($0.time) / 1000)" })")
+                         detail: hit.map { "at \($0.time.msText) ms, value \($0.fault.value)" } ?? "pen faults: \(faults.map { "\($0.fault.code)@\($0.time.msText)" })")
         case .noPenFault:
             // The FAULT `reset` a pen sends at power-up is not a fault of the scenario.
             let real = faults.filter { !($0.fault.code == .reset && $0.fault.penTimeUs == 0) }
@@ -130,5 +128,16 @@ public enum ScenarioRunner {
         case .hostRejectedFrames(let min):
             return .init(expectation: "host rejected at least \(min) frames", passed: rig.host.rejectedFrames >= min, detail: "\(rig.host.rejectedFrames) rejected")
         }
+    }
+}
+
+extension MonotonicInstant {
+    /// Milliseconds since the simulated pen powered up, as reports print them ("1333.25").
+    var msText: String {
+        let whole = nanoseconds / 1_000_000, fraction = nanoseconds % 1_000_000
+        guard fraction != 0 else { return "\(whole)" }
+        var digits = String(fraction + 1_000_000).dropFirst()
+        while digits.last == "0" { digits.removeLast() }
+        return "\(whole).\(digits)"
     }
 }

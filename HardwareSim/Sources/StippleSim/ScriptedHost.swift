@@ -6,7 +6,7 @@ import StippleWire
 /// host; it makes no safety decisions of its own (that is the daemon's job).
 public struct ScriptedHost: Sendable {
     public struct Ack: Hashable, Sendable {
-        public var time: SimTime
+        public var time: MonotonicInstant
         public var command: MessageID
         public var seq: UInt8
         public var status: AckStatus
@@ -14,12 +14,12 @@ public struct ScriptedHost: Sendable {
     }
 
     public private(set) var acks: [Ack] = []
-    public private(set) var penFaults: [(time: SimTime, fault: Message.Fault)] = []
+    public private(set) var penFaults: [(time: MonotonicInstant, fault: Message.Fault)] = []
     public private(set) var helloReply: Message.HelloReply?
     public private(set) var limits: Message.Limits?
     public private(set) var lastStatus: Message.Status?
     public private(set) var lastTelemetry: Message.Telemetry?
-    public private(set) var lastTelemetryTime: SimTime?
+    public private(set) var lastTelemetryTime: MonotonicInstant?
     public private(set) var telemetryFrames = 0
     public private(set) var cartridges: [Message.Cartridge] = []
     public private(set) var logLines: [String] = []
@@ -33,9 +33,9 @@ public struct ScriptedHost: Sendable {
     public var heartbeatsEnabled = true
 
     private var queue: [Message] = []
-    private var inFlight: (message: Message, wire: [UInt8], seq: UInt8, sentAt: SimTime, retries: Int)?
+    private var inFlight: (message: Message, wire: [UInt8], seq: UInt8, sentAt: MonotonicInstant, retries: Int)?
     private var nextSeq: UInt8 = 1
-    private var lastSend: SimTime = 0
+    private var lastSend = MonotonicInstant.zero
     private var pendingRaw: [UInt8] = []
     private var lastWire: [UInt8] = []
     private var decoder = FrameDecoder()
@@ -48,12 +48,16 @@ public struct ScriptedHost: Sendable {
     /// The deadman this host must assume the pen holds: the shorter of the one it pushed and the
     /// one the pen read back (the default before either).
     public var assumedDeadmanMs: Int {
-        let candidates = [pushedLimits.map { Int($0.deadmanMs) }, limits.map { Int($0.deadmanMs) }].compactMap { $0 }
-        return candidates.min() ?? ProtocolTiming.deadmanDefaultMs
+        // Asked on every poll: no array, no allocation.
+        switch (pushedLimits?.deadmanMs, limits?.deadmanMs) {
+        case (let pushed?, let read?): Int(min(pushed, read))
+        case (let only?, nil), (nil, let only?): Int(only)
+        case (nil, nil): ProtocolTiming.deadmanDefaultMs
+        }
     }
 
-    /// The longest gap this host leaves between frames: `min(100, deadman_ms / 3)` (PROTOCOL.md section 5).
-    public var heartbeatPeriodMs: Int { ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs: assumedDeadmanMs) }
+    /// The longest gap this host leaves between frames: `min(100, deadman_ms / 3)` ms (PROTOCOL.md section 5).
+    public var heartbeatPeriod: Duration { ProtocolTiming.hostHeartbeatPeriod(deadmanMs: assumedDeadmanMs) }
 
     /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt whatever is in flight; the
     /// limits of a SET_LIMITS are kept for the checksum of the next ARM.
@@ -75,7 +79,10 @@ public struct ScriptedHost: Sendable {
     public mutating func sendRaw(_ bytes: [UInt8]) { pendingRaw += bytes }
 
     /// HELLO, SET_LIMITS, SET_SETPOINTS: the start of every link (PROTOCOL.md section 6).
-    public mutating func connect(limits: Message.SetLimits = ScriptedHost.defaultLimits, depthUm: UInt16 = 800, rateDhz: UInt16 = 1200) {
+    public mutating func connect(
+        limits: Message.SetLimits = ScriptedHost.defaultLimits,
+        depthUm: UInt16 = ScriptedHost.defaultSetpoints.depthUm, rateDhz: UInt16 = ScriptedHost.defaultSetpoints.rateDhz
+    ) {
         send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))
         send(.setLimits(limits))
         send(.setSetpoints(.init(depthUm: depthUm, rateDhz: rateDhz)))
@@ -94,11 +101,14 @@ public struct ScriptedHost: Sendable {
         depthMinUm: 400, depthMaxUm: 1000, depthTripUm: 1300, rateMinDhz: 500, rateMaxDhz: 1500,
         rateStallDhz: 400, rateRunawayDhz: 1600, deadmanMs: 300)
 
+    /// 800 µm at 120 Hz, inside `defaultLimits`: what `connect` sets unless told otherwise.
+    public static let defaultSetpoints = Message.SetSetpoints(depthUm: 800, rateDhz: 1200)
+
     /// The bytes to send at `now`: raw bytes, a retransmission, the next command, or a heartbeat.
-    public mutating func poll(at now: SimTime) -> [UInt8] {
+    public mutating func poll(at now: MonotonicInstant) -> [UInt8] {
         var out = pendingRaw
         pendingRaw.removeAll()
-        if var flight = inFlight, now - flight.sentAt >= SimTime(ProtocolTiming.ackTimeoutMs) * 1000 {
+        if var flight = inFlight, now >= flight.sentAt + ProtocolTiming.ackTimeout {
             let isStop = switch flight.message {
             case .estop, .motorStop, .disarm: true
             default: false
@@ -115,7 +125,7 @@ public struct ScriptedHost: Sendable {
             }
         }
         if inFlight == nil, queue.isEmpty, heartbeatsEnabled,
-           now - lastSend >= SimTime(heartbeatPeriodMs) * 1000 {
+           now >= lastSend + heartbeatPeriod {
             queue.append(.heartbeat(.init()))
         }
         if inFlight == nil, !queue.isEmpty {
@@ -132,7 +142,7 @@ public struct ScriptedHost: Sendable {
     }
 
     /// Bytes from the pen, arriving at `now`.
-    public mutating func receive(_ bytes: [UInt8], at now: SimTime) {
+    public mutating func receive(_ bytes: [UInt8], at now: MonotonicInstant) {
         for byte in bytes {
             guard let output = decoder.push(byte) else { continue }
             switch output {
@@ -146,7 +156,7 @@ public struct ScriptedHost: Sendable {
         }
     }
 
-    private mutating func record(_ frame: Frame, at now: SimTime) {
+    private mutating func record(_ frame: Frame, at now: MonotonicInstant) {
         switch frame.message {
         case .ack(let ack):
             let command = MessageID(rawValue: ack.ackedID)

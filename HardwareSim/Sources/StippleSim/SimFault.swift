@@ -37,16 +37,16 @@ public enum PenFault: Hashable, Sendable {
 /// Faults of the byte link between host and pen, applied by `SimLink`.
 public enum LinkFault: Hashable, Sendable {
     public enum Direction: String, Hashable, Sendable, Codable { case toPen = "to_pen", toHost = "to_host", both }
-    /// Each byte is lost with `probability` for `durationMs`.
-    case byteLoss(probability: Double, direction: Direction, durationMs: Double)
-    /// Each bit of each byte flips with `probability` for `durationMs`.
-    case bitFlips(probability: Double, direction: Direction, durationMs: Double)
+    /// Each byte is lost with `probability` for `duration`.
+    case byteLoss(probability: Double, direction: Direction, duration: Duration)
+    /// Each bit of each byte flips with `probability` for `duration`.
+    case bitFlips(probability: Double, direction: Direction, duration: Duration)
     /// `count` random bytes are inserted into the stream.
     case garbageBurst(count: Int, direction: Direction)
-    /// Every byte is delayed by `ms` (from now on; 0 removes it).
-    case latency(ms: Double)
-    /// Nothing gets through either way for `durationMs` (a pulled cable, a USB re-enumeration).
-    case disconnect(durationMs: Double)
+    /// Every byte is delayed by this much (from now on; zero removes it).
+    case latency(Duration)
+    /// Nothing gets through either way for `duration` (a pulled cable, a USB re-enumeration).
+    case disconnect(duration: Duration)
 }
 
 /// Everything `stipple-sim list-faults` prints, and the names scenario files use.

@@ -1,16 +1,18 @@
+import StippleWire
+
 /// The byte link between host and pen on the virtual clock, with the link faults of
 /// `LinkFault`: loss, bit flips, garbage, latency, disconnection. Deterministic per seed.
 public struct SimLink: Sendable {
     private struct Window: Sendable {
         var fault: LinkFault
-        var until: SimTime
+        var until: MonotonicInstant
     }
 
-    private var toPen: [(time: SimTime, byte: UInt8)] = []
-    private var toHost: [(time: SimTime, byte: UInt8)] = []
+    private var toPen: [(time: MonotonicInstant, byte: UInt8)] = []
+    private var toHost: [(time: MonotonicInstant, byte: UInt8)] = []
     private var toPenHead = 0
     private var toHostHead = 0
-    private var latency: SimTime = 0
+    private var latency = Duration.zero
     private var windows: [Window] = []
     private var rng: SimRandom
     /// Bytes lost, flipped or inserted by faults, for reports.
@@ -20,37 +22,39 @@ public struct SimLink: Sendable {
 
     public init(seed: UInt64) { rng = SimRandom(seed: seed ^ 0x5EED_1111) }
 
-    public mutating func apply(_ fault: LinkFault, at now: SimTime) {
+    public mutating func apply(_ fault: LinkFault, at now: MonotonicInstant) {
         switch fault {
-        case .latency(let ms):
-            latency = SimTime(max(0, ms) * 1000)
+        case .latency(let delay):
+            latency = max(.zero, delay)
         case .garbageBurst(let count, let direction):
+            let arrival = now + latency
             for _ in 0..<count {
                 let byte = UInt8(truncatingIfNeeded: rng.next())
-                if direction != .toHost { toPen.append((now + latency, byte)) }
-                if direction != .toPen { toHost.append((now + latency, byte)) }
+                if direction != .toHost { toPen.append((arrival, byte)) }
+                if direction != .toPen { toHost.append((arrival, byte)) }
                 bytesInserted += 1
             }
-        case .byteLoss(_, _, let ms), .bitFlips(_, _, let ms), .disconnect(let ms):
-            windows.append(Window(fault: fault, until: now + SimTime(max(0, ms) * 1000)))
+        case .byteLoss(_, _, let duration), .bitFlips(_, _, let duration), .disconnect(let duration):
+            windows.append(Window(fault: fault, until: now + max(.zero, duration)))
         }
     }
 
-    public mutating func hostSends(_ bytes: [UInt8], at now: SimTime) { carry(bytes, toward: .toPen, at: now) }
+    public mutating func hostSends(_ bytes: [UInt8], at now: MonotonicInstant) { carry(bytes, toward: .toPen, at: now) }
 
-    public mutating func penSends(_ bytes: [UInt8], at now: SimTime) { carry(bytes, toward: .toHost, at: now) }
+    public mutating func penSends(_ bytes: [UInt8], at now: MonotonicInstant) { carry(bytes, toward: .toHost, at: now) }
 
     /// Bytes that have reached the pen by `now`.
-    public mutating func deliverToPen(upTo now: SimTime) -> [UInt8] { Self.take(&toPen, head: &toPenHead, upTo: now) }
+    public mutating func deliverToPen(upTo now: MonotonicInstant) -> [UInt8] { Self.take(&toPen, head: &toPenHead, upTo: now) }
 
     /// Bytes that have reached the host by `now`.
-    public mutating func deliverToHost(upTo now: SimTime) -> [UInt8] { Self.take(&toHost, head: &toHostHead, upTo: now) }
+    public mutating func deliverToHost(upTo now: MonotonicInstant) -> [UInt8] { Self.take(&toHost, head: &toHostHead, upTo: now) }
 
     /// Forgets expired fault windows.
-    public mutating func expire(at now: SimTime) { windows.removeAll { $0.until <= now } }
+    public mutating func expire(at now: MonotonicInstant) { windows.removeAll { $0.until <= now } }
 
-    private mutating func carry(_ bytes: [UInt8], toward direction: LinkFault.Direction, at now: SimTime) {
+    private mutating func carry(_ bytes: [UInt8], toward direction: LinkFault.Direction, at now: MonotonicInstant) {
         expire(at: now)
+        let arrival = now + latency
         for var byte in bytes {
             var drop = false
             for window in windows {
@@ -72,11 +76,11 @@ public struct SimLink: Sendable {
                 bytesDropped += 1
                 continue
             }
-            if direction == .toPen { toPen.append((now + latency, byte)) } else { toHost.append((now + latency, byte)) }
+            if direction == .toPen { toPen.append((arrival, byte)) } else { toHost.append((arrival, byte)) }
         }
     }
 
-    private static func take(_ queue: inout [(time: SimTime, byte: UInt8)], head: inout Int, upTo now: SimTime) -> [UInt8] {
+    private static func take(_ queue: inout [(time: MonotonicInstant, byte: UInt8)], head: inout Int, upTo now: MonotonicInstant) -> [UInt8] {
         var out: [UInt8] = []
         while head < queue.count, queue[head].time <= now {
             out.append(queue[head].byte)

@@ -6,24 +6,26 @@ public struct SimulationRig: Sendable {
     public private(set) var pen: PenSimulator
     public var link: SimLink
     public var host = ScriptedHost()
-    public private(set) var now: SimTime = 0
-    /// How often the host looks at the link (µs); the pen runs continuously in between.
-    public let tick: SimTime
+    /// The rig's one clock: zero when the pen powers up.
+    public private(set) var now = MonotonicInstant.zero
+    /// How often the host looks at the link; the pen runs continuously in between.
+    public let tick: Duration
     /// FNV-1a over every byte the pen sent: equal for equal seeds and scripts.
     public private(set) var penOutputHash: UInt64 = 0xCBF2_9CE4_8422_2325
     public private(set) var penBytes = 0
 
-    public init(config: PenConfig = PenConfig(), seed: UInt64 = 1, tick: SimTime = 1_000) {
+    public init(config: PenConfig = PenConfig(), seed: UInt64 = 1, tick: Duration = .milliseconds(1)) {
+        precondition(tick > .zero, "the host tick must be positive")
         pen = PenSimulator(config: config, seed: seed)
         link = SimLink(seed: seed)
         self.tick = tick
         let boot = pen.takeOutput()
         hash(boot)
-        link.penSends(boot, at: 0)
+        link.penSends(boot, at: now)
     }
 
     /// Runs until `time`, calling `each` after every tick (scenario steps, expectations).
-    public mutating func run(until time: SimTime, each: (inout SimulationRig) -> Void = { _ in }) {
+    public mutating func run(until time: MonotonicInstant, each: (inout SimulationRig) -> Void = { _ in }) {
         while now < time {
             now = min(time, now + tick)
             link.hostSends(host.poll(at: now), at: now)
@@ -41,9 +43,9 @@ public struct SimulationRig: Sendable {
         }
     }
 
-    /// Runs for `milliseconds` more.
-    public mutating func run(forMs milliseconds: Double, each: (inout SimulationRig) -> Void = { _ in }) {
-        run(until: now + SimTime(milliseconds * 1000), each: each)
+    /// Runs for `duration` more.
+    public mutating func run(for duration: Duration, each: (inout SimulationRig) -> Void = { _ in }) {
+        run(until: now + duration, each: each)
     }
 
     public mutating func inject(_ fault: PenFault) { pen.inject(fault) }

@@ -49,7 +49,8 @@ struct Serve: ParsableCommand {
         if let link { try server.placeSymlink(at: link) }
         say("stipple-sim: serving pen \(serial) on \(server.devicePath)\(link.map { " (symlink \($0))" } ?? "")")
         if pedal { server.perform("pedal on") }
-        try server.serve(seconds: seconds, commands: FileHandle.standardInput.fileDescriptor) { say($0) }
+        guard seconds >= 0, seconds <= 31_536_000 else { throw ValidationError("--seconds: must be 0 up to a year") }
+        try server.serve(for: seconds > 0 ? .seconds(seconds) : nil, commands: FileHandle.standardInput.fileDescriptor) { say($0) }
     }
 }
 

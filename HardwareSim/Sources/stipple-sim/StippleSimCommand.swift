@@ -42,7 +42,7 @@ struct ListScenarios: ParsableCommand {
         for path in try ScenarioFiles.list(dir) {
             let scenario = try Scenario.load(path: path)
             let hazards = scenario.hazards.isEmpty ? "-" : scenario.hazards.joined(separator: ",")
-            print("\(scenario.name) [\(hazards)] \(Int(scenario.durationMs)) ms")
+            print("\(scenario.name) [\(hazards)] \(scenario.duration.milliseconds) ms")
             print("    \(scenario.description)")
         }
     }

@@ -13,11 +13,11 @@ import Testing
 
     @Test func theSimulatorPassesTheConformanceSuiteOverARealPty() throws {
         let server = try PtyPenServer(seed: 3)
-        let thread = Thread { try? server.serve(seconds: 30) }
+        let thread = Thread { try? server.serve(for: .seconds(30)) }
         thread.start()
         defer { server.stop() }
         let port = try SerialPort(path: server.devicePath)
-        var suite = ConformanceSuite(port: port, replyTimeoutMs: 500)
+        var suite = ConformanceSuite(port: port, replyTimeout: .milliseconds(500))
         try suite.run()
         for check in suite.checks where !check.passed { Issue.record("\(check)") }
         #expect(suite.checks.count >= 55)
@@ -27,7 +27,7 @@ import Testing
         let server = try PtyPenServer(seed: 4)
         let link = FileManager.default.temporaryDirectory.appendingPathComponent("stipple-pen-\(getpid())").path
         try server.placeSymlink(at: link)
-        let thread = Thread { try? server.serve(seconds: 30) }
+        let thread = Thread { try? server.serve(for: .seconds(30)) }
         thread.start()
         defer { server.stop() }
         let port = try SerialPort(path: link)
@@ -37,16 +37,16 @@ import Testing
         rig.connect(limits: limits)
         rig.arm()
         let start = Date()
-        var now: SimTime { SimTime(Date().timeIntervalSince(start) * 1_000_000) }
+        var now: MonotonicInstant { port.now }
         while Date().timeIntervalSince(start) < 0.6 {
             try port.write(rig.poll(at: now))
-            rig.receive(try port.read(timeoutMs: 5), at: now)
+            rig.receive(try port.read(timeout: .milliseconds(5)), at: now)
         }
         #expect(rig.lastAck(for: .motorRun)?.status == .ok)
         #expect(server.perform("pedal on") == "pedal pressed")
         while Date().timeIntervalSince(start) < 1.2 {
             try port.write(rig.poll(at: now))
-            rig.receive(try port.read(timeoutMs: 5), at: now)
+            rig.receive(try port.read(timeout: .milliseconds(5)), at: now)
         }
         let telemetry = try #require(rig.lastTelemetry)
         #expect(telemetry.flags.contains(.motorOn) && telemetry.strokeCount > 30)

@@ -4,13 +4,13 @@ import Testing
 
 @Suite struct LongSessionTests {
     @Test func aFourHourSessionAt150HzWithFullTelemetrySimulatesInSeconds() {
-        var rig = SimulationRig(seed: 99, tick: 5_000)
+        var rig = SimulationRig(seed: 99, tick: .milliseconds(5))
         rig.host.connect(depthUm: 800, rateDhz: 1500)
-        rig.run(forMs: 200)
+        rig.run(for: .milliseconds(200))
         rig.host.arm()
-        rig.run(forMs: 200)
+        rig.run(for: .milliseconds(200))
         rig.setPedal(true)
-        rig.run(forMs: 4 * 3600 * 1000)
+        rig.run(for: .seconds(4 * 3600))
         #expect(rig.host.penFaults.map(\.fault.code) == [.reset], "no fault in four hours")
         #expect(abs(Int(rig.pen.strokeCount) - 4 * 3600 * 150) < 150)
         #expect(rig.host.telemetryFrames >= Int(rig.pen.strokeCount))

@@ -9,16 +9,16 @@ import Testing
     static func connected(config: PenConfig = PenConfig(), limits: Message.SetLimits = ScriptedHost.defaultLimits) -> SimulationRig {
         var rig = SimulationRig(config: config)
         rig.host.connect(limits: limits)
-        rig.run(forMs: 100)
+        rig.run(for: .milliseconds(100))
         return rig
     }
 
     static func running(limits: Message.SetLimits = ScriptedHost.defaultLimits) -> SimulationRig {
         var rig = connected(limits: limits)
         rig.host.arm()
-        rig.run(forMs: 100)
+        rig.run(for: .milliseconds(100))
         rig.setPedal(true)
-        rig.run(forMs: 500)
+        rig.run(for: .milliseconds(500))
         return rig
     }
 
@@ -27,17 +27,19 @@ import Testing
         var pen: PenSimulator
         var host = ScriptedHost()
         var decoder = FrameDecoder()
-        var frames: [(time: SimTime, frame: Frame)] = []
-        var hostSends: [SimTime] = []
+        var frames: [(time: MonotonicInstant, frame: Frame)] = []
+        var hostSends: [MonotonicInstant] = []
         /// Indices (into `hostSends`) of host sends the link loses.
         var lost: Set<Int> = []
-        var now: SimTime = 0
+        var now = MonotonicInstant.zero
 
         init(config: PenConfig = PenConfig()) { pen = PenSimulator(config: config) }
 
-        mutating func run(forMs ms: Int, each: (inout Trace) -> Void = { _ in }) {
-            for _ in 0..<ms {
-                now += 1000
+        /// Runs in 1 ms host ticks.
+        mutating func run(for duration: Duration, each: (inout Trace) -> Void = { _ in }) {
+            let end = now + duration
+            while now < end {
+                now += .milliseconds(1)
                 let out = host.poll(at: now)
                 if !out.isEmpty {
                     if !lost.contains(hostSends.count) { pen.receive(out) }
@@ -64,11 +66,11 @@ import Testing
         #expect(ProtocolTiming.hostHeartbeatPeriodMs(deadmanMs: 1000) == 100)
         #expect(ProtocolTiming.deadmanRangeMs == 150...1000)
         var host = ScriptedHost()
-        #expect(host.heartbeatPeriodMs == 100, "the default 300 ms deadman")
+        #expect(host.heartbeatPeriod == .milliseconds(100), "the default 300 ms deadman")
         var limits = ScriptedHost.defaultLimits
         limits.deadmanMs = 150
         host.send(.setLimits(limits))
-        #expect(host.assumedDeadmanMs == 150 && host.heartbeatPeriodMs == 50)
+        #expect(host.assumedDeadmanMs == 150 && host.heartbeatPeriod == .milliseconds(50))
     }
 
     @Test("H5: a host following the heartbeat rule keeps a 150 ms deadman fed; frames never more than 50 ms apart")
@@ -77,15 +79,16 @@ import Testing
         var limits = ScriptedHost.defaultLimits
         limits.deadmanMs = 150
         trace.host.connect(limits: limits)
-        trace.run(forMs: 100)
+        trace.run(for: .milliseconds(100))
         trace.host.arm()
-        trace.run(forMs: 100)
+        trace.run(for: .milliseconds(100))
         trace.pen.setPedal(true)
-        trace.run(forMs: 3000)
+        trace.run(for: .milliseconds(3000))
         #expect(trace.pen.penState == .running && trace.pen.latchedFault == .none)
         #expect(!trace.pen.faultHistory.contains { $0.code == .hostHeartbeatLost })
         let gaps = zip(trace.hostSends, trace.hostSends.dropFirst()).map { $1 - $0 }
-        #expect((gaps.max() ?? .max) <= 50_000, "longest gap \(gaps.max() ?? 0) us")
+        let longest = try! #require(gaps.max())
+        #expect(longest <= .milliseconds(50), "longest gap \(longest)")
     }
 
     @Test("H5: with the shortest deadman, two consecutive lost host frames never trip it; a third does", arguments: [2, 3])
@@ -94,14 +97,14 @@ import Testing
         var limits = ScriptedHost.defaultLimits
         limits.deadmanMs = 150
         trace.host.connect(limits: limits)
-        trace.run(forMs: 100)
+        trace.run(for: .milliseconds(100))
         trace.host.arm()
-        trace.run(forMs: 100)
+        trace.run(for: .milliseconds(100))
         trace.pen.setPedal(true)
-        trace.run(forMs: 500)
+        trace.run(for: .milliseconds(500))
         // The next frames the host sends (a heartbeat and its 50 ms retransmissions) are lost.
         trace.lost = Set(trace.hostSends.count..<(trace.hostSends.count + lostInARow))
-        trace.run(forMs: 500)
+        trace.run(for: .milliseconds(500))
         if lostInARow == 2 {
             #expect(trace.pen.latchedFault == .none && trace.pen.motorDriven)
         } else {
@@ -116,7 +119,7 @@ import Testing
         for armed in [false, true] {
             var rig = armed ? Self.running() : Self.connected()
             rig.host.send(.hello(.init(protoMajor: 9, protoMinor: 0)))
-            rig.run(forMs: 20)
+            rig.run(for: .milliseconds(20))
             #expect(rig.host.lastAck(for: .hello)?.status == .versionMismatch && rig.host.lastAck(for: .hello)?.detail == ProtocolVersion.major)
             #expect(rig.host.helloReply?.limitsCRC == 0, "HELLO_REPLY follows, limits gone")
             #expect(rig.pen.penState == .boot && !rig.pen.armed && !rig.pen.motorDriven)
@@ -130,7 +133,7 @@ import Testing
     func h17BootAcceptsOnlyTheBootColumn() {
         var rig = Self.connected()
         rig.host.send(.hello(.init(protoMajor: 9, protoMinor: 0)))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         let refused: [Message] = [
             .setLimits(ScriptedHost.defaultLimits), .getLimits(.init()), .setSetpoints(.init(depthUm: 800, rateDhz: 1200)),
             .arm(.init(limitsCRC: ScriptedHost.defaultLimits.checksum)), .disarm(.init()), .motorRun(.init()), .motorStop(.init()),
@@ -139,7 +142,7 @@ import Testing
         let accepted: [Message] = [.heartbeat(.init()), .getStatus(.init()), .identify(.init(durationMs: 0)), .clearFault(.init()), .estop(.init())]
         let cartridges = rig.host.cartridges.count
         for message in refused + accepted { rig.host.send(message) }
-        rig.run(forMs: 100)
+        rig.run(for: .milliseconds(100))
         for message in refused {
             #expect(rig.host.lastAck(for: message.id)?.status == .notReady, "\(message.id)")
         }
@@ -154,10 +157,10 @@ import Testing
     func h17MismatchedHelloKeepsTheFault() {
         var rig = Self.running()
         rig.inject(.overCurrent(ma: 2000))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.pen.latchedFault == .overCurrent)
         rig.host.send(.hello(.init(protoMajor: 9, protoMinor: 0)))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.pen.latchedFault == .overCurrent && rig.pen.penState == .faulted && rig.pen.limitsCRC == 0)
     }
 
@@ -167,24 +170,24 @@ import Testing
     func h12RepeatedEstopSendsNoSecondFault() {
         var rig = Self.running()
         rig.host.send(.estop(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         rig.host.send(.estop(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         rig.setEstopButton(true)
         rig.setEstopButton(true)
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         rig.host.send(.estop(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.penFaults.filter { $0.fault.code == .estop }.count == 1)
         #expect(rig.pen.faultHistory.filter { $0.code == .estop }.count == 1)
         #expect(rig.host.acks.filter { $0.command == .estop }.allSatisfy { $0.status == .ok })
         // Released and cleared, a new e-stop is a new event with its own FAULT.
         rig.setEstopButton(false)
         rig.host.send(.clearFault(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .clearFault)?.status == .ok)
         rig.setEstopButton(true)
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.penFaults.filter { $0.fault.code == .estop }.count == 2)
     }
 
@@ -193,7 +196,7 @@ import Testing
         var rig = SimulationRig()
         rig.setEstopButton(true)
         rig.host.send(.estop(.init()))
-        rig.run(forMs: 50)
+        rig.run(for: .milliseconds(50))
         #expect(rig.host.penFaults.filter { $0.fault.code == .estop }.count == 1)
     }
 
@@ -203,7 +206,7 @@ import Testing
     func h13ArmWithSameChecksumWhileArmedIsANoOp() {
         var rig = Self.running()
         rig.host.send(.arm(.init(limitsCRC: ScriptedHost.defaultLimits.checksum)))
-        rig.run(forMs: 50)
+        rig.run(for: .milliseconds(50))
         #expect(rig.host.lastAck(for: .arm)?.status == .ok)
         #expect(rig.pen.armed && rig.pen.motorDriven, "still armed and running")
     }
@@ -212,11 +215,11 @@ import Testing
     func h13ArmWithWrongChecksumWhileArmedDisarms() {
         var rig = Self.running()
         rig.host.send(.arm(.init(limitsCRC: ScriptedHost.defaultLimits.checksum ^ 1)))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .arm)?.status == .limitsMismatch)
         #expect(!rig.pen.armed && !rig.pen.motorDriven && rig.pen.penState == .idle)
         let strokes = rig.pen.strokeCount
-        rig.run(forMs: 200)
+        rig.run(for: .milliseconds(200))
         #expect(rig.pen.strokeCount == strokes, "the held pedal moves nothing")
     }
 
@@ -224,16 +227,16 @@ import Testing
     func h12EstopLatchedTakesPrecedenceOverFaultLatched() {
         var rig = Self.running()
         rig.inject(.overCurrent(ma: 2000))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         rig.host.send(.arm(.init(limitsCRC: ScriptedHost.defaultLimits.checksum)))
         rig.host.send(.motorRun(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .arm)?.status == .faultLatched && rig.host.lastAck(for: .arm)?.detail == FaultCode.overCurrent.rawValue)
         #expect(rig.host.lastAck(for: .motorRun)?.status == .faultLatched)
         rig.host.send(.estop(.init()))
         rig.host.send(.arm(.init(limitsCRC: ScriptedHost.defaultLimits.checksum)))
         rig.host.send(.motorRun(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .arm)?.status == .estopLatched)
         #expect(rig.host.lastAck(for: .motorRun)?.status == .estopLatched)
     }
@@ -244,19 +247,19 @@ import Testing
     func h3RunawayDuringSpinUpStopsAtOnce() {
         var rig = Self.connected()
         rig.host.arm()
-        rig.run(forMs: 100)
+        rig.run(for: .milliseconds(100))
         rig.inject(.rateRunaway(hz: 200))
         rig.setPedal(true)
         let start = rig.now
-        var trippedAt: SimTime?
-        rig.run(forMs: 400) { rig in
+        var trippedAt: MonotonicInstant?
+        rig.run(for: .milliseconds(400)) { rig in
             if trippedAt == nil, rig.pen.latchedFault != .none { trippedAt = rig.now }
         }
         let tripped = try! #require(trippedAt)
         #expect(rig.pen.latchedFault == .rateRunaway && !rig.pen.motorDriven)
-        #expect(tripped - start < SimTime(ProtocolTiming.stallGraceMs) * 1000, "before the 250 ms grace ends")
+        #expect(tripped - start < ProtocolTiming.stallGrace, "before the 250 ms grace ends")
         // The rate crosses 160 Hz about 97 ms in (200 Hz target, 60 ms time constant): tripped right there.
-        #expect(tripped - start <= 110_000)
+        #expect(tripped - start <= .milliseconds(110))
         let value = try! #require(rig.host.penFaults.last { $0.fault.code == .rateRunaway }?.fault.value)
         #expect((1601...1620).contains(value), "the first rate above rate_runaway_dhz: \(value)")
     }
@@ -265,17 +268,17 @@ import Testing
     func h3StallWaitsOutTheSpinUpGrace() {
         var rig = Self.connected()
         rig.host.arm()
-        rig.run(forMs: 100)
+        rig.run(for: .milliseconds(100))
         rig.inject(.stall)
         rig.setPedal(true)
         let start = rig.now
-        var trippedAt: SimTime?
-        rig.run(forMs: 400) { rig in
+        var trippedAt: MonotonicInstant?
+        rig.run(for: .milliseconds(400)) { rig in
             if trippedAt == nil, rig.pen.latchedFault != .none { trippedAt = rig.now }
         }
         let tripped = try! #require(trippedAt)
         #expect(rig.pen.latchedFault == .stall)
-        #expect(tripped - start >= SimTime(ProtocolTiming.stallGraceMs) * 1000 && tripped - start <= 262_000)
+        #expect(tripped - start >= ProtocolTiming.stallGrace && tripped - start <= .milliseconds(262))
     }
 
     // MARK: - Item 8: SET_LIMITS relations in rule 9's order
@@ -307,7 +310,7 @@ import Testing
         var rig = Self.connected(config: config)
         let limitsBefore = rig.host.limits
         rig.host.send(.setLimits(relation.limits))
-        rig.run(forMs: 50)
+        rig.run(for: .milliseconds(50))
         let ack = rig.host.lastAck(for: .setLimits)
         #expect(ack?.status == .badField && ack?.detail == relation.detail, "\(relation.name): \(String(describing: ack))")
         #expect(rig.host.limits == limitsBefore, "\(relation.name): no LIMITS after a refusal")
@@ -320,17 +323,17 @@ import Testing
     func h13AcceptedHelloKeepsLimitsClearsSetpoints() {
         var rig = Self.running()
         rig.host.send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .hello)?.status == .ok)
         #expect(rig.host.helloReply?.limitsCRC == ScriptedHost.defaultLimits.checksum)
         #expect(!rig.pen.armed && rig.pen.depthSetpointUm == 0 && rig.pen.rateSetpointDhz == 0)
         rig.setPedal(false)
         rig.host.arm()
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .arm)?.status == .noLimits)
         rig.host.send(.setSetpoints(.init(depthUm: 800, rateDhz: 1200)))
         rig.host.arm()
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .arm)?.status == .ok && rig.pen.armed)
     }
 
@@ -338,10 +341,10 @@ import Testing
     func clearFaultKeepsLimitsAndSetpoints() {
         var rig = Self.running()
         rig.inject(.stall)
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.pen.latchedFault == .stall)
         rig.host.send(.clearFault(.init()))
-        rig.run(forMs: 20)
+        rig.run(for: .milliseconds(20))
         #expect(rig.host.lastAck(for: .clearFault)?.status == .ok, "stall: the motor is stopped, so clearing is allowed")
         #expect(rig.pen.penState == .idle && !rig.pen.armed)
         #expect(rig.pen.limitsCRC == ScriptedHost.defaultLimits.checksum && rig.pen.depthSetpointUm == 800 && rig.pen.rateSetpointDhz == 1200)
@@ -352,41 +355,41 @@ import Testing
         var button = Self.running()
         button.setEstopButton(true)
         button.host.send(.clearFault(.init()))
-        button.run(forMs: 20)
+        button.run(for: .milliseconds(20))
         #expect(button.host.lastAck(for: .clearFault)?.status == .conditionPersists && button.host.lastAck(for: .clearFault)?.detail == FaultCode.estop.rawValue)
         button.setEstopButton(false)
         button.host.send(.clearFault(.init()))
-        button.run(forMs: 20)
+        button.run(for: .milliseconds(20))
         #expect(button.host.lastAck(for: .clearFault)?.status == .ok)
 
         var current = Self.running()
         current.inject(.overCurrent(ma: 2000))
-        current.run(forMs: 20)
+        current.run(for: .milliseconds(20))
         current.host.send(.clearFault(.init()))
-        current.run(forMs: 20)
+        current.run(for: .milliseconds(20))
         #expect(current.host.lastAck(for: .clearFault)?.status == .conditionPersists && current.host.lastAck(for: .clearFault)?.detail == FaultCode.overCurrent.rawValue)
         current.inject(.overCurrent(ma: 0))
         current.host.send(.clearFault(.init()))
-        current.run(forMs: 20)
+        current.run(for: .milliseconds(20))
         #expect(current.host.lastAck(for: .clearFault)?.status == .ok)
 
         var config = PenConfig()
-        config.thermalTimeConstantS = 0.2
+        config.thermalTimeConstant = .milliseconds(200)
         var heat = SimulationRig(config: config)
         heat.host.connect()
-        heat.run(forMs: 100)
+        heat.run(for: .milliseconds(100))
         heat.inject(.overTemperature(dc: 600))
-        heat.run(forMs: 20)
+        heat.run(for: .milliseconds(20))
         #expect(heat.pen.latchedFault == .overTemperature)
         heat.host.send(.clearFault(.init()))
-        heat.run(forMs: 20)
+        heat.run(for: .milliseconds(20))
         #expect(heat.host.lastAck(for: .clearFault)?.status == .conditionPersists && heat.host.lastAck(for: .clearFault)?.detail == FaultCode.overTemperature.rawValue)
         #expect(heat.pen.faultHistory.filter { $0.code == .overTemperature }.count == 1, "a hot pen does not repeat its FAULT")
         heat.inject(.overTemperature(dc: 0))
         var cleared: Double?
         for _ in 0..<100 where cleared == nil {
             heat.host.send(.clearFault(.init()))
-            heat.run(forMs: 20)
+            heat.run(for: .milliseconds(20))
             if heat.host.lastAck(for: .clearFault)?.status == .ok { cleared = heat.pen.temperature }
         }
         let at = try! #require(cleared)
@@ -407,7 +410,7 @@ import Testing
         trace.host.send(.setLimits(bad))  // bad_field
         trace.host.send(.readCartridge(.init()))  // no_cartridge
         trace.host.send(.setLimits(ScriptedHost.defaultLimits))  // ok
-        trace.run(forMs: 100)
+        trace.run(for: .milliseconds(100))
         // The frames that follow each ACK, up to the next ACK.
         var replies: [String] = []
         for (index, entry) in trace.frames.enumerated() {
@@ -431,9 +434,9 @@ import Testing
     func statusPeriodRestartsAfterAnyStatus() {
         var trace = Trace()
         trace.host.heartbeatsEnabled = false
-        trace.run(forMs: 500)
+        trace.run(for: .milliseconds(500))
         trace.host.send(.getStatus(.init()))
-        trace.run(forMs: 2200)
+        trace.run(for: .milliseconds(2200))
         let times = trace.frames.compactMap { if case .status(let s) = $0.frame.message { s.penTimeUs / 1000 } else { nil } }
         #expect(times == [0, 500, 1500, 2500], "boot, GET_STATUS at 500 ms, then a second after each (pen time, ms): \(times)")
     }
@@ -441,17 +444,17 @@ import Testing
     @Test("FAULT reset is sent once at boot, never repeated; a host that missed it learns from STATUS and HELLO")
     func faultResetIsSentOnceAtBoot() {
         var trace = Trace()
-        trace.run(forMs: 3000)
+        trace.run(for: .milliseconds(3000))
         #expect(trace.faults.map(\.code) == [.reset], "sent at boot with nobody listening, then never again")
         trace.host.connect()
-        trace.run(forMs: 2000)
+        trace.run(for: .milliseconds(2000))
         #expect(trace.faults.map(\.code) == [.reset])
         // A host that missed the reset: STATUS says boot without a handshake.
         var late = ScriptedHost()
         var pen = PenSimulator()
         _ = pen.takeOutput()  // the reset notice is lost
-        pen.advance(to: 1_000_000)
-        late.receive(pen.takeOutput(), at: 1_000_000)
+        pen.advance(to: .zero + .seconds(1))
+        late.receive(pen.takeOutput(), at: .zero + .seconds(1))
         #expect(late.penFaults.isEmpty)
         #expect(late.lastStatus?.state == .boot && late.lastStatus?.flags.contains(.handshakeDone) == false)
     }

@@ -1,0 +1,109 @@
+import Foundation
+import StippleWire
+
+/// The parameters a fault may carry, by the names scenario files and `stipple-sim serve`'s
+/// `fault NAME key=value` use (`stipple-sim list-faults` describes them).
+enum FaultParameter: String, CodingKey {
+    case fault, extraUm = "extra_um", strokes, umPerS = "um_per_s", valueUm = "value_um", hz, ma, dc, cause, major
+    case id, expiryDays = "expiry_days", needles, diameterUm = "diameter_um"
+    case probability, direction, durationMs = "duration_ms", count, ms
+}
+
+extension Scenario.Action {
+    /// A fault by its catalogue name (`FaultCatalogue`) with its parameters; refuses parameters
+    /// the fault does not take.
+    init(fault p: inout ObjectReader<FaultParameter>) throws {
+        let name = try p.decode(String.self, .fault)
+        func int(_ key: FaultParameter, _ fallback: Int) throws -> Int { try p.decodeIfPresent(Int.self, key) ?? fallback }
+        func double(_ key: FaultParameter, _ fallback: Double) throws -> Double { try p.decodeIfPresent(Double.self, key) ?? fallback }
+        func text(_ key: FaultParameter, _ fallback: String) throws -> String { try p.decodeIfPresent(String.self, key) ?? fallback }
+        func probability(_ fallback: Double) throws -> Double {
+            let value = try double(.probability, fallback)
+            guard (0...1).contains(value) else { throw p.invalid(.probability, "\(value) is outside 0...1") }
+            return value
+        }
+        func direction() throws -> LinkFault.Direction {
+            p.contains(.direction) ? try p.named(.direction, [.toPen, .toHost, .both], \.rawValue) : .both
+        }
+        func duration(_ key: FaultParameter, _ fallback: Duration) throws -> Duration {
+            try p.milliseconds(key, in: 0...scenarioDayMs) ?? fallback
+        }
+        switch name {
+        case "over_depth": self = .penFault(.overDepth(extraUm: try int(.extraUm, 400), strokes: try int(.strokes, 1)))
+        case "depth_drift": self = .penFault(.depthDrift(umPerSecond: try double(.umPerS, 50)))
+        case "depth_sensor_stuck": self = .penFault(.depthSensorStuck(valueUm: try p.decodeIfPresent(Int.self, .valueUm)))
+        case "depth_sensor_dropout": self = .penFault(.depthSensorDropout)
+        case "rate_runaway": self = .penFault(.rateRunaway(hz: try double(.hz, 190)))
+        case "stall": self = .penFault(.stall)
+        case "over_current": self = .penFault(.overCurrent(ma: try int(.ma, 2000)))
+        case "over_temperature": self = .penFault(.overTemperature(dc: try int(.dc, 500)))
+        case "cartridge_removed": self = .penFault(.cartridgeRemoved)
+        case "estop_pressed": self = .penFault(.estopPressed)
+        case "firmware_hang": self = .penFault(.firmwareHang)
+        case "firmware_reset":
+            self = .penFault(.firmwareReset(p.contains(.cause) ? try p.named(.cause, ResetCause.allKnown, \.name) : .brownout))
+        case "version_mismatch": self = .penFault(.versionMismatch(major: try int(.major, 2)))
+        case "reused_cartridge": self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-0001"))))
+        case "expired_cartridge":
+            self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-EXP"), expiryDays: try int(.expiryDays, 19_000))))
+        case "wrong_size_cartridge":
+            self = .penFault(.insertCartridge(SimCartridge(
+                id: try text(.id, "SIM-CART-BIG"), needleCount: try int(.needles, 5), needleDiameterUm: try int(.diameterUm, 350))))
+        case "byte_loss":
+            self = .linkFault(.byteLoss(probability: try probability(0.01), direction: try direction(), duration: try duration(.durationMs, .seconds(1))))
+        case "bit_flips":
+            self = .linkFault(.bitFlips(probability: try probability(0.001), direction: try direction(), duration: try duration(.durationMs, .seconds(1))))
+        case "garbage_burst":
+            let count = try int(.count, 64)
+            guard (0...1_000_000).contains(count) else { throw p.invalid(.count, "\(count) is outside 0...1000000") }
+            self = .linkFault(.garbageBurst(count: count, direction: try direction()))
+        case "latency": self = .linkFault(.latency(try duration(.ms, .milliseconds(30))))
+        case "disconnect": self = .linkFault(.disconnect(duration: try duration(.durationMs, .seconds(1))))
+        default:
+            throw p.invalid(.fault, "unknown fault '\(name)'; known: \(FaultCatalogue.entries.map(\.name).joined(separator: ", "))")
+        }
+        try p.finish("fault '\(name)'")
+    }
+
+    /// A fault from `stipple-sim serve`'s `fault NAME key=value ...` command: a value that reads as
+    /// a number is one. Errors read like a scenario file's (`fault command: extra_um: ...`).
+    public static func fault(named name: String, parameters: [String: String]) throws -> Scenario.Action {
+        var object: [String: CommandValue] = [FaultParameter.fault.stringValue: .text(name)]
+        for (key, value) in parameters {
+            if let integer = Int64(value) {
+                object[key] = .integer(integer)
+            } else if let number = Double(value), number.isFinite {
+                object[key] = .number(number)
+            } else {
+                object[key] = .text(value)
+            }
+        }
+        do {
+            return try JSONDecoder().decode(FaultCommand.self, from: JSONEncoder().encode(object)).action
+        } catch let error as DecodingError {
+            throw ScenarioError(file: "fault command", error)
+        }
+    }
+
+    private enum CommandValue: Encodable {
+        case integer(Int64), number(Double), text(String)
+
+        func encode(to encoder: any Encoder) throws {
+            var value = encoder.singleValueContainer()
+            switch self {
+            case .integer(let integer): try value.encode(integer)
+            case .number(let number): try value.encode(number)
+            case .text(let text): try value.encode(text)
+            }
+        }
+    }
+
+    private struct FaultCommand: Decodable {
+        var action: Scenario.Action
+
+        init(from decoder: any Decoder) throws {
+            var reader = try ObjectReader(decoder, keyedBy: FaultParameter.self)
+            action = try Scenario.Action(fault: &reader)
+        }
+    }
+}
