@@ -14,9 +14,11 @@ C_HOST_SOURCES := $(C_SOURCES) $(C_DIR)/stipple_format.c
 C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
 # Debian packages the build and the later backends need.
-APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 gcc make
+APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3
+# Python modules the end-to-end tests use (installed with pip when missing).
+PY_MODULES := pytest jsonschema yaml
 
-.PHONY: all deps build run test test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
+.PHONY: all deps build run test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
 
 all: build
 
@@ -35,16 +37,22 @@ $(BUILD)/.deps: Makefile
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected in /opt/swift/usr/bin)" >&2; exit 1; }
+	@for m in $(PY_MODULES); do $(PYTHON) -c "import $$m" 2>/dev/null || { \
+		pkg=$$m; [ "$$m" = yaml ] && pkg=pyyaml; echo "installing python module $$pkg"; \
+		$(PYTHON) -m pip install -q $$pkg || exit 1; }; done
 	@touch $@
 
 build: deps
 	$(SWIFT) build
 
-## run: build and start the main program (the protocol demo until the daemon exists)
+## run: build and start stippled in the foreground on the in-process simulated pen
+## (as root: /run/stipple/api.sock and /var/lib/stipple; otherwise per-user paths)
 run: build
-	$(SWIFT) run stipplectl demo
+	.build/debug/stippled --pen sim
 
-demo: run
+## demo: the protocol demo of stipplectl (frames on the wire, decoded)
+demo: build
+	$(SWIFT) run stipplectl demo
 
 ## sim: serve a simulated pen on a pty (symlink /tmp/stipple-pen); type `help`-style commands on stdin
 sim: build
@@ -52,7 +60,13 @@ sim: build
 
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c test-c test-swift test-cli test-scenarios bench-check
+test: deps check-generated check-firmware-c test-c test-swift test-cli test-scenarios test-e2e bench-check
+
+## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
+test-e2e: deps
+	$(SWIFT) build --product stippled
+	$(SWIFT) build --product stipple-sim
+	cd Tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check

@@ -16,11 +16,18 @@ let package = Package(
         .library(name: "StippleSafety", targets: ["StippleSafety"]),
         .executable(name: "stipplectl", targets: ["stipplectl"]),
         .executable(name: "stipple-sim", targets: ["stipple-sim"]),
+        .executable(name: "stippled", targets: ["stippled"]),
         .library(name: "StippleSim", targets: ["StippleSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
@@ -28,6 +35,50 @@ let package = Package(
         .target(name: "StippleWire", swiftSettings: optimisedSwift),
         // The safety core: pure decisions about whether the needle may move (docs/safety.md).
         .target(name: "StippleSafety", dependencies: ["StippleWire"], swiftSettings: strictSwift),
+        // The host side of the pen protocol: handshake, stop-and-wait, retransmission, preempting
+        // stops, heartbeat, and the conversions between wire units and the core's. Pure, sans-I/O.
+        .target(name: "StippleLink", dependencies: ["StippleWire", "StippleSafety"], swiftSettings: strictSwift),
+        // The I/O edge to a pen: serial ports and ptys behind `PenTransport` (and the seam for GPIO).
+        .target(name: "CStippleSys", cSettings: strictC),
+        .target(
+            name: "StippleTransport",
+            dependencies: ["CStippleSys", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
+        // Durable records: sessions, cartridges, telemetry aggregates, faults and the
+        // hash-chained audit log, in SQLite through GRDB.
+        .target(
+            name: "StippleRecords",
+            dependencies: ["StippleSafety", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSwift
+        ),
+        // The daemon: the supervisor (the one owner of the safety core and the link), the local
+        // API, configuration. No dependency on the simulator.
+        .target(
+            name: "StippleDaemon",
+            dependencies: [
+                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The composition root: flags and config, the pen backend (serial, or the simulator as
+        // its `sim` backend), services.
+        .executableTarget(
+            name: "stippled",
+            dependencies: [
+                "StippleDaemon", "StippleSim", "StippleTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // The portable C99 codec for pen firmware, built here so tests and benchmarks can hold
         // it against the Swift codec in the same process.
         .target(
@@ -41,7 +92,7 @@ let package = Package(
         .target(name: "CPty", path: "HardwareSim/Sources/CPty", cSettings: strictC),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire", "CPty"],
+            dependencies: ["StippleWire", "CPty", "StippleTransport"],
             path: "HardwareSim/Sources/StippleSim",
             swiftSettings: optimisedSwift
         ),
@@ -94,6 +145,16 @@ let package = Package(
                 "StippleWire",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleLinkTests",
+            dependencies: ["StippleLink", "StippleWire", "StippleSafety", "StippleSim"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleDaemonTests",
+            dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -27,8 +27,9 @@ public enum FaultReason: String, Hashable, Sendable, Codable, CaseIterable {
     case cartridgeRemoved = "cartridge_removed"
     /// Emergency stop, from any source (H12).
     case emergencyStop = "emergency_stop"
-    /// The API client that armed disconnected.
-    case clientLost = "client_lost"
+    /// The operator's client (the GUI) that armed went away: its event stream closed and no
+    /// presence ping came within the lease (a crashed GUI stops the needle).
+    case clientLost = "operator_lost"
     /// The pen moved, or reported itself armed, when the daemon had not armed it (H11).
     case unexpectedMotion = "unexpected_motion"
     /// The daemon restarted while the session was armed.

@@ -44,17 +44,18 @@ extension SafetyCore {
     }
 
     /// Why the latch must stay, from the most recent telemetry; nil when the cause is gone.
+    /// Only a frame newer than the latch counts as evidence: a frame from before it cannot show
+    /// that the e-stop was released or the motor stopped, so without one the latch stays.
     func persistingCause() -> String? {
         let heardSinceFault = lastTelemetry.map { heard in faultLatchedAt.map { heard > $0 } ?? true } ?? false
-        if lastSample?.estopPressed == true {
+        guard heardSinceFault, let sample = lastSample else {
+            return "no telemetry from the pen since the fault (\(faultNames)): the cause cannot be seen to be gone; connect the pen and try again"
+        }
+        if sample.estopPressed {
             return "the emergency stop is still pressed (in the most recent telemetry): release it first"
         }
-        if heardSinceFault, lastSample?.motorOn == true {
+        if sample.motorOn {
             return "the pen still reports its motor on"
-        }
-        let silentCauses: [FaultReason] = [.linkLost, .telemetrySilence, .penReset]
-        if !heardSinceFault, faults.contains(where: silentCauses.contains) {
-            return "no telemetry from the pen since the fault (\(faultNames)): reconnect the pen first"
         }
         return nil
     }

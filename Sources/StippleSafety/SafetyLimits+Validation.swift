@@ -55,4 +55,35 @@ extension SafetyLimits {
         check(deadman.contains(penDeadmanMs), "pen_deadman_ms", penDeadmanMs, "\(deadman.lowerBound)...\(deadman.upperBound) ms")
         return problems
     }
+
+    /// Every field of `self` that is looser than `current`: a change of limits at run time may
+    /// only tighten (empty means `self` is at least as tight everywhere).
+    public func loosenings(comparedTo current: SafetyLimits) -> [LimitViolation] {
+        var problems: [LimitViolation] = []
+        func tighter(_ ok: Bool, _ field: String, _ value: some CustomStringConvertible, _ allowed: String) {
+            if !ok { problems.append(LimitViolation(field: field, value: value.description, allowed: allowed + " (limits may only be tightened)")) }
+        }
+        for layer in Layer.allCases {
+            let now = current.band(layer)
+            let new = band(layer)
+            tighter(now.encloses(new), "band.\(layer.rawValue)", new, "inside \(now)")
+        }
+        for zone in Zone.allCases {
+            tighter(zoneMaxUm(zone) <= current.zoneMaxUm(zone), "zone_max_um.\(zone.rawValue)", zoneMaxUm(zone), "at most \(current.zoneMaxUm(zone)) µm")
+        }
+        tighter(siteCeilingUm <= current.siteCeilingUm, "site_ceiling_um", siteCeilingUm, "at most \(current.siteCeilingUm) µm")
+        tighter(depthToleranceUm <= current.depthToleranceUm, "depth_tolerance_um", depthToleranceUm, "at most \(current.depthToleranceUm) µm")
+        tighter(rateMinHz >= current.rateMinHz, "rate_min_hz", rateMinHz, "at least \(current.rateMinHz) Hz")
+        tighter(rateMaxHz <= current.rateMaxHz, "rate_max_hz", rateMaxHz, "at most \(current.rateMaxHz) Hz")
+        tighter(rateTolerance <= current.rateTolerance, "rate_tolerance", rateTolerance, "at most \(current.rateTolerance)")
+        tighter(rateViolationStrokes <= current.rateViolationStrokes, "rate_violation_strokes", rateViolationStrokes, "at most \(current.rateViolationStrokes)")
+        tighter(spinUpGrace <= current.spinUpGrace, "spin_up_grace", spinUpGrace, "at most \(current.spinUpGrace)")
+        tighter(telemetrySilence <= current.telemetrySilence, "telemetry_silence", telemetrySilence, "at most \(current.telemetrySilence)")
+        tighter(sessionLength <= current.sessionLength, "session_length", sessionLength.clockText, "at most \(current.sessionLength.clockText)")
+        tighter(minimumSessionGap >= current.minimumSessionGap, "minimum_session_gap", "\(minimumSessionGap.wholeSeconds / 86_400) days",
+                "at least \(current.minimumSessionGap.wholeSeconds / 86_400) days")
+        tighter(penTripMarginUm <= current.penTripMarginUm, "pen_trip_margin_um", penTripMarginUm, "at most \(current.penTripMarginUm) µm")
+        tighter(penDeadmanMs <= current.penDeadmanMs, "pen_deadman_ms", penDeadmanMs, "at most \(current.penDeadmanMs) ms")
+        return problems
+    }
 }

@@ -122,7 +122,7 @@ public struct SafetyLimits: Hashable, Sendable, Codable {
 
     /// Hertz to the protocol's tenths of a hertz; a number that is not one becomes 0, which
     /// every pen refuses.
-    static func deciHertz(_ hz: Double) -> Int {
+    public static func deciHertz(_ hz: Double) -> Int {
         let dhz = (hz * 10).rounded()
         return dhz.isFinite && dhz >= 0 && dhz <= 100_000 ? Int(dhz) : 0
     }

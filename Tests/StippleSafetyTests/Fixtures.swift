@@ -89,6 +89,12 @@ struct Rig {
         }
     }
 
+    /// A frame of a pen at rest, a millisecond later: the fresh evidence clearing a fault needs.
+    mutating func idleFrame() {
+        advance(.milliseconds(1))
+        send(.telemetry(stroke(depth: nil, rate: 0, motorOn: false, pedal: false)))
+    }
+
     mutating func bring(to phase: SessionPhase) {
         switch phase {
         case .noSession: break
@@ -105,6 +111,7 @@ struct Rig {
         case .faulted:
             arm()
             send(.emergencyStop(.api))
+            idleFrame()
         }
         precondition(core.phase == phase, "could not reach \(phase), at \(core.phase)")
     }

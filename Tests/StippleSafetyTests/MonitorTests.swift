@@ -168,10 +168,12 @@ import Testing
                 #expect(again.faultsLatched.isEmpty, "and latches nothing new")
                 var held = rig.stroke(depth: nil, rate: 0, motorOn: false, pedal: false)
                 held.estopPressed = true
+                rig.advance(.milliseconds(1))
                 rig.send(.telemetry(held))
                 #expect(rig.send(.clearFault).refusal?.code == .faultPersists, "the button is still pressed")
                 #expect(rig.core.phase == .faulted)
                 held.estopPressed = false
+                rig.advance(.milliseconds(1))
                 rig.send(.telemetry(held))
                 #expect(rig.send(.clearFault).refusal == nil, "released: cleared")
             }

@@ -21,6 +21,9 @@ import Testing
         return (rig, json)
     }
 
+    /// A frame of a pen at rest.
+    static let idle = TelemetrySample(peakProtrusionUm: nil, strokeRateHz: 0, motorOn: false, pedalPressed: false)
+
     static func decode(_ json: [String: Any]) throws -> SessionSnapshot {
         try JSONDecoder().decode(SessionSnapshot.self, from: JSONSerialization.data(withJSONObject: json))
     }
@@ -81,7 +84,9 @@ import Testing
         #expect(core.phase == .faulted && core.faults == [.recordCorrupted])
         #expect(core.closeReason == .recordCorrupted, "and the session is locked")
         #expect(decision.firstActionIsStop)
-        #expect(core.handle(.clearFault, at: rig.now).refusal == nil, "a technician can clear it")
+        #expect(core.handle(.clearFault, at: rig.now).refusal?.code == .faultPersists, "not before the pen is heard from")
+        _ = core.handle(.telemetry(Self.idle), at: rig.now + .milliseconds(1))
+        #expect(core.handle(.clearFault, at: rig.now + .milliseconds(1)).refusal == nil, "a technician can clear it")
         // Counters and wall times at the ends of their ranges.
         for (key, value) in [("warningsGiven", Int.min), ("warningsGiven", Int.max), ("warningsGiven", -1), ("warningsGiven", 3)] {
             var bad = json
@@ -121,7 +126,8 @@ import Testing
         var (core, decision) = try Self.restore(json, at: rig.now, wall: rig.wall, limits: tighter)
         #expect(core.session?.setpoint == nil)
         #expect(decision.actions.contains { if case .warn(.restoredSetpointRefused(let violations)) = $0 { violations.first?.field == "depth_um" } else { false } })
-        _ = core.handle(.clearFault, at: rig.now)
+        _ = core.handle(.telemetry(Self.idle), at: rig.now + .milliseconds(1))
+        _ = core.handle(.clearFault, at: rig.now + .milliseconds(1))
         #expect(core.phase == .open)
         let refusal = core.handle(.arm(rig.goodFacts), at: rig.now).refusal
         #expect(refusal?.armingFailures.contains { $0.code == .setpointMissing } == true)
@@ -131,7 +137,8 @@ import Testing
     func h13RestoreRepushesLimits() throws {
         let (rig, json) = try Self.runningSnapshot()
         var (core, _) = try Self.restore(json, at: rig.now, wall: rig.wall)
-        _ = core.handle(.clearFault, at: rig.now)
+        _ = core.handle(.telemetry(Self.idle), at: rig.now + .milliseconds(1))
+        _ = core.handle(.clearFault, at: rig.now + .milliseconds(1))
         let facts = rig.goodFacts  // the read-back of the limits pushed before the restart
         #expect(core.handle(.arm(facts), at: rig.now).refusal?.armingFailures.map(\.code) == [.limitsUnverified])
         let connected = core.handle(.penConnected(PenIdentity(serial: "PEN-1", protocolMajor: 1, protocolMinor: 0)), at: rig.now)
@@ -242,6 +249,7 @@ import Testing
         var next = StateMachineTests.second
         next.clientID = "C9"
         #expect(rig.open(next).refusal?.code == .faultLatched)
+        rig.idleFrame()
         #expect(rig.send(.clearFault).refusal == nil)
         #expect(rig.core.phase == .closed)
         #expect(rig.open(next).refusal == nil)

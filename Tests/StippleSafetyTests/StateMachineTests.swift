@@ -110,11 +110,14 @@ import Testing
     @Test func clearingReturnsToWhereTheSessionWas() {
         var none = Rig()
         none.send(.emergencyStop(.gpio))
+        #expect(none.send(.clearFault).refusal?.code == .faultPersists, "no frame since the fault: no evidence the cause is gone")
+        none.idleFrame()
         none.send(.clearFault)
         #expect(none.core.phase == .noSession)
         var closed = Rig()
         closed.bring(to: .closed)
         closed.send(.emergencyStop(.api))
+        closed.idleFrame()
         closed.send(.clearFault)
         #expect(closed.core.phase == .closed)
     }

@@ -15,13 +15,13 @@ import Testing
         for folder in ["Tests", "HardwareSim/Tests", "HardwareSim/scenarios", "Firmware-protocol/vectors", "Firmware-protocol/c/test"] {
             let enumerator = FileManager.default.enumerator(at: Self.root.appendingPathComponent(folder), includingPropertiesForKeys: nil)
             while let url = enumerator?.nextObject() as? URL {
-                if ["swift", "json", "c"].contains(url.pathExtension) { sources += try String(contentsOf: url, encoding: .utf8) }
+                if ["swift", "json", "c", "py"].contains(url.pathExtension) { sources += try String(contentsOf: url, encoding: .utf8) }
             }
         }
         for row in rows {
             let testsColumn = row.split(separator: "|").last.map(String.init) ?? ""
             for name in testsColumn.split(separator: "`").enumerated().filter({ $0.offset % 2 == 1 }).map({ String($0.element) }) {
-                let known = sources.contains("func \(name)") || sources.contains("\"\(name)\"") || name == "test_vectors"
+                let known = sources.contains("func \(name)") || sources.contains("def \(name)(") || sources.contains("\"\(name)\"") || name == "test_vectors"
                 #expect(known, "docs/safety.md names \(name), which no test defines")
             }
         }

@@ -1,0 +1,21 @@
+#ifndef STIPPLE_SYS_H
+#define STIPPLE_SYS_H
+
+#include <stdint.h>
+
+/// The layout of Linux's `struct ucred` (SO_PEERCRED), which Glibc's Swift module does not
+/// import without _GNU_SOURCE.
+typedef struct stipple_ucred {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+} stipple_ucred;
+
+/// ioctl(fd, TIOCEXCL): no further open() of this terminal succeeds (except as root).
+/// ioctl is variadic, so Swift cannot call it directly. Returns 0 or -1 with errno set.
+int stipple_set_exclusive(int fd);
+
+/// SO_PEERCRED of a connected Unix socket. Returns 0 or -1 with errno set.
+int stipple_peer_credentials(int fd, stipple_ucred *out);
+
+#endif

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CStippleSys
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import StippleRecords
+import StippleSafety
+
+/// The request context: the socket channel, from which the peer's credentials come.
+public struct APIContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+    public var peer: Peer?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    public var maxUploadSize: Int { JSONBody.maximumBytes }
+}
+
+/// The local API: HTTP/1.1 and JSON on a Unix socket — never a TCP listener (H14). Routes are
+/// versioned (`/v1/...`); the contract is docs/openapi.yaml.
+public struct APIServer: Sendable {
+    public var socketPath: String
+    public var policy: RolePolicy
+    public var supervisor: Supervisor
+    public var records: RecordStore?
+    public var logger: Logger
+    /// A bound on concurrent connections: a flood cannot exhaust the daemon.
+    public var maxConnections = 64
+    public var idleTimeout = TimeAmount.seconds(30)
+
+    public init(socketPath: String, policy: RolePolicy, supervisor: Supervisor, records: RecordStore?, logger: Logger) {
+        self.socketPath = socketPath
+        self.policy = policy
+        self.supervisor = supervisor
+        self.records = records
+        self.logger = logger
+    }
+
+    /// The application, ready to run as a service. `onReady` runs once the socket is bound
+    /// and its mode set (0660, group `stipple` where it exists).
+    public func application(onReady: @escaping @Sendable () async -> Void = {}) throws -> some ApplicationProtocol {
+        try Self.removeStaleSocket(socketPath)
+        let router = Router(context: APIContext.self)
+        // Outermost first: every error (unknown routes included) becomes a problem; then the
+        // credential check guards every route.
+        router.middlewares.add(ProblemMiddleware(logger: logger))
+        router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger))
+        Routes(supervisor: supervisor, records: records, logger: logger).register(on: router)
+        let path = socketPath
+        let group = policy.technicianGroup
+        let logger = logger
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            configuration: .init(
+                address: .unixDomainSocket(path: path), serverName: "stippled",
+                availableConnectionsDelegate: MaximumAvailableConnections(maxConnections)),
+            onServerRunning: { _ in
+                Self.secureSocket(path, group: group, logger: logger)
+                await onReady()
+            },
+            logger: logger)
+    }
+
+    /// A socket file left by a daemon that died: removed; anything else at the path: refused.
+    static func removeStaleSocket(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw CommandError(.conflict, "socket_path_taken", "\(path) exists and is not a socket; refusing to replace it")
+        }
+        unlink(path)
+    }
+
+    /// Mode 0660 and the technicians' group: the first of two checks (the second is the
+    /// credential check on every request, which holds even if this mode is loosened).
+    static func secureSocket(_ path: String, group: String, logger: Logger) {
+        chmod(path, 0o660)
+        if let gid = RolePolicy.groupID(group) {
+            if chown(path, UInt32.max, gid) != 0 {
+                logger.warning("cannot give the API socket to group \(group)", metadata: ["errno": "\(errno)"])
+            }
+        }
+    }
+}
+
+/// Reads SO_PEERCRED of the connection and decides the role; refuses callers with none.
+struct CredentialsMiddleware: RouterMiddleware {
+    typealias Context = APIContext
+    let policy: RolePolicy
+    let logger: Logger
+
+    func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
+        var context = context
+        guard let provider = context.channel as? any SocketOptionProvider else {
+            return Problem(403, "no_credentials", "the caller's credentials cannot be read").response
+        }
+        let credentials: stipple_ucred
+        do {
+            credentials = try await provider.unsafeGetSocketOption(
+                level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)).get()
+        } catch {
+            return Problem(403, "no_credentials", "the caller's credentials cannot be read: \(error)").response
+        }
+        let peer = policy.peer(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+        guard peer.role >= .technician else {
+            logger.notice("refused a caller with no role", metadata: ["uid": "\(peer.uid)", "user": "\(peer.userName)"])
+            return Problem(403, "not_a_member",
+                           "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (ask an administrator: usermod -aG \(policy.technicianGroup) \(peer.userName))").response
+        }
+        context.peer = peer
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,259 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import StippleRecords
+import StippleSafety
+
+/// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer
+/// JSON or a problem; the supervisor answers only once what changed is durable.
+struct Routes: Sendable {
+    let supervisor: Supervisor
+    let records: RecordStore?
+    let logger: Logger
+
+    /// Every (method, path) this server answers: a test holds it equal to docs/openapi.yaml.
+    static let table: [(method: String, path: String)] = [
+        ("GET", "/v1/status"), ("GET", "/v1/pen"),
+        ("POST", "/v1/sessions"), ("GET", "/v1/sessions"), ("GET", "/v1/sessions/{id}"),
+        ("POST", "/v1/sessions/{id}/close"), ("GET", "/v1/sessions/{id}/report"),
+        ("PUT", "/v1/sessions/{id}/cartridge"), ("PUT", "/v1/sessions/{id}/setpoint"),
+        ("POST", "/v1/arm"), ("POST", "/v1/disarm"), ("POST", "/v1/stop"), ("POST", "/v1/estop"), ("POST", "/v1/clear-fault"),
+        ("POST", "/v1/presence"), ("GET", "/v1/events"),
+        ("GET", "/v1/limits"), ("PUT", "/v1/limits"),
+        ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"),
+    ]
+
+    func register(on router: Router<APIContext>) {
+        let v1 = router.group("v1")
+        v1.get("status") { _, _ in try await json(supervisor.status()) }
+        v1.get("pen") { _, _ in try await json(supervisor.status().pen) }
+        v1.post("sessions") { request, context in try await openSession(request, context) }
+        v1.get("sessions") { request, _ in try listSessions(request) }
+        v1.get("sessions/:id") { _, context in try getSession(context) }
+        v1.post("sessions/:id/close") { request, context in
+            try await perform(context, current: context.parameters.get("id")) { actor in try await supervisor.closeSession(actor: actor) }
+        }
+        v1.get("sessions/:id/report") { _, context in try report(context) }
+        v1.put("sessions/:id/cartridge") { request, context in try await setCartridge(request, context) }
+        v1.put("sessions/:id/setpoint") { request, context in try await setSetpoint(request, context) }
+        v1.post("arm") { request, context in
+            let client = try clientID(request)
+            return try await perform(context) { actor in try await supervisor.arm(client: client, actor: actor) }
+        }
+        v1.post("disarm") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor) } }
+        v1.post("stop") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor, kind: "stop") } }
+        v1.post("estop") { _, context in try await perform(context) { actor in try await supervisor.emergencyStop(actor: actor) } }
+        v1.post("clear-fault") { _, context in try await perform(context) { actor in try await supervisor.clearFault(actor: actor) } }
+        v1.post("presence") { request, _ in
+            await supervisor.ping(client: try clientID(request))
+            return Response(status: .noContent)
+        }
+        v1.get("events") { request, _ in try await events(request) }
+        v1.get("limits") { _, _ in
+            let limits = await supervisor.limits
+            return try json(LimitsView(limits))
+        }
+        v1.put("limits") { request, context in try await changeLimits(request, context) }
+        v1.get("audit") { request, _ in try auditList(request) }
+        v1.get("audit/verify") { _, _ in
+            guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+            do { return try json(try records.verifyAudit()) } catch let problem as Problem { throw problem } catch {
+                throw Problem(503, "records_unavailable", "\(error)")
+            }
+        }
+    }
+
+    // MARK: - Handlers
+
+    func openSession(_ request: Request, _ context: APIContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        try body.refuseUnknown(["session_id", "client_id", "technician", "zone", "cartridge_id", "pigment_lots", "pen_serial", "gap_override_reason"])
+        let peer = context.peer
+        let command = OpenSessionCommand(
+            sessionID: try body.string("session_id", required: false, maxLength: 64),
+            clientID: try body.string("client_id", maxLength: 64) ?? "",
+            technician: try body.string("technician", required: false, maxLength: 128) ?? peer?.userName ?? "",
+            zone: try body.choice("zone", Zone.self) ?? .crown,
+            cartridgeID: try body.string("cartridge_id", maxLength: 64) ?? "",
+            pigmentLots: try body.strings("pigment_lots"),
+            penSerial: try body.string("pen_serial", required: false, maxLength: 64),
+            gapOverrideReason: try body.string("gap_override_reason", required: false, maxLength: 1000))
+        return try await perform(context, status: .created) { actor in try await supervisor.openSession(command, actor: actor) }
+    }
+
+    func setCartridge(_ request: Request, _ context: APIContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        try body.refuseUnknown(["cartridge_id", "lot", "expiry_day", "needle_count", "needle_diameter_um"])
+        let id = try body.string("cartridge_id", maxLength: 64) ?? ""
+        let lot = try body.string("lot", required: false, maxLength: 64)
+        let expiry = try body.integer("expiry_day", required: false, range: 0...100_000)
+        let needles = try body.integer("needle_count", required: false, range: 0...64)
+        let diameter = try body.integer("needle_diameter_um", required: false, range: 0...1000)
+        return try await perform(context, current: context.parameters.get("id")) { actor in
+            try await supervisor.setCartridge(id: id, lot: lot, expiryDay: expiry, needleCount: needles, needleDiameterUm: diameter, actor: actor)
+        }
+    }
+
+    func setSetpoint(_ request: Request, _ context: APIContext) async throws -> Response {
+        let body = try await JSONBody.read(request)
+        try body.refuseUnknown(["layer", "depth_um", "rate_hz"])
+        let setpoint = Setpoint(
+            layer: try body.choice("layer", Layer.self) ?? .upperDermis,
+            depthUm: try body.integer("depth_um", range: 0...AbsoluteLimits.depthCeilingUm) ?? 0,
+            rateHz: try body.number("rate_hz", range: AbsoluteLimits.stallHz...AbsoluteLimits.runawayHz) ?? 0)
+        return try await perform(context, current: context.parameters.get("id")) { actor in try await supervisor.setSetpoint(setpoint, actor: actor) }
+    }
+
+    func changeLimits(_ request: Request, _ context: APIContext) async throws -> Response {
+        guard context.peer?.role == .engineer else {
+            throw Problem(403, "engineers_only", "changing limits needs group stipple-eng (you are a technician)")
+        }
+        let body = try await JSONBody.read(request)
+        let limits = try LimitsView.apply(body.object, over: await supervisor.limits)
+        return try await perform(context) { actor in LimitsView(try await supervisor.changeLimits(limits, actor: actor)) }
+    }
+
+    func listSessions(_ request: Request) throws -> Response {
+        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        let query = request.uri.queryParameters
+        let limit = try query.get("limit").map { raw throws(Problem) -> Int in
+            guard let value = Int(raw), (1...1000).contains(value) else { throw Problem.field("limit", raw, "1...1000", status: 400) }
+            return value
+        } ?? 50
+        let client = query.get("client_id")
+        return try json(try records.sessions(limit: limit, clientID: client).map(SessionSummary.init))
+    }
+
+    func getSession(_ context: APIContext) throws -> Response {
+        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        let id = try context.parameters.require("id")
+        guard let session = try records.session(id) else { throw Problem(404, "no_such_session", "no session \(id)") }
+        return try json(SessionSummary(session))
+    }
+
+    func report(_ context: APIContext) throws -> Response {
+        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        let id = try context.parameters.require("id")
+        guard let report = try records.report(id) else { throw Problem(404, "no_such_session", "no session \(id)") }
+        let audit = try records.verifyAudit()
+        return try json(ReportView(report, audit: audit))
+    }
+
+    func auditList(_ request: Request) throws -> Response {
+        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        let query = request.uri.queryParameters
+        let after = try query.get("after").map { raw throws(Problem) -> Int64 in
+            guard let value = Int64(raw), value >= 0 else { throw Problem.field("after", raw, "0 or more", status: 400) }
+            return value
+        } ?? 0
+        let limit = try query.get("limit").map { raw throws(Problem) -> Int in
+            guard let value = Int(raw), (1...10_000).contains(value) else { throw Problem.field("limit", raw, "1...10000", status: 400) }
+            return value
+        } ?? 100
+        return try json(try records.auditEntries(after: after, limit: limit))
+    }
+
+    /// Server-Sent Events: state changes, faults and warnings at once; telemetry at ≤ 10 Hz, or
+    /// every frame with `?telemetry=full`. An open stream is the client's presence lease.
+    func events(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let full = query.get("telemetry") == "full"
+        if let telemetry = query.get("telemetry"), !["full", "decimated"].contains(telemetry) {
+            throw Problem.field("telemetry", telemetry, "full or decimated", status: 400)
+        }
+        let client = request.headers[.stippleClient] ?? query.get("client")
+        if let client { try Self.checkClientID(client) }
+        let supervisor = supervisor
+        let stream = supervisor.hub.subscribe(fullRate: full) {
+            if let client { Task { await supervisor.presenceClosed(client: client) } }
+        }
+        if let client { await supervisor.presenceOpened(client: client) }
+        let status = try JSONEncoder().encode(await supervisor.status())
+        var headers = HTTPFields()
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: "event: status\ndata: \(String(decoding: status, as: UTF8.self))\n\n"))
+            for await line in stream {
+                try await writer.write(ByteBuffer(string: line))
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    // MARK: - Helpers
+
+    static func checkClientID(_ client: String) throws(Problem) {
+        guard (1...64).contains(client.count), client.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw Problem.field("X-Stipple-Client", "\"\(client.prefix(80))\"", "1...64 letters, digits, - or _", status: 400)
+        }
+    }
+
+    func clientID(_ request: Request) throws(Problem) -> String {
+        guard let client = request.headers[.stippleClient] else {
+            throw Problem(400, "client_id_missing",
+                          "send the header X-Stipple-Client with your client's id, and keep GET /v1/events open (or POST /v1/presence every second) while armed")
+        }
+        try Self.checkClientID(client)
+        return client
+    }
+
+    /// Runs a command as the calling peer, mapping refusals to problems.
+    func perform<T: Encodable & Sendable>(
+        _ context: APIContext, current: String? = nil, status: HTTPResponse.Status = .ok,
+        _ body: @Sendable (String) async throws -> T
+    ) async throws -> Response {
+        let actor = context.peer?.description ?? "unknown"
+        if let current {
+            let session = await supervisor.status().session
+            guard let session, Identifier.same(session.id, current) || session.id == current else {
+                throw Problem(404, "no_such_session", "session \(current) is not the daemon's current session", state: await supervisor.status().phase)
+            }
+        }
+        do {
+            return try json(try await body(actor), status: status)
+        } catch let error as CommandError {
+            throw Problem(error)
+        }
+    }
+
+    func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Names in the API are snake_case everywhere (docs/openapi.yaml).
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+}
+
+extension HTTPField.Name {
+    static let stippleClient = HTTPField.Name("X-Stipple-Client")!
+}
+
+/// Turns every error into an RFC 9457 problem; unknown routes are 404 problems, not HTML, and an
+/// unexpected error is logged and answered without internals.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = APIContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            return problem.response
+        } catch let error as HTTPError {
+            let status = Int(error.status.code)
+            if status == 404 { return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response }
+            if status == 405 { return Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)").response }
+            if status == 413 { return Problem(413, "body_too_large", "the body exceeds \(JSONBody.maximumBytes) bytes").response }
+            return Problem(status, "http_error", error.body ?? "\(error.status)").response
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return Problem(503, "internal", "the request could not be completed; the daemon logged why").response
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import StippleSafety
+
+/// Everything `stippled` runs with: one JSON file (`/etc/stipple/stippled.json` by default,
+/// documented in docs/configuration.md) with flags on top. Validated whole before anything
+/// starts: every problem is listed with field, value and allowed range, and the daemon exits
+/// with 78 (EX_CONFIG) — it never starts half-configured.
+public struct DaemonConfiguration: Sendable {
+    public enum PenSpec: Sendable, Hashable, CustomStringConvertible {
+        /// The in-process simulator, optionally with a scenario file (test rigs).
+        case sim(scenario: String?)
+        /// A serial device or pty path.
+        case serial(path: String)
+
+        public var description: String {
+            switch self {
+            case .sim(let scenario): scenario.map { "sim:\($0)" } ?? "sim"
+            case .serial(let path): "serial:\(path)"
+            }
+        }
+
+        public static func parse(_ text: String) -> PenSpec? {
+            if text == "sim" { return .sim(scenario: nil) }
+            if text.hasPrefix("sim:") { return .sim(scenario: String(text.dropFirst(4))) }
+            if text.hasPrefix("serial:"), text.count > 7 { return .serial(path: String(text.dropFirst(7))) }
+            return nil
+        }
+    }
+
+    public enum ClockSpec: Sendable, Hashable, CustomStringConvertible {
+        case real
+        case accelerated(Int)
+
+        public var description: String {
+            switch self {
+            case .real: "real"
+            case .accelerated(let factor): "accelerated=\(factor)"
+            }
+        }
+
+        public static func parse(_ text: String) -> ClockSpec? {
+            if text == "real" { return .real }
+            if text.hasPrefix("accelerated="), let factor = Int(text.dropFirst("accelerated=".count)) { return .accelerated(factor) }
+            return nil
+        }
+    }
+
+    public var pen: PenSpec = .sim(scenario: nil)
+    public var socketPath: String
+    public var stateDirectory: String
+    public var clock: ClockSpec = .real
+    public var logLevel: Logger.Level = .info
+    public var limits = SafetyLimits.defaults
+    public var technicianGroup = "stipple"
+    public var engineerGroup = "stipple-eng"
+    /// Where the configuration came from (for the log).
+    public var source: String?
+
+    public static let systemConfigPath = "/etc/stipple/stippled.json"
+    public static let accelerationRange = 1...1000
+
+    /// The defaults: the system service's paths as root, per-user paths otherwise
+    /// (`$XDG_RUNTIME_DIR/stipple/api.sock`, `$XDG_STATE_HOME/stipple/`; without those,
+    /// `/tmp/stipple-<uid>/` and `~/.local/state/stipple/`).
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, uid: UInt32 = getuid()) {
+        if uid == 0 {
+            socketPath = "/run/stipple/api.sock"
+            stateDirectory = "/var/lib/stipple"
+        } else {
+            let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp/stipple-\(uid)"
+            socketPath = runtime.hasPrefix("/tmp/stipple-") ? "\(runtime)/api.sock" : "\(runtime)/stipple/api.sock"
+            let home = environment["HOME"] ?? "/tmp"
+            let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.local/state"
+            stateDirectory = "\(state)/stipple"
+        }
+    }
+
+    public var databasePath: String { "\(stateDirectory)/stipple.db" }
+
+    /// A configuration problem: the field, the value, what is allowed.
+    public typealias Problem = LimitViolation
+
+    /// Applies a configuration file's JSON object; every problem is collected, none stops the
+    /// reading of the rest.
+    public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
+        self.source = source
+        let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups"]
+        for key in object.keys.sorted() where !known.contains(key) {
+            problems.append(Problem(field: key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
+        }
+        func text(_ key: String) -> String? {
+            guard let raw = object[key] else { return nil }
+            guard let value = raw as? String else {
+                problems.append(Problem(field: key, value: "\(raw)", allowed: "a string"))
+                return nil
+            }
+            return value
+        }
+        if let value = text("pen") { applyPen(value, problems: &problems) }
+        if let value = text("socket") { socketPath = value }
+        if let value = text("state_dir") { stateDirectory = value }
+        if let value = text("clock") { applyClock(value, problems: &problems) }
+        if let value = text("log_level") { applyLogLevel(value, problems: &problems) }
+        if let raw = object["groups"] {
+            if let groups = raw as? [String: Any] {
+                for (key, value) in groups {
+                    switch (key, value) {
+                    case ("technician", let name as String): technicianGroup = name
+                    case ("engineer", let name as String): engineerGroup = name
+                    default: problems.append(Problem(field: "groups.\(key)", value: "\(value)", allowed: "technician or engineer: a group name"))
+                    }
+                }
+            } else {
+                problems.append(Problem(field: "groups", value: "\(raw)", allowed: "an object {technician, engineer}"))
+            }
+        }
+        if let raw = object["limits"] {
+            if let fields = raw as? [String: Any] {
+                var found: [StippleDaemon.Problem] = []
+                limits = LimitsView.apply(fields, over: limits, prefix: "limits.", problems: &found)
+                problems += found.flatMap(\.errors).map { Problem(field: $0.field, value: $0.value, allowed: $0.allowed) }
+            } else {
+                problems.append(Problem(field: "limits", value: "\(raw)", allowed: "an object of limit fields"))
+            }
+        }
+    }
+
+    public mutating func applyPen(_ value: String, problems: inout [Problem]) {
+        if let spec = PenSpec.parse(value) { pen = spec } else {
+            problems.append(Problem(field: "pen", value: value, allowed: "sim, sim:SCENARIO.json or serial:/dev/..."))
+        }
+    }
+
+    public mutating func applyClock(_ value: String, problems: inout [Problem]) {
+        if let spec = ClockSpec.parse(value) { clock = spec } else {
+            problems.append(Problem(field: "clock", value: value, allowed: "real or accelerated=N (N in \(Self.accelerationRange.lowerBound)...\(Self.accelerationRange.upperBound))"))
+        }
+    }
+
+    public mutating func applyLogLevel(_ value: String, problems: inout [Problem]) {
+        if let level = Logger.Level(rawValue: value) { logLevel = level } else {
+            problems.append(Problem(field: "log_level", value: value, allowed: Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")))
+        }
+    }
+
+    /// The whole configuration's problems (empty when it may start).
+    public func validate() -> [Problem] {
+        var problems = limits.validate().map { Problem(field: "limits.\($0.field)", value: $0.value, allowed: $0.allowed) }
+        if case .accelerated(let factor) = clock {
+            if !Self.accelerationRange.contains(factor) {
+                problems.append(Problem(field: "clock", value: "accelerated=\(factor)", allowed: "accelerated=N with N in \(Self.accelerationRange.lowerBound)...\(Self.accelerationRange.upperBound)"))
+            }
+            if case .serial(let path) = pen {
+                problems.append(Problem(field: "clock", value: "accelerated=\(factor) with pen serial:\(path)",
+                                        allowed: "real: a real pen never runs on simulated time (accelerated only with --pen sim)"))
+            }
+        }
+        if !socketPath.hasPrefix("/") { problems.append(Problem(field: "socket", value: socketPath, allowed: "an absolute path")) }
+        if socketPath.utf8.count > 107 { problems.append(Problem(field: "socket", value: socketPath, allowed: "at most 107 bytes (a Unix socket path)")) }
+        if !stateDirectory.hasPrefix("/") { problems.append(Problem(field: "state_dir", value: stateDirectory, allowed: "an absolute path")) }
+        if case .sim(let scenario?) = pen, !FileManager.default.fileExists(atPath: scenario) {
+            problems.append(Problem(field: "pen", value: "sim:\(scenario)", allowed: "sim:FILE where FILE exists"))
+        }
+        return problems
+    }
+}

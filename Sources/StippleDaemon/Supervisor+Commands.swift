@@ -1,0 +1,245 @@
+import Foundation
+import StippleLink
+import StippleRecords
+import StippleSafety
+import StippleWire
+
+/// What the API asks to open a session with (the client id is pseudonymous).
+public struct OpenSessionCommand: Sendable {
+    public var sessionID: String?
+    public var clientID: String
+    public var technician: String
+    public var zone: Zone
+    public var cartridgeID: String
+    public var pigmentLots: [String]
+    public var penSerial: String?
+    public var gapOverrideReason: String?
+
+    public init(sessionID: String?, clientID: String, technician: String, zone: Zone, cartridgeID: String,
+                pigmentLots: [String], penSerial: String?, gapOverrideReason: String?) {
+        self.sessionID = sessionID
+        self.clientID = clientID
+        self.technician = technician
+        self.zone = zone
+        self.cartridgeID = cartridgeID
+        self.pigmentLots = pigmentLots
+        self.penSerial = penSerial
+        self.gapOverrideReason = gapOverrideReason
+    }
+}
+
+/// The API's commands. Each one: the core decides (refusals change nothing), the actions run
+/// stops first, and the answer waits until what it changed is durable in the records.
+extension Supervisor {
+    func refusal(_ refusal: SafetyRefusal) -> CommandError {
+        let kind: CommandError.Kind = switch refusal.code {
+        case .badRequest, .setpointOutOfLimits: .unprocessable
+        default: .conflict
+        }
+        return CommandError(kind, refusal.code.rawValue, refusal.message, state: core.phase.rawValue,
+                            violations: refusal.violations, armingFailures: refusal.armingFailures)
+    }
+
+    /// Runs one event through the core and carries the decision out; waits for the records.
+    func decide(_ event: SafetyEvent, actor: String) async throws(CommandError) -> Decision {
+        let now = stamp(clock.now())
+        let before = core.phase
+        let decision = core.handle(event, at: now)
+        apply(decision, phaseBefore: before, at: now, actor: actor)
+        if let refusal = decision.refusal { throw self.refusal(refusal) }
+        try await durable()
+        return decision
+    }
+
+    /// Waits until every record submitted so far is on disk.
+    func durable() async throws(CommandError) {
+        guard let records else { return }
+        do { try await records.barrier().durable() } catch {
+            counters.recordFailures += 1
+            throw CommandError(.unavailable, "records_unavailable", "the change was made but could not be recorded: \(error)", state: core.phase.rawValue)
+        }
+    }
+
+    func audit(_ kind: String, actor: String, _ payload: [String: String] = [:]) {
+        let wall = clock.wallNow().secondsSince1970
+        let sessionID = core.session?.request.sessionID
+        records?.submit("audit \(kind)") { try $0.audit(kind: kind, actor: actor, sessionID: sessionID, payload: payload, at: wall) }
+    }
+
+    public func openSession(_ command: OpenSessionCommand, actor: String) async throws(CommandError) -> StatusView {
+        guard records != nil else {
+            throw CommandError(.unavailable, "records_unavailable", "sessions need the records: \(recordsProblems.joined(separator: "; "))")
+        }
+        let wall = clock.wallNow()
+        let id = command.sessionID ?? Self.newSessionID(wall: wall)
+        let serial = command.penSerial ?? pen.identity?.serial ?? ""
+        let request = SessionRequest(
+            sessionID: id, clientID: command.clientID, technician: command.technician, zone: command.zone,
+            cartridgeID: command.cartridgeID, pigmentLots: command.pigmentLots, penSerial: serial,
+            gapOverrideReason: command.gapOverrideReason)
+        let now = stamp(clock.now())
+        let before = core.phase
+        let decision = core.handle(.openSession(request, wall: wall, bootID: clock.bootID), at: now)
+        if let refusal = decision.refusal {
+            if refusal.code == .badRequest && serial.isEmpty {
+                throw CommandError(.conflict, "pen_not_identified", "no pen is identified, so the session cannot be bound to one: connect the pen or give pen_serial", state: core.phase.rawValue)
+            }
+            throw self.refusal(refusal)
+        }
+        if let snapshot = core.snapshot {
+            let wallSeconds = wall.secondsSince1970
+            records?.submit("open") { try $0.openSession(snapshot, at: wallSeconds, actor: actor) }
+        }
+        apply(decision, phaseBefore: before, at: now, actor: actor)
+        // A new session pushes its limits once it has a setpoint; nothing else to send yet.
+        do { try await durable() } catch {
+            // Not recorded: do not leave a session the records do not know.
+            let nowAfter = stamp(clock.now())
+            let closing = core.phase
+            apply(core.handle(.closeSession, at: nowAfter), phaseBefore: closing, at: nowAfter, actor: actor)
+            throw error
+        }
+        hub.publish(DaemonEvent(.session, ["state": "open", "session_id": .string(id)]))
+        return status()
+    }
+
+    /// A session id nobody chose: the date and a random part (the core refuses a reused one).
+    static func newSessionID(wall: WallTime) -> String {
+        let day = wall.day
+        let random = String(UInt32.random(in: 0...UInt32.max), radix: 36, uppercase: true)
+        return "S-\(day)-\(random)"
+    }
+
+    public func setSetpoint(_ setpoint: Setpoint, actor: String) async throws(CommandError) -> StatusView {
+        let decision = try await decide(.setSetpoint(setpoint), actor: actor)
+        if let session = core.session, decision.refusal == nil {
+            let wall = clock.wallNow().secondsSince1970
+            let elapsed = Int64(core.sessionElapsed(at: lastNow).milliseconds)
+            let id = session.request.sessionID
+            records?.submit("setpoint") { try $0.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor) }
+            try await durable()
+        }
+        // The pen's answer to SET_SETPOINTS is not awaited: arming checks the read-back.
+        return status()
+    }
+
+    /// Records the cartridge for the session; for a pen without a reader (GPIO pens) this is the
+    /// technician's typed id, lot and expiry, which arming then checks like a read one.
+    public func setCartridge(id: String, lot: String?, expiryDay: Int?, needleCount: Int?, needleDiameterUm: Int?, actor: String) async throws(CommandError) -> StatusView {
+        _ = try await decide(.changeCartridge(id), actor: actor)
+        let hasReader = pen.capabilities?.contains(.cartridgeReader) ?? false
+        if !hasReader {
+            let typed = CartridgeInfo(id: id, needleCount: needleCount ?? AbsoluteLimits.needleCount,
+                                      needleDiameterUm: needleDiameterUm ?? 250, lot: lot ?? "", expiryDay: expiryDay)
+            manualCartridge = typed
+            pen.cartridge = typed
+        }
+        audit("cartridge_set", actor: actor, ["cartridge_id": id, "lot": lot ?? "", "typed": hasReader ? "false" : "true"])
+        try await durable()
+        return status()
+    }
+
+    public func arm(client: String, actor: String) async throws(CommandError) -> StatusView {
+        if !recordsProblems.isEmpty || !(records?.failedWrites.isEmpty ?? false) {
+            throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
+                               (recordsProblems + (records?.failedWrites ?? [])).joined(separator: "; "), state: core.phase.rawValue)
+        }
+        if let refusal = pen.versionRefusal {
+            throw CommandError(.conflict, "protocol_incompatible", refusal, state: core.phase.rawValue)
+        }
+        let connection = connection(for: client)
+        let flags = pen.telemetry?.flags ?? pen.status?.flags ?? []
+        let facts = ArmingFacts(
+            pen: pen.identity, hostProtocolMajor: Int(ProtocolVersion.major), hostProtocolMinor: Int(ProtocolVersion.minor),
+            readBackLimitsCRC: pen.readBackLimitsCRC, cartridge: pen.cartridge,
+            pedalPressed: flags.contains(.pedalPressed), estopPressed: flags.contains(.estopPressed),
+            penFaultLatched: (pen.status?.fault ?? .none) != .none || flags.contains(.faultLatched),
+            connection: connection, connectionAlive: isPresent(connection), today: clock.wallNow().day)
+        let now = stamp(clock.now())
+        let before = core.phase
+        let decision = core.handle(.arm(facts), at: now)
+        if let refusal = decision.refusal { throw self.refusal(refusal) }
+        // The cartridge binds to the session durably before the pen is armed.
+        let wall = clock.wallNow().secondsSince1970
+        let cartridge = pen.cartridge
+        for case .recordCartridgeUse(let cartridgeID, let sessionID) in decision.actions {
+            records?.submit("cartridge") { try $0.recordCartridgeUse(cartridgeID, sessionID: sessionID, cartridge: cartridge, at: wall, actor: actor) }
+        }
+        apply(decision, phaseBefore: before, at: now, actor: actor)
+        try await durable()
+        // Anything may have happened while the records were written (a fault, an e-stop).
+        guard core.phase == .armed else {
+            throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
+        }
+        let armTicket = expectAck(.arm)
+        let runTicket = expectAck(.motorRun)
+        link?.send(.arm(.init(limitsCRC: pen.readBackLimitsCRC ?? 0)))
+        link?.send(.motorRun(.init()))
+        flush(at: stamp(clock.now()))
+        let armed = await armTicket.outcome()
+        let running = await runTicket.outcome()
+        for (command, outcome) in [("ARM", armed), ("MOTOR_RUN", running)] {
+            guard case .answered(let status, let detail) = outcome, status == .ok else {
+                let nowFail = stamp(clock.now())
+                let phase = core.phase
+                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+                let reason = if case .answered(let status, let detail) = outcome { "\(status) (detail \(detail))" } else { "no answer" }
+                throw CommandError(.conflict, "pen_refused", "the pen did not accept \(command): \(reason); the session is disarmed", state: core.phase.rawValue)
+            }
+            _ = detail
+        }
+        audit("armed", actor: actor, ["client": client])
+        try await durable()
+        return status()
+    }
+
+    public func disarm(actor: String, kind: String = "disarm") async throws(CommandError) -> StatusView {
+        _ = try await decide(.disarm, actor: actor)
+        audit(kind, actor: actor)
+        try await durable()
+        return status()
+    }
+
+    public func emergencyStop(actor: String) async throws(CommandError) -> StatusView {
+        _ = try await decide(.emergencyStop(.api), actor: actor)
+        audit("estop", actor: actor)
+        try await durable()
+        return status()
+    }
+
+    public func clearFault(actor: String) async throws(CommandError) -> StatusView {
+        let faults = core.faults.map(\.rawValue).joined(separator: ",")
+        _ = try await decide(.clearFault, actor: actor)
+        audit("fault_cleared", actor: actor, ["faults": faults])
+        try await durable()
+        return status()
+    }
+
+    public func closeSession(actor: String) async throws(CommandError) -> StatusView {
+        _ = try await decide(.closeSession, actor: actor)
+        return status()
+    }
+
+    /// Tightens the limits (engineers): only while no session is open, only tighter than now.
+    public func changeLimits(_ limits: SafetyLimits, actor: String) async throws(CommandError) -> SafetyLimits {
+        let problems = limits.validate() + limits.loosenings(comparedTo: core.limits)
+        guard problems.isEmpty else {
+            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: problems)
+        }
+        guard core.phase == .noSession || core.phase == .closed else {
+            throw CommandError(.conflict, "session_open", "limits change only while no session is open", state: core.phase.rawValue)
+        }
+        do {
+            core = try SafetyCore(limits: limits, history: core.history)
+        } catch {
+            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
+        }
+        audit("limits_changed", actor: actor, ["limits": String(decoding: (try? JSONEncoder().encode(limits)) ?? Data(), as: UTF8.self)])
+        try await durable()
+        return core.limits
+    }
+
+    public var limits: SafetyLimits { core.limits }
+
+    public func presenceConnection(for client: String) -> ConnectionID { connection(for: client) }
+}

@@ -1,0 +1,586 @@
+import Logging
+import StippleLink
+import StippleRecords
+import StippleSafety
+import StippleTransport
+import StippleWire
+import Synchronization
+
+/// What the daemon knows of the pen on the current link.
+public struct PenView: Sendable {
+    public var identity: PenIdentity?
+    public var firmware: String?
+    public var capabilities: Capabilities?
+    /// Set when the pen speaks another protocol major: the link goes no further (H17).
+    public var versionRefusal: String?
+    /// The limits checksum the pen read back (LIMITS after SET_LIMITS).
+    public var readBackLimitsCRC: UInt32?
+    /// The cartridge the pen's reader reports, or the one the technician typed (GPIO pens,
+    /// pens without a reader).
+    public var cartridge: CartridgeInfo?
+    public var status: Message.Status?
+    public var telemetry: Message.Telemetry?
+    public var telemetryAt: MonotonicInstant?
+}
+
+/// A refusal for the API: what kind, a stable code, a sentence, and the details that name the
+/// fields and checks. Never a 5xx for bad input.
+public struct CommandError: Error, Sendable {
+    public enum Kind: Sendable { case badRequest, forbidden, notFound, conflict, unavailable, unprocessable }
+    public var kind: Kind
+    public var code: String
+    public var message: String
+    public var state: String?
+    public var violations: [LimitViolation] = []
+    public var armingFailures: [ArmingFailure] = []
+
+    public init(_ kind: Kind, _ code: String, _ message: String, state: String? = nil,
+                violations: [LimitViolation] = [], armingFailures: [ArmingFailure] = []) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.state = state
+        self.violations = violations
+        self.armingFailures = armingFailures
+    }
+}
+
+/// The one owner of the safety core and the link. Every input — pen bytes, link events, API
+/// commands, client presence, timer ticks — arrives here, one at a time (an actor), and goes
+/// through `SafetyCore.handle`; the decision's actions are carried out in order, stops first,
+/// before anything is recorded or answered.
+///
+/// **The stop path** (docs/architecture.md): `received(_:at:)` → `HostLink.receive` →
+/// `handle(_:at:)` → `SafetyCore.handle(.telemetry)` → `apply(_:at:)` → `HostLink.send(.motorStop)`
+/// → `flush(at:)` → `PenTransport.write`. All synchronous inside one actor call: no await, no
+/// allocation-heavy work and no disk I/O between the frame and the stop frame.
+public actor Supervisor {
+    public struct Settings: Sendable {
+        public var limits: SafetyLimits
+        /// The arming client must hold its event stream open or ping at least this often.
+        public var presenceTimeout: Duration = .seconds(1)
+        /// How long an API command waits for the pen's ACK.
+        public var ackTimeout: Duration = .seconds(2)
+
+        public init(limits: SafetyLimits) { self.limits = limits }
+    }
+
+    let clock: any DaemonClock
+    let settings: Settings
+    let records: RecordWriter?
+    /// Why the records cannot be trusted (arming refused), if they cannot.
+    var recordsProblems: [String]
+    public nonisolated let hub: EventHub
+    let logger: Logger
+
+    var core: SafetyCore
+    var link: HostLink?
+    var transport: (any PenTransport)?
+    var pen = PenView()
+    var lastNow = MonotonicInstant.zero
+    var ackTickets: [AckTicket] = []
+    var leases: [ConnectionID: Lease] = [:]
+    var connectionIDs: [String: ConnectionID] = [:]
+    var aggregate: (sessionID: String, data: TelemetryAggregate)?
+    var linkRestartDue: MonotonicInstant?
+    var shuttingDown = false
+    /// Counters for status and metrics.
+    var counters = Counters()
+
+    struct Lease {
+        var streams: Int
+        var lastSeen: ContinuousClock.Instant
+    }
+
+    struct Counters {
+        var telemetryFrames = 0
+        var faults: [String: Int] = [:]
+        var linksOpened = 0
+        var recordFailures = 0
+    }
+
+    /// What the pen answered to a command, or that it did not.
+    enum AckOutcome: Sendable, Equatable {
+        case answered(AckStatus, detail: UInt8)
+        case noAnswer
+    }
+
+    /// A supervisor with the records' history; restores the session the records left open.
+    public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String], hub: EventHub, logger: Logger) throws {
+        self.clock = clock
+        self.settings = settings
+        self.records = records
+        self.hub = hub
+        self.logger = logger
+        var problems = recordsProblems
+        var history = SafetyHistory()
+        var restore: SessionSnapshot?
+        if let records {
+            do {
+                history = try records.store.loadHistory()
+                switch try records.store.sessionToRestore() {
+                case .success(let snapshot): restore = snapshot
+                case .failure(let error): problems.append(error.description)
+                case nil: break
+                }
+            } catch {
+                problems.append("reading the records failed: \(error)")
+            }
+        }
+        self.recordsProblems = problems
+        let now = clock.now()
+        if let restore {
+            let (core, decision) = try SafetyCore.restoring(
+                restore, limits: settings.limits, history: history, at: now, wall: clock.wallNow(), bootID: clock.bootID)
+            self.core = core
+            lastNow = now
+            // Records of the restore itself (faults latched, locks) go out as any decision does.
+            restoredDecision = decision
+        } else {
+            core = try SafetyCore(limits: settings.limits, history: history)
+            lastNow = now
+        }
+    }
+
+    /// The decision `restoring` made, carried out by `start()`.
+    var restoredDecision: Decision?
+
+    /// Carries out what restoring the last session decided (records, events).
+    public func start() {
+        if let decision = restoredDecision {
+            restoredDecision = nil
+            logger.notice("restored session", metadata: sessionMetadata)
+            apply(decision, phaseBefore: nil, at: stamp(clock.now()))
+        }
+    }
+
+    var sessionMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = ["phase": "\(core.phase.rawValue)"]
+        if let session = core.session { metadata["session_id"] = "\(session.request.sessionID)" }
+        if let serial = pen.identity?.serial { metadata["pen_serial"] = "\(serial)" }
+        return metadata
+    }
+
+    /// Time never runs backwards for the core, whatever order inputs arrive in.
+    func stamp(_ time: MonotonicInstant) -> MonotonicInstant {
+        lastNow = max(lastNow, time)
+        return lastNow
+    }
+
+    // MARK: - The link
+
+    /// A transport to a pen is open: start a new link with HELLO (PROTOCOL.md section 6).
+    public func attach(_ transport: any PenTransport) {
+        let now = stamp(clock.now())
+        self.transport = transport
+        startLink(at: now)
+        logger.info("pen link opened", metadata: ["transport": "\(transport.description)"])
+    }
+
+    func startLink(at now: MonotonicInstant) {
+        link = HostLink()
+        pen = PenView(cartridge: pen.identity == nil ? pen.cartridge : nil)
+        counters.linksOpened += 1
+        linkRestartDue = nil
+        link?.send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))
+        flush(at: now)
+        hub.publish(DaemonEvent(.link, ["state": "handshake"]))
+    }
+
+    /// The transport failed or closed: the link is lost (H5/H6/H7). Stops, latches, records.
+    public func detach(reason: String) {
+        let now = stamp(clock.now())
+        transport?.close()
+        transport = nil
+        link = nil
+        let before = core.phase
+        apply(core.handle(.linkLost, at: now), phaseBefore: before, at: now)
+        failAckWaiters()
+        pen.identity = nil
+        logger.error("pen link lost", metadata: ["reason": "\(reason)"].merging(sessionMetadata) { a, _ in a })
+        hub.publish(DaemonEvent(.link, ["state": "lost", "reason": .string(reason)]))
+    }
+
+    /// Bytes from the pen, read at `time`: the start of the stop path.
+    public func received(_ bytes: [UInt8], at time: MonotonicInstant) {
+        let now = stamp(time)
+        guard var link else { return }
+        let events = link.receive(bytes, at: now)
+        self.link = link
+        for event in events { handle(event, at: now) }
+        flush(at: now)
+    }
+
+    /// The timer: retransmissions and heartbeats, the core's silence and session-time checks,
+    /// client presence, and a link restart after the pen stopped answering.
+    public func step(at time: MonotonicInstant) {
+        let now = stamp(time)
+        let before = core.phase
+        apply(core.handle(.tick(wall: clock.wallNow()), at: now), phaseBefore: before, at: now)
+        checkPresence(at: now)
+        if let due = linkRestartDue, now >= due, transport != nil { startLink(at: now) }
+        flush(at: now)
+    }
+
+    /// Writes whatever the link has to send now.
+    func flush(at now: MonotonicInstant) {
+        guard var link, let transport else { return }
+        let (bytes, events) = link.poll(at: now)
+        self.link = link
+        if !bytes.isEmpty {
+            do { try transport.write(bytes) } catch {
+                detach(reason: "\(error)")
+                return
+            }
+        }
+        for event in events { handle(event, at: now) }
+    }
+
+    /// One event from the link.
+    func handle(_ event: HostLink.Event, at now: MonotonicInstant) {
+        switch event {
+        case .telemetry(let telemetry):
+            pen.telemetry = telemetry
+            pen.telemetryAt = now
+            counters.telemetryFrames += 1
+            let sample = TelemetrySample(telemetry)
+            let before = core.phase
+            apply(core.handle(.telemetry(sample), at: now), phaseBefore: before, at: now)
+            aggregateTelemetry(telemetry, sample: sample, at: now)
+            publishTelemetry(telemetry, sample: sample, at: now)
+        case .fault(let fault):
+            let before = core.phase
+            if fault.code == .reset { pen.readBackLimitsCRC = nil }
+            apply(core.handle(.penFault(fault.code), at: now), phaseBefore: before, at: now)
+            logger.warning("pen fault", metadata: ["fault_code": "\(fault.code)", "detail": "\(fault.detail)", "value": "\(fault.value)"])
+        case .status(let status):
+            pen.status = status
+            if status.fault != .none {
+                let before = core.phase
+                apply(core.handle(.penFault(status.fault), at: now), phaseBefore: before, at: now)
+            }
+        case .helloReply(let reply):
+            handshake(reply, at: now)
+        case .limits(let limits):
+            pen.readBackLimitsCRC = limits.limitsCRC
+        case .cartridge(let message):
+            if message.event == .removed {
+                pen.cartridge = nil
+                let before = core.phase
+                apply(core.handle(.cartridgeRemoved, at: now), phaseBefore: before, at: now)
+            } else {
+                pen.cartridge = CartridgeInfo(message)
+            }
+            hub.publish(DaemonEvent(.pen, ["cartridge": .optional(pen.cartridge?.id), "event": .string(message.event.description)]))
+        case .acknowledged(let message, let status, let detail):
+            if status != .ok { logger.notice("pen refused a command", metadata: ["command": "\(message.id)", "status": "\(status)", "detail": "\(detail)"]) }
+            if case .setLimits = message, status != .ok { pen.readBackLimitsCRC = nil }
+            resumeAckWaiters(message.id, .answered(status, detail: detail))
+        case .log(let level, let text):
+            logger.info("pen log", metadata: ["level": "\(level)", "text": "\(text)"])
+        case .rejected(let rejection):
+            logger.debug("rejected frame", metadata: ["reason": "\(rejection.reason)"])
+        case .gaveUp(let message):
+            // The pen stopped answering: the link counts as lost (the core stops and latches if
+            // armed); a new handshake follows, and stops keep being retransmitted meanwhile.
+            let before = core.phase
+            apply(core.handle(.linkLost, at: now), phaseBefore: before, at: now)
+            resumeAckWaiters(message.id, .noAnswer)
+            if !HostLink.isStop(message) { linkRestartDue = now + .seconds(1) }
+            logger.error("pen stopped answering", metadata: ["command": "\(message.id)"])
+            hub.publish(DaemonEvent(.link, ["state": "not_answering", "command": .string("\(message.id)")]))
+        }
+    }
+
+    /// HELLO_REPLY: version rule, identity, then the core pushes limits and setpoint again.
+    func handshake(_ reply: Message.HelloReply, at now: MonotonicInstant) {
+        let identity = PenIdentity(reply)
+        pen.identity = identity
+        pen.capabilities = reply.capabilities
+        pen.firmware = "\(reply.fwMajor).\(reply.fwMinor).\(reply.fwPatch)"
+        guard reply.protoMajor == ProtocolVersion.major else {
+            let refusal = "pen speaks protocol \(reply.protoMajor).\(reply.protoMinor), stippled speaks \(ProtocolVersion.major).\(ProtocolVersion.minor)"
+            pen.versionRefusal = refusal
+            logger.error("pen refused: protocol mismatch", metadata: ["pen_serial": "\(identity.serial)", "detail": "\(refusal)"])
+            hub.publish(DaemonEvent(.pen, ["state": "refused", "reason": .string(refusal)]))
+            return
+        }
+        pen.versionRefusal = nil
+        let wall = clock.wallNow().secondsSince1970
+        let firmware = pen.firmware ?? "?"
+        records?.submit("pen \(identity.serial)") { store in
+            try store.recordPen(serial: identity.serial, firmware: firmware,
+                                protocolVersion: "\(reply.protoMajor).\(reply.protoMinor)", at: wall)
+        }
+        if !reply.capabilities.contains(.cartridgeReader) { pen.cartridge = manualCartridge }
+        let before = core.phase
+        apply(core.handle(.penConnected(identity), at: now), phaseBefore: before, at: now)
+        link?.send(.getStatus(.init()))
+        if reply.capabilities.contains(.cartridgeReader) { link?.send(.readCartridge(.init())) }
+        var metadata = sessionMetadata
+        metadata["firmware"] = "\(firmware)"
+        logger.notice("pen identified", metadata: metadata)
+        if let bound = core.session?.request.penSerial, core.closeReason == nil, !Identifier.same(bound, identity.serial) {
+            logger.error("wrong pen: the session is bound to another serial", metadata: ["pen_serial": "\(identity.serial)", "bound": "\(bound)"])
+            hub.publish(DaemonEvent(.warning, ["kind": "wrong_pen", "detail": .string("session bound to \(bound); connected pen is \(identity.serial)")]))
+        }
+        hub.publish(DaemonEvent(.pen, ["state": "identified", "serial": .string(identity.serial), "firmware": .string(firmware)]))
+    }
+
+    /// The cartridge a technician typed for a pen without a reader.
+    var manualCartridge: CartridgeInfo?
+
+    // MARK: - Carrying out decisions
+
+    /// Carries out a decision: link commands first (stops lead every decision), written out at
+    /// once; then events and records. The state is persisted whenever the phase changed.
+    func apply(_ decision: Decision, phaseBefore: SessionPhase?, at now: MonotonicInstant, actor: String = "stippled") {
+        var wroteStops = false
+        for action in decision.actions {
+            switch action {
+            case .stopNeedle: link?.send(.motorStop(.init()))
+            case .emergencyStopPen: link?.send(.estop(.init()))
+            case .disarmPen: link?.send(.disarm(.init()))
+            default:
+                if !wroteStops {
+                    // Stops are on the wire before anything else happens.
+                    wroteStops = true
+                    if decision.stopsNeedle { flush(at: now) }
+                }
+                carryOut(action, at: now, actor: actor)
+            }
+        }
+        if !wroteStops && decision.stopsNeedle { flush(at: now) }
+        if let phaseBefore, phaseBefore != core.phase, let snapshot = core.snapshot,
+           !decision.actions.contains(where: { if case .persist = $0 { true } else { false } }) {
+            persist(snapshot, actor: actor)
+        }
+        if let phaseBefore, phaseBefore != core.phase {
+            hub.publish(DaemonEvent(.state, ["phase": .string(core.phase.rawValue), "from": .string(phaseBefore.rawValue)]))
+            logger.info("session state", metadata: sessionMetadata)
+        }
+    }
+
+    func carryOut(_ action: SafetyAction, at now: MonotonicInstant, actor: String) {
+        let sessionID = core.session?.request.sessionID
+        let wall = clock.wallNow().secondsSince1970
+        switch action {
+        case .stopNeedle, .emergencyStopPen, .disarmPen:
+            break  // sent by `apply`
+        case .pushLimits(let limits):
+            pen.readBackLimitsCRC = nil
+            link?.send(.setLimits(limits.message))
+        case .applySetpoint(let setpoint):
+            link?.send(.setSetpoints(.init(setpoint)))
+        case .armPen, .recordCartridgeUse:
+            break  // only arming produces these; `arm` carries them out in order (durable first)
+        case .clearPenFault:
+            link?.send(.clearFault(.init()))
+        case .warn(let warning):
+            let (kind, detail) = Self.describe(warning)
+            hub.publish(DaemonEvent(.warning, ["kind": .string(kind), "detail": .string(detail)]))
+            logger.warning("session warning", metadata: ["kind": "\(kind)", "detail": "\(detail)"].merging(sessionMetadata) { a, _ in a })
+            records?.submit("warning") { try $0.recordWarning(kind, detail: detail, sessionID: sessionID, at: wall) }
+        case .faultLatched(let reason, let detail):
+            counters.faults[reason.rawValue, default: 0] += 1
+            hub.publish(DaemonEvent(.fault, ["reason": .string(reason.rawValue), "detail": .string(detail)]))
+            var metadata = sessionMetadata
+            metadata["fault_code"] = "\(reason.rawValue)"
+            logger.error("fault latched: \(detail)", metadata: metadata)
+            records?.submit("fault") { try $0.recordFault(reason.rawValue, detail: detail, sessionID: sessionID, at: wall) }
+        case .sessionClosed(let reason):
+            if let snapshot = core.snapshot {
+                flushAggregate()
+                records?.submit("close") { try $0.closeSession(snapshot, reason: reason, at: wall, actor: actor) }
+            }
+            hub.publish(DaemonEvent(.session, ["state": "closed", "reason": .string(reason.rawValue), "session_id": .optional(sessionID)]))
+            logger.notice("session closed", metadata: ["reason": "\(reason.rawValue)"].merging(sessionMetadata) { a, _ in a })
+        case .persist(let snapshot):
+            persist(snapshot, actor: actor)
+        }
+    }
+
+    func persist(_ snapshot: SessionSnapshot, actor: String) {
+        let wall = clock.wallNow().secondsSince1970
+        records?.submit("persist") { try $0.persist(snapshot, at: wall, actor: actor) }
+    }
+
+    static func describe(_ warning: SessionWarning) -> (String, String) {
+        switch warning {
+        case .sessionTime(let elapsed, let remaining):
+            ("session_time", "session time \(elapsed.clockText), \(remaining.clockText) left")
+        case .restoredSetpointRefused(let violations):
+            ("restored_setpoint_refused", violations.map(\.description).joined(separator: "; "))
+        case .sessionLocked(let reason):
+            ("session_locked", reason)
+        }
+    }
+
+    // MARK: - Waiting for the pen
+
+    /// An answer expected from the pen, registered before the command goes out, so that an ACK
+    /// arriving before the waiter resumes is never lost.
+    final class AckTicket: Sendable {
+        let id: MessageID
+        private let state = Mutex<(outcome: AckOutcome?, waiter: CheckedContinuation<AckOutcome, Never>?)>((nil, nil))
+
+        init(_ id: MessageID) { self.id = id }
+
+        func complete(_ outcome: AckOutcome) {
+            let waiter = state.withLock { state -> CheckedContinuation<AckOutcome, Never>? in
+                guard state.outcome == nil else { return nil }
+                state.outcome = outcome
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: outcome)
+        }
+
+        var isComplete: Bool { state.withLock { $0.outcome != nil } }
+
+        func outcome() async -> AckOutcome {
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state -> AckOutcome? in
+                    if let outcome = state.outcome { return outcome }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let done { continuation.resume(returning: done) }
+            }
+        }
+    }
+
+    /// Registers for the pen's answer to the next `id` command; times out with `.noAnswer`.
+    func expectAck(_ id: MessageID) -> AckTicket {
+        let ticket = AckTicket(id)
+        ackTickets.append(ticket)
+        let timeout = settings.ackTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            ticket.complete(.noAnswer)
+        }
+        return ticket
+    }
+
+    func resumeAckWaiters(_ id: MessageID, _ outcome: AckOutcome) {
+        ackTickets.removeAll { $0.isComplete }
+        guard let index = ackTickets.firstIndex(where: { $0.id == id }) else { return }
+        ackTickets.remove(at: index).complete(outcome)
+    }
+
+    func failAckWaiters() {
+        let tickets = ackTickets
+        ackTickets.removeAll()
+        for ticket in tickets { ticket.complete(.noAnswer) }
+    }
+
+    /// Waits until every record submitted so far is on disk (tests, shutdown).
+    public func flushRecords() async {
+        try? await records?.barrier().durable()
+    }
+
+    // MARK: - Telemetry for people
+
+    func aggregateTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
+        guard let session = core.session, core.closeReason == nil else { return }
+        let second = session.clock.elapsed(at: now).wholeSeconds
+        let id = session.request.sessionID
+        if let current = aggregate, current.sessionID != id || current.data.sessionSecond != Int64(second) { flushAggregate() }
+        if aggregate == nil { aggregate = (id, TelemetryAggregate(sessionSecond: Int64(second))) }
+        aggregate?.data.add(
+            depthUm: sample.peakProtrusionUm, rateHz: sample.strokeRateHz,
+            currentMa: telemetry.motorCurrentMa == 0xFFFF ? nil : Double(telemetry.motorCurrentMa),
+            temperatureC: telemetry.temperatureDc == Int16.min ? nil : Double(telemetry.temperatureDc) / 10)
+    }
+
+    func flushAggregate() {
+        guard let current = aggregate else { return }
+        aggregate = nil
+        records?.submit("telemetry") { try $0.recordTelemetry(current.data, sessionID: current.sessionID) }
+    }
+
+    func publishTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
+        guard hub.subscriberCount > 0 else { return }
+        hub.publish(DaemonEvent(.telemetry, [
+            "depth_um": .optional(sample.peakProtrusionUm), "rate_hz": .double(sample.strokeRateHz),
+            "motor_on": .bool(sample.motorOn), "pedal": .bool(sample.pedalPressed),
+            "current_ma": telemetry.motorCurrentMa == 0xFFFF ? .null : .int(Int64(telemetry.motorCurrentMa)),
+            "temperature_c": telemetry.temperatureDc == Int16.min ? .null : .double(Double(telemetry.temperatureDc) / 10),
+            "session_time_ms": .int(Int64(core.sessionElapsed(at: now).milliseconds)),
+        ]))
+    }
+
+    // MARK: - Operator presence
+
+    func connection(for client: String) -> ConnectionID {
+        if let id = connectionIDs[client] { return id }
+        let id = ConnectionID(UInt64(connectionIDs.count + 1))
+        connectionIDs[client] = id
+        return id
+    }
+
+    /// An event stream of `client` opened.
+    public func presenceOpened(client: String) {
+        let id = connection(for: client)
+        var lease = leases[id] ?? Lease(streams: 0, lastSeen: .now)
+        lease.streams += 1
+        lease.lastSeen = .now
+        leases[id] = lease
+    }
+
+    /// An event stream of `client` closed; the lease runs out one timeout later.
+    public func presenceClosed(client: String) {
+        let id = connection(for: client)
+        guard var lease = leases[id] else { return }
+        lease.streams = max(0, lease.streams - 1)
+        lease.lastSeen = .now
+        leases[id] = lease
+    }
+
+    /// A presence ping from `client` (a GUI that keeps no event stream open).
+    public func ping(client: String) {
+        let id = connection(for: client)
+        var lease = leases[id] ?? Lease(streams: 0, lastSeen: .now)
+        lease.lastSeen = .now
+        leases[id] = lease
+    }
+
+    func isPresent(_ id: ConnectionID) -> Bool {
+        guard let lease = leases[id] else { return false }
+        return lease.streams > 0 || ContinuousClock.now - lease.lastSeen <= settings.presenceTimeout
+    }
+
+    /// Presence runs on real time even with an accelerated clock: a person's GUI does not speed up.
+    func checkPresence(at now: MonotonicInstant) {
+        for (id, _) in leases where !isPresent(id) {
+            leases.removeValue(forKey: id)
+            let before = core.phase
+            apply(core.handle(.clientDisconnected(id), at: now), phaseBefore: before, at: now)
+        }
+    }
+
+    // MARK: - Shutdown
+
+    /// SIGTERM: stop the needle and disarm (waiting briefly for the pen to acknowledge), then
+    /// make every record durable.
+    public func shutdown() async {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        let now = stamp(clock.now())
+        let before = core.phase
+        apply(core.handle(.disarm, at: now), phaseBefore: before, at: now)
+        if link != nil {
+            for _ in 0..<20 where !(link?.isIdle ?? true) {
+                try? await Task.sleep(for: .milliseconds(10))
+                flush(at: stamp(clock.now()))
+            }
+        }
+        if let snapshot = core.snapshot { persist(snapshot, actor: "stippled") }
+        flushAggregate()
+        try? await records?.barrier().durable()
+        transport?.close()
+        transport = nil
+        hub.finishAll()
+        logger.notice("stopped: needle stopped, pen disarmed, records flushed")
+    }
+}

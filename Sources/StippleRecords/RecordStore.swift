@@ -1,0 +1,169 @@
+import Foundation
+import GRDB
+import StippleSafety
+
+/// The daemon's durable records in SQLite: WAL, `synchronous=FULL` (a commit is on disk before
+/// it returns), foreign keys, versioned migrations. Every write is one transaction that also
+/// appends to the hash-chained audit log, so a mutation the API acknowledged is on disk with
+/// its audit entry. Nothing is ever deleted or updated in place where history matters: the
+/// audit log and the cartridge ledger refuse it in the schema itself (triggers).
+///
+/// An existing file that fails its integrity check is never recreated or truncated: the store
+/// opens and reports the problem (`health`), and the daemon refuses to arm.
+public final class RecordStore: Sendable {
+    let pool: DatabasePool
+    public let path: String
+    /// What the checks at open found: `.healthy`, or exactly what is wrong.
+    public let health: Health
+
+    public enum Health: Hashable, Sendable, CustomStringConvertible {
+        case healthy
+        case damaged([String])
+
+        public var isHealthy: Bool { self == .healthy }
+        public var description: String {
+            switch self {
+            case .healthy: "ok"
+            case .damaged(let problems): problems.joined(separator: "; ")
+            }
+        }
+    }
+
+    /// A store that cannot be opened at all, naming the file and the reason.
+    public struct OpenError: Error, CustomStringConvertible, Sendable {
+        public var path: String
+        public var reason: String
+        public var description: String { "cannot open the records at \(path): \(reason)" }
+    }
+
+    public init(path: String) throws(OpenError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw OpenError(path: path, reason: "\(error)")
+        }
+        var problems: [String] = []
+        do {
+            try pool.read { db in
+                let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+                if integrity != ["ok"] { problems += integrity.map { "integrity_check: \($0)" } }
+                let keys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+                if !keys.isEmpty { problems.append("foreign_key_check: \(keys.count) row(s) refer to missing records") }
+            }
+            let chain = try Self.verifyAudit(pool)
+            if let broken = chain.firstBroken { problems.append("audit chain: \(broken)") }
+        } catch {
+            problems.append("checking the records failed: \(error)")
+        }
+        health = problems.isEmpty ? .healthy : .damaged(problems)
+    }
+
+    // MARK: - Schema
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE clients (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE pens (
+                    serial TEXT PRIMARY KEY NOT NULL,
+                    first_seen INTEGER NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    firmware TEXT NOT NULL,
+                    protocol TEXT NOT NULL
+                );
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    client_id TEXT NOT NULL REFERENCES clients(id),
+                    technician TEXT NOT NULL,
+                    zone TEXT NOT NULL,
+                    pen_serial TEXT NOT NULL,
+                    cartridge_id TEXT NOT NULL,
+                    pigment_lots TEXT NOT NULL,
+                    gap_override_reason TEXT,
+                    opened_at INTEGER NOT NULL,
+                    closed_at INTEGER,
+                    close_reason TEXT,
+                    last_activity INTEGER NOT NULL,
+                    phase TEXT NOT NULL,
+                    snapshot TEXT NOT NULL
+                );
+                CREATE TABLE cartridge_uses (
+                    cartridge_id TEXT PRIMARY KEY NOT NULL,
+                    session_id TEXT NOT NULL REFERENCES sessions(id),
+                    lot TEXT,
+                    expiry_day INTEGER,
+                    needle_count INTEGER,
+                    needle_diameter_um INTEGER,
+                    recorded_at INTEGER NOT NULL
+                );
+                CREATE TABLE setpoint_changes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    session_id TEXT NOT NULL REFERENCES sessions(id),
+                    at INTEGER NOT NULL,
+                    session_time_ms INTEGER NOT NULL,
+                    layer TEXT NOT NULL,
+                    depth_um INTEGER NOT NULL,
+                    rate_hz REAL NOT NULL
+                );
+                CREATE TABLE telemetry_seconds (
+                    session_id TEXT NOT NULL REFERENCES sessions(id),
+                    session_second INTEGER NOT NULL,
+                    frames INTEGER NOT NULL,
+                    depth_min_um INTEGER,
+                    depth_mean_um REAL,
+                    depth_max_um INTEGER,
+                    rate_mean_hz REAL NOT NULL,
+                    current_mean_ma REAL,
+                    temperature_mean_c REAL,
+                    PRIMARY KEY (session_id, session_second)
+                );
+                CREATE TABLE faults (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    session_id TEXT REFERENCES sessions(id),
+                    at INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE TABLE warnings (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    session_id TEXT REFERENCES sessions(id),
+                    at INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY NOT NULL,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    session_id TEXT,
+                    payload TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+                    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER cartridge_ledger_keep BEFORE DELETE ON cartridge_uses
+                    BEGIN SELECT RAISE(ABORT, 'the cartridge ledger is never deleted'); END;
+                CREATE TRIGGER sessions_keep BEFORE DELETE ON sessions
+                    BEGIN SELECT RAISE(ABORT, 'sessions are never deleted'); END;
+                CREATE INDEX sessions_by_client ON sessions(client_id, opened_at);
+                """)
+        }
+        return migrator
+    }
+}

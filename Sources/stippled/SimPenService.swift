@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import StippleDaemon
+import StippleSafety
+import StippleSim
+import StippleTransport
+import StippleWire
+
+/// The in-process simulated pen behind the same bytes path as a real one: the daemon's link
+/// and codec talk to `PenSimulator` exactly as to a serial pen. The simulator and the
+/// supervisor step together on the daemon's clock (real, or accelerated for test rigs), 5 ms of
+/// pen time at a time, so an accelerated four-hour session is deterministic and never starves
+/// the link of heartbeats.
+///
+/// With a scenario file, the pen-side steps (pedal, e-stop button, cartridge, power, pen faults)
+/// play at their times; host-side steps are the daemon's own business and are ignored.
+struct SimPenService: Service {
+    let supervisor: Supervisor
+    let clock: any DaemonClock
+    let logger: Logger
+    let pen: InProcessPenTransport
+    let steps: [Scenario.Step]
+    static let step = Duration.milliseconds(5)
+
+    init(supervisor: Supervisor, clock: any DaemonClock, scenarioPath: String?, logger: Logger) throws {
+        self.supervisor = supervisor
+        self.clock = clock
+        self.logger = logger
+        if let scenarioPath {
+            let scenario = try Scenario.load(path: scenarioPath)
+            pen = InProcessPenTransport(PenSimulator(config: scenario.pen, seed: scenario.seed))
+            steps = scenario.steps
+            logger.notice("simulated pen from scenario", metadata: ["scenario": "\(scenario.name)", "file": "\(scenarioPath)"])
+        } else {
+            var config = PenConfig()
+            config.serial = "SIM-0001"
+            pen = InProcessPenTransport(PenSimulator(config: config, seed: 1))
+            steps = []
+        }
+    }
+
+    func run() async throws {
+        let origin = clock.now()
+        await supervisor.attach(pen)
+        var simulated = Duration.zero
+        var sinceStep = Duration.zero
+        var pending = steps[...]
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let target = clock.now() - origin
+            while simulated < target {
+                simulated += Self.step
+                sinceStep += Self.step
+                let instant = MonotonicInstant.zero + simulated
+                let output = pen.withPen { pen -> [UInt8] in
+                    pen.advance(to: instant)
+                    while let next = pending.first, Self.isDue(next, at: instant, strokes: pen.strokeCount) {
+                        pending.removeFirst()
+                        Self.play(next.action, on: &pen)
+                    }
+                    return pen.takeOutput()
+                }
+                let now = origin + simulated
+                if !output.isEmpty { await supervisor.received(output, at: now) }
+                await supervisor.step(at: now)
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    static func isDue(_ step: Scenario.Step, at instant: MonotonicInstant, strokes: UInt32) -> Bool {
+        switch step.trigger {
+        case .at(let time): time <= instant
+        case .atStroke(let count): strokes >= count
+        }
+    }
+
+    static func play(_ action: Scenario.Action, on pen: inout PenSimulator) {
+        switch action {
+        case .pedal(let pressed): pen.setPedal(pressed)
+        case .estopButton(let pressed): pen.setEstopButton(pressed)
+        case .insertCartridge(let cartridge): pen.insertCartridge(cartridge)
+        case .removeCartridge: pen.removeCartridge()
+        case .powerCycle: pen.powerCycle()
+        case .penFault(let fault): pen.inject(fault)
+        default: break  // host-side steps: the daemon is the host
+        }
+    }
+}

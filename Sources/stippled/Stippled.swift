@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import StippleDaemon
+import StippleRecords
+import StippleTransport
+
+/// `stippled`: the Stipple daemon. A thin composition root: it reads the configuration, opens the
+/// records, builds the supervisor, picks the pen backend (serial, or the simulator as its `sim`
+/// backend), and runs the pen link, the API and the shutdown guard as services.
+@main
+struct Stippled: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stippled",
+        abstract: "The Stipple daemon: drives an SMP pen safely and serves the local API.",
+        subcommands: [Run.self, VerifyAudit.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "The configuration file (default /etc/stipple/stippled.json if it exists).")
+    var config: String?
+
+    @Option(help: "The state directory holding stipple.db (overrides the configuration).")
+    var stateDir: String?
+
+    /// The configuration from the file and flags, or exit 78 listing every problem.
+    func load(extra: (inout DaemonConfiguration, inout [DaemonConfiguration.Problem]) -> Void = { _, _ in }) throws -> DaemonConfiguration {
+        var configuration = DaemonConfiguration()
+        var problems: [DaemonConfiguration.Problem] = []
+        let path = config ?? (FileManager.default.fileExists(atPath: DaemonConfiguration.systemConfigPath) ? DaemonConfiguration.systemConfigPath : nil)
+        if let path {
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    configuration.apply(file: object, source: path, problems: &problems)
+                } else {
+                    problems.append(.init(field: "(file)", value: path, allowed: "a JSON object"))
+                }
+            } catch {
+                problems.append(.init(field: "(file)", value: path, allowed: "a readable JSON file (\(error.localizedDescription))"))
+            }
+        }
+        if let stateDir { configuration.stateDirectory = stateDir }
+        extra(&configuration, &problems)
+        problems += configuration.validate()
+        guard problems.isEmpty else {
+            var stderr = FileHandle.standardError
+            print("stippled: the configuration is invalid; nothing was started:", to: &stderr)
+            for problem in problems { print("  - \(problem)", to: &stderr) }
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        return configuration
+    }
+}
+
+extension FileHandle: @retroactive TextOutputStream {
+    public func write(_ string: String) { write(Data(string.utf8)) }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon in the foreground (the default).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "The pen: sim, sim:SCENARIO.json, or serial:/dev/serial/by-id/... (or a pty).")
+    var pen: String?
+
+    @Option(help: "The API socket path.")
+    var socket: String?
+
+    @Option(help: "real, or accelerated=N (N times real time; only with --pen sim).")
+    var clock: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        let configuration = try common.load { configuration, problems in
+            if let pen { configuration.applyPen(pen, problems: &problems) }
+            if let socket { configuration.socketPath = socket }
+            if let clock { configuration.applyClock(clock, problems: &problems) }
+            if let logLevel { configuration.applyLogLevel(logLevel, problems: &problems) }
+        }
+        try await Daemon(configuration: configuration).run()
+    }
+}
+
+struct VerifyAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-audit",
+        abstract: "Walk the audit log's hash chain and report the first broken link (exit 1 if any).")
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let configuration = try common.load()
+        let store: RecordStore
+        do { store = try RecordStore(path: configuration.databasePath) } catch {
+            print("stippled verify-audit: \(error)")
+            throw ExitCode(2)
+        }
+        let result = try store.verifyAudit()
+        if let broken = result.firstBroken {
+            print("audit chain BROKEN after \(result.entries) entries: \(broken)")
+            throw ExitCode(1)
+        }
+        print("audit chain verified: \(result.entries) entries, every link holds")
+    }
+}

@@ -1,0 +1,327 @@
+"""End-to-end fixtures: the real `stippled` and the real `stipple-sim serve --pty` as separate
+processes, driven only through the daemon's API socket (and the simulated pen's stdin, which
+stands for the technician's hands: pedal, e-stop button, cartridge)."""
+
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import yaml
+import jsonschema
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("STIPPLE_BUILD", ROOT / ".build" / "debug"))
+STIPPLED = BUILD / "stippled"
+SIM = BUILD / "stipple-sim"
+SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.json = json.loads(body) if body and headers.get("content-type", "").startswith("application/") else None
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+def schema_for(path, method, status):
+    """The response schema docs/openapi.yaml declares, resolved against its components."""
+    template = None
+    for candidate in SPEC["paths"]:
+        pattern = candidate.replace("{id}", "[^/]+")
+        import re
+        if re.fullmatch(pattern, path.split("?")[0]):
+            template = candidate
+            break
+    assert template, f"{path} is not in docs/openapi.yaml"
+    operation = SPEC["paths"][template].get(method.lower())
+    assert operation, f"{method} {template} is not in docs/openapi.yaml"
+    response = operation["responses"].get(str(status))
+    assert response, f"{method} {template} answered {status}, which docs/openapi.yaml does not declare"
+    if "$ref" in response:
+        response = SPEC["components"]["responses"][response["$ref"].split("/")[-1]]
+    content = response.get("content")
+    if not content:
+        return None
+    media, = content.values()
+    return media["schema"]
+
+
+def validate(path, method, response):
+    schema = schema_for(path, method, response.status)
+    if schema is None or response.json is None:
+        return
+    resolver_schema = {"components": SPEC["components"], **schema}
+    jsonschema.validate(response.json, resolver_schema)
+
+
+class API:
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+
+    def request(self, method, path, body=None, headers=None, check_spec=True):
+        connection = UnixHTTPConnection(self.socket_path)
+        data = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
+        all_headers = {"Content-Type": "application/json"} if data is not None else {}
+        all_headers.update(headers or {})
+        connection.request(method, path, body=data, headers=all_headers)
+        raw = connection.getresponse()
+        response = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, raw.read().decode())
+        connection.close()
+        if check_spec:
+            validate(path, method, response)
+            if response.status >= 400:
+                assert response.headers["content-type"] == "application/problem+json", response
+        return response
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def status(self):
+        return self.get("/v1/status").json
+
+    def wait(self, predicate, timeout=10.0, interval=0.02, what="condition"):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.status()
+            if predicate(last):
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}; last status {json.dumps(last)[:800]}")
+
+
+class EventStream:
+    """GET /v1/events on its own connection, read on a thread; it is the client's presence lease."""
+
+    def __init__(self, socket_path, client=None, full=False):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(socket_path)
+        query = "?telemetry=full" if full else ""
+        head = f"GET /v1/events{query} HTTP/1.1\r\nHost: localhost\r\n"
+        if client:
+            head += f"X-Stipple-Client: {client}\r\n"
+        self.sock.sendall((head + "\r\n").encode())
+        self.events = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        buffer = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    block, buffer = buffer.split(b"\n\n", 1)
+                    event = {}
+                    for line in block.decode(errors="replace").splitlines():
+                        if line.startswith("event: "):
+                            event["event"] = line[7:]
+                        elif line.startswith("data: "):
+                            event["data"] = json.loads(line[6:])
+                    if "event" in event:
+                        with self.lock:
+                            self.events.append(event)
+        except OSError:
+            return
+
+    def of(self, kind):
+        with self.lock:
+            return [e["data"] for e in self.events if e["event"] == kind]
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class SimPen:
+    """`stipple-sim serve --pty`: a simulated pen on a pseudo-terminal, in real time."""
+
+    def __init__(self, link, serial="SIM-0001", extra=()):
+        self.link = link
+        self.process = subprocess.Popen(
+            [str(SIM), "serve", "--pty", "--link", link, "--serial", serial, *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not os.path.islink(link) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.islink(link), f"stipple-sim did not come up: {self.lines}"
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def command(self, text, expect=None, timeout=5.0):
+        with self.lock:
+            start = len(self.lines)
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                fresh = self.lines[start:]
+            for line in fresh:
+                if expect is None or expect in line:
+                    return line
+            time.sleep(0.002)
+        raise AssertionError(f"stipple-sim did not answer {text!r} with {expect!r}: {self.lines[-10:]}")
+
+    def state(self):
+        return self.command("status", expect="state ")
+
+    def motor_on(self):
+        return "motor on" in self.state()
+
+    def stop(self):
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("quit\n")
+                self.process.stdin.flush()
+                self.process.wait(timeout=3)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+
+
+class Daemon:
+    """A real `stippled` process."""
+
+    def __init__(self, workdir, pen, extra=(), env=None):
+        self.workdir = workdir
+        self.socket = os.path.join(workdir, "api.sock")
+        self.state = os.path.join(workdir, "state")
+        self.pen = pen
+        self.extra = list(extra)
+        self.env = env
+        self.process = None
+        self.log = open(os.path.join(workdir, "stippled.log"), "a")
+        self.start()
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.process = subprocess.Popen(
+            [str(STIPPLED), "--pen", self.pen, "--socket", self.socket, "--state-dir", self.state, *self.extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"stippled exited with {self.process.returncode}: {self.log_text()[-2000:]}")
+            if os.path.exists(self.socket):
+                try:
+                    API(self.socket).get("/v1/status", check_spec=False)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise AssertionError(f"stippled did not come up: {self.log_text()[-2000:]}")
+
+    def log_text(self):
+        self.log.flush()
+        return pathlib.Path(self.workdir, "stippled.log").read_text()
+
+    def kill(self, sig=signal.SIGKILL):
+        self.process.send_signal(sig)
+        return self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def workdir():
+    path = tempfile.mkdtemp(prefix="stipple-e2e-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pen(workdir):
+    sim = SimPen(os.path.join(workdir, "pen"))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def daemon(workdir, pen):
+    process = Daemon(workdir, f"serial:{pen.link}")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def api(daemon):
+    client = API(daemon.socket)
+    client.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the pen handshake")
+    return client
+
+
+CLIENT = "gui-e2e"
+
+
+def open_session(api, client_id="C-100", zone="crown", cartridge="SIM-CART-0001", **extra):
+    body = {"client_id": client_id, "zone": zone, "cartridge_id": cartridge, "pigment_lots": ["PIG-1"], **extra}
+    response = api.post("/v1/sessions", body)
+    assert response.status == 201, response
+    return response.json["session"]["id"]
+
+
+def arm_running(api, pen, daemon, layer="upper_dermis", depth=800, rate=120, client_id="C-100"):
+    """Open, set the setpoint, arm with a presence stream, press the pedal: the needle runs."""
+    session = open_session(api, client_id=client_id)
+    response = api.put(f"/v1/sessions/{session}/setpoint", {"layer": layer, "depth_um": depth, "rate_hz": rate})
+    assert response.status == 200, response
+    stream = EventStream(daemon.socket, client=CLIENT)
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    response = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+    assert response.status == 200, response
+    pen.command("pedal on", expect="pedal")
+    api.wait(lambda s: s["phase"] == "running", what="running")
+    return session, stream

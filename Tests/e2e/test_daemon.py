@@ -1,0 +1,247 @@
+"""The daemon's hazards across real processes and a real pty (docs/safety.md names each test)."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import API, CLIENT, ROOT, SIM, STIPPLED, Daemon, EventStream, SimPen, arm_running, open_session
+
+
+def test_full_session(api, pen, daemon):
+    session, stream = arm_running(api, pen, daemon)
+    time.sleep(1.5)
+    telemetry = stream.of("telemetry")
+    assert any(t["motor_on"] and (t["depth_um"] or 0) > 700 for t in telemetry), telemetry[-3:]
+    assert len(telemetry) <= 10 * 2.5, "decimated to at most 10 Hz"
+    assert api.post("/v1/stop").json["phase"] == "open"
+    pen.command("pedal off", expect="pedal")
+    closed = api.post(f"/v1/sessions/{session}/close")
+    assert closed.status == 200 and closed.json["phase"] == "closed", closed
+    report = api.get(f"/v1/sessions/{session}/report").json
+    assert report["session"]["close_reason"] == "technician"
+    assert report["cartridges"][0]["cartridge_id"] == "SIM-CART-0001"
+    assert report["setpoints"][0]["depth_um"] == 800
+    assert len(report["telemetry"]) >= 1
+    assert report["audit"]["ok"] is True
+    assert api.get("/v1/audit/verify").json["ok"] is True
+    assert any(s["id"] == session for s in api.get("/v1/sessions").json)
+    stream.close()
+
+
+def test_h1_over_depth_stops_and_latches(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+    status = api.wait(lambda s: "over_depth" in s["faults"], what="the over-depth fault")
+    assert status["phase"] == "faulted" and not status["may_move"]
+    assert not pen.motor_on()
+
+
+def test_h3_runaway_stops(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("fault rate_runaway hz=175", expect="")
+    api.wait(lambda s: "rate_runaway" in s["faults"], what="the runaway fault")
+    time.sleep(0.05)
+    assert not pen.motor_on()
+
+
+def test_h5_sigkill_the_daemon_the_pen_deadman_stops_the_needle(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    assert pen.motor_on()
+    started = time.monotonic()
+    daemon.kill(signal.SIGKILL)
+    while pen.motor_on():
+        assert time.monotonic() - started < 2.0, "the pen kept running after the host died"
+    elapsed_ms = (time.monotonic() - started) * 1000
+    print(f"H5: pen stopped {elapsed_ms:.0f} ms after SIGKILL (deadman 300 ms)")
+    assert elapsed_ms < 300 + 250, f"{elapsed_ms:.0f} ms"
+    assert "host_heartbeat_lost" in pen.state()
+
+
+def test_h6_silent_pen_is_stopped(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("fault firmware_hang", expect="")
+    api.wait(lambda s: "telemetry_silence" in s["faults"] or "link_lost" in s["faults"], what="the silence fault")
+
+
+def test_h8_pen_swapped_refuses_to_run(workdir, api, pen, daemon):
+    session = open_session(api)
+    api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120})
+    pen.stop()
+    other = SimPen(pen.link, serial="SIM-OTHER")
+    try:
+        api.wait(lambda s: s["pen"].get("serial") == "SIM-OTHER", timeout=15, what="the other pen")
+        stream = EventStream(daemon.socket, client=CLIENT)
+        time.sleep(0.3)
+        response = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert response.status == 409, response
+        assert "wrong_pen" in [f["code"] for f in response.json["arming_failures"]]
+        assert not other.motor_on()
+        stream.close()
+    finally:
+        other.stop()
+
+
+def test_h10_cartridge_removed_stops(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("remove", expect="removed")
+    api.wait(lambda s: "cartridge_removed" in s["faults"], what="the cartridge fault")
+    assert not pen.motor_on()
+
+
+def test_h11_restart_while_armed_nothing_moves_until_a_fresh_arm(workdir, api, pen, daemon):
+    arm_running(api, pen, daemon)
+    daemon.kill(signal.SIGKILL)
+    daemon.start()
+    again = API(daemon.socket)
+    status = again.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the reconnect")
+    assert "daemon_restarted" in status["faults"]
+    time.sleep(0.4)
+    assert not pen.motor_on(), "the pedal is still down, yet nothing moves"
+    assert again.post("/v1/clear-fault").status == 200
+    time.sleep(0.3)
+    assert not pen.motor_on()
+
+
+def test_h12_estop_latches_and_clearing_waits_for_the_button(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("estop on", expect="e-stop")
+    api.wait(lambda s: "emergency_stop" in s["faults"], what="the e-stop")
+    refused = api.post("/v1/clear-fault")
+    assert refused.status == 409 and refused.json["code"] == "fault_persists", refused
+    pen.command("estop off", expect="e-stop")
+    time.sleep(0.3)
+    assert api.post("/v1/clear-fault").status == 200
+    again = api.post("/v1/estop")
+    assert again.status == 200 and "emergency_stop" in again.json["faults"]
+    assert api.post("/v1/estop").status == 200, "idempotent"
+
+
+def test_h13_the_pen_holds_the_limits_the_daemon_pushed(api, pen, daemon):
+    session = open_session(api)
+    api.put(f"/v1/sessions/{session}/setpoint", {"layer": "epidermis", "depth_um": 300, "rate_hz": 110})
+    status = api.wait(lambda s: s["pen"].get("limits_crc"), what="the read-back")
+    assert status["session"]["depth_trip_um"] == 450
+
+
+def test_h14_roles_from_peer_credentials(workdir, api, daemon):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as other users")
+    subprocess.run(["groupadd", "-f", "stipple"], check=True)
+    subprocess.run(["groupadd", "-f", "stipple-eng"], check=True)
+    if subprocess.run(["id", "stipple-tech"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-G", "stipple", "stipple-tech"], check=True)
+    os.chmod(workdir, 0o755)
+    os.chmod(daemon.socket, 0o666)  # loosened on purpose: the credential check must still refuse
+
+    def curl_as(user, method, path, data=None):
+        command = ["runuser", "-u", user, "--", "curl", "-s", "-w", "\n%{http_code}",
+                   "--unix-socket", daemon.socket, "-X", method, f"http://localhost{path}"]
+        if data:
+            command += ["-H", "Content-Type: application/json", "-d", data]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        body, _, code = out.rpartition("\n")
+        return int(code), body
+
+    code, body = curl_as("nobody", "GET", "/v1/status")
+    assert code == 403 and "not in group stipple" in body
+    code, _ = curl_as("stipple-tech", "GET", "/v1/status")
+    assert code == 200
+    code, body = curl_as("stipple-tech", "PUT", "/v1/limits", '{"site_ceiling_um": 1400}')
+    assert code == 403 and "engineers_only" in body
+    tighter = api.put("/v1/limits", {"site_ceiling_um": 1400, "zone_max_um": {"back_sides": 1400}})
+    assert tighter.status == 200, tighter
+    looser = api.put("/v1/limits", {"site_ceiling_um": 1500})
+    assert looser.status == 422 and "tightened" in looser.body
+
+
+def test_h15_sigkill_during_a_burst_loses_nothing_acknowledged(api, pen, daemon):
+    session = open_session(api)
+    acknowledged = []
+    for depth in range(400, 1000, 10):
+        response = api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": depth, "rate_hz": 120})
+        assert response.status == 200
+        acknowledged.append(depth)
+        if depth == 700:
+            daemon.process.send_signal(signal.SIGKILL)
+            break
+    daemon.process.wait()
+    daemon.start()
+    again = API(daemon.socket)
+    report = again.get(f"/v1/sessions/{session}/report").json
+    recorded = [s["depth_um"] for s in report["setpoints"]]
+    assert all(depth in recorded for depth in acknowledged), (acknowledged, recorded)
+    assert again.get("/v1/audit/verify").json["ok"] is True
+
+
+def test_operator_presence_lost_stops_the_needle(api, pen, daemon):
+    _, stream = arm_running(api, pen, daemon)
+    stream.close()
+    status = api.wait(lambda s: "operator_lost" in s["faults"], timeout=5, what="operator_lost")
+    assert not status["may_move"]
+    time.sleep(0.05)
+    assert not pen.motor_on()
+
+
+def test_bad_input_names_the_field_and_never_answers_5xx(api):
+    session = open_session(api)
+    for body, field in [({"layer": "dermis", "depth_um": 800, "rate_hz": 120}, "layer"),
+                        ({"layer": "epidermis", "depth_um": 9000, "rate_hz": 120}, "depth_um"),
+                        ({"layer": "epidermis", "depth_um": "deep", "rate_hz": 120}, "depth_um"),
+                        ({"layer": "epidermis", "depth_um": 300, "rate_hz": 120, "extra": 1}, "extra"),
+                        ({"layer": "epidermis", "depth_um": 500, "rate_hz": 120}, "depth_um")]:
+        response = api.put(f"/v1/sessions/{session}/setpoint", body)
+        assert response.status in (400, 422), response
+        assert response.json["errors"][0]["field"] == field, response
+    assert api.put(f"/v1/sessions/{session}/setpoint", "not json").status == 400
+    assert api.put(f"/v1/sessions/{session}/setpoint", "x" * (70 * 1024)).status in (400, 413)
+    missing = api.get("/v1/nothing-here", check_spec=False)
+    assert missing.status == 404 and missing.headers["content-type"] == "application/problem+json", missing
+    conflict = api.post("/v1/sessions", {"client_id": "C-2", "zone": "crown", "cartridge_id": "X", "pigment_lots": ["P"]})
+    assert conflict.status == 409 and conflict.json["state"] == "open"
+
+
+def test_h4_accelerated_cutoff_survives_sigkill_at_3_50(workdir):
+    daemon = Daemon(workdir, "sim", extra=["--clock", "accelerated=400"])
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120})
+        api.wait(lambda s: s["session"]["elapsed_ms"] >= (3 * 3600 + 50 * 60) * 1000, timeout=60, interval=0.01, what="3:50")
+        daemon.kill(signal.SIGKILL)
+        daemon.start()
+        again = API(daemon.socket)
+        status = again.wait(lambda s: s["session"] and s["session"].get("close_reason"), timeout=60, what="the cutoff")
+        assert status["session"]["close_reason"] == "time_limit"
+        closed_at = again.get(f"/v1/sessions/{session}").json
+        assert closed_at["session_time_ms"] <= 4 * 3600 * 1000 + 60_000, closed_at
+        assert again.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}).status == 409
+    finally:
+        daemon.stop()
+
+
+def test_config_errors_exit_78_listing_every_problem(workdir):
+    config = os.path.join(workdir, "bad.json")
+    with open(config, "w") as f:
+        f.write('{"pen": "usb", "clock": "accelerated=5", "limits": {"site_ceiling_um": 2500, "zone_max_um": {"nape": 3}}, "colour": 1}')
+    result = subprocess.run([str(STIPPLED), "--config", config, "--socket", os.path.join(workdir, "s.sock"),
+                             "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78, result
+    for needle in ["colour", "pen: usb", "zone_max_um.nape", "site_ceiling_um: 2500"]:
+        assert needle in result.stderr, (needle, result.stderr)
+    real = subprocess.run([str(STIPPLED), "--pen", "serial:/dev/null", "--clock", "accelerated=10", "--socket",
+                           os.path.join(workdir, "s.sock"), "--state-dir", os.path.join(workdir, "state")],
+                          capture_output=True, text=True, timeout=30)
+    assert real.returncode == 78 and "never runs on simulated time" in real.stderr
+
+
+def test_sigterm_stops_disarms_and_exits_0(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    assert daemon.kill(signal.SIGTERM) == 0
+    time.sleep(0.1)
+    assert not pen.motor_on()
+    assert "armed" not in pen.state().split(",")[0] or "state idle" in pen.state()
