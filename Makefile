@@ -13,12 +13,12 @@ C_SOURCES := $(C_DIR)/stipple_wire.c $(C_DIR)/stipple_messages.c
 C_HOST_SOURCES := $(C_SOURCES) $(C_DIR)/stipple_format.c
 C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
-# Debian packages the build and the later backends need.
-APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3
+# Debian packages the build, the later backends and the benchmarks (valgrind) need.
+APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 valgrind
 # Python modules the end-to-end tests use (installed with pip when missing).
 PY_MODULES := pytest jsonschema yaml
 
-.PHONY: all deps build run test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-check demo sim clean
+.PHONY: all deps build run test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -108,18 +108,34 @@ test-scenarios: deps
 	.build/debug/stipple-sim run
 	.build/debug/stipple-sim conformance
 
-## bench: codec throughput and allocations (Swift against C), simulator speed and memory (release build)
+# The benchmarks are a package of their own (Benchmarks/Package.swift) on package-benchmark,
+# whose plugin builds them in release mode; Benchmarks/README.md explains figures and thresholds.
+BENCHMARK := cd Benchmarks && $(SWIFT) package --allow-writing-to-package-directory benchmark
+CODEC_INSTRUCTIONS := $(SWIFT) build -c release --package-path Benchmarks --product codec-instructions && \
+	Benchmarks/.build/release/codec-instructions
+
+## bench: every benchmark, its table, then a check against Benchmarks/Thresholds that fails on a
+## regression (or on a change past the noise band either way); callgrind's instruction counts
 bench: deps
-	$(SWIFT) build -c release --product codec-bench
+	$(BENCHMARK) baseline update latest --no-progress
+	$(BENCHMARK) baseline read latest --no-progress
+	$(BENCHMARK) thresholds check latest --path Thresholds --no-progress
+	$(CODEC_INSTRUCTIONS)
 	$(SWIFT) build -c release --product sim-bench
-	.build/release/codec-bench
 	.build/release/sim-bench
 
-# In `make test`: decoding must not allocate, and a four-hour session must simulate without a fault.
+## bench-thresholds: record the current figures as the thresholds (on a quiet machine; review the diff)
+bench-thresholds: deps
+	$(BENCHMARK) thresholds update --path Thresholds --no-progress
+	$(CODEC_INSTRUCTIONS) --record
+
+# In `make test`: decoding and encoding never allocate, the Swift decoder executes no more
+# instructions per frame than the C one, and a four-hour session simulates without a fault.
+# Only counts are checked here, never times: they repeat exactly on a busy machine.
 bench-check: deps
-	$(SWIFT) build -c release --product codec-bench
+	$(BENCHMARK) thresholds check --path Thresholds --target CodecBenchmarks --metric mallocCountTotal --no-progress
+	$(CODEC_INSTRUCTIONS)
 	$(SWIFT) build -c release --product sim-bench
-	.build/release/codec-bench --quick
 	.build/release/sim-bench
 
 clean:

@@ -13,6 +13,9 @@ let package = Package(
     name: "Stipple",
     products: [
         .library(name: "StippleWire", targets: ["StippleWire"]),
+        // The firmware's C codec, for host tools that want the pen's own decoder (and for
+        // Benchmarks/, which holds the Swift codec to it on the same stream).
+        .library(name: "StippleWireC", targets: ["StippleWireC"]),
         .library(name: "StippleSafety", targets: ["StippleSafety"]),
         .executable(name: "stipplectl", targets: ["stipplectl"]),
         .executable(name: "stipple-sim", targets: ["stipple-sim"]),
@@ -112,15 +115,6 @@ let package = Package(
                 "StippleWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSwift
-        ),
-        // Measuring executable for the codec: throughput and heap allocations per frame,
-        // Swift against C on the same stream (make bench).
-        .target(name: "MallocCounter", path: "Benchmarks/MallocCounter", cSettings: strictC),
-        .executableTarget(
-            name: "codec-bench",
-            dependencies: ["StippleWire", "StippleWireC", "MallocCounter"],
-            path: "Benchmarks/CodecBench",
             swiftSettings: strictSwift
         ),
         .executableTarget(

@@ -14,7 +14,8 @@ import StippleWire
 /// the link of heartbeats.
 ///
 /// With a scenario file, the pen-side steps (pedal, e-stop button, cartridge, power, pen faults)
-/// play at their times; host-side steps are the daemon's own business and are ignored.
+/// and link faults play at their times; host-side steps are the daemon's own business and are
+/// ignored.
 struct SimPenService: Service {
     let supervisor: Supervisor
     let clock: any DaemonClock
@@ -52,14 +53,12 @@ struct SimPenService: Service {
                 simulated += Self.step
                 sinceStep += Self.step
                 let instant = MonotonicInstant.zero + simulated
-                let output = pen.withPen { pen -> [UInt8] in
-                    pen.advance(to: instant)
-                    while let next = pending.first, Self.isDue(next, at: instant, strokes: pen.strokeCount) {
-                        pending.removeFirst()
-                        Self.play(next.action, on: &pen)
-                    }
-                    return pen.takeOutput()
+                let strokes = pen.withPen { $0.strokeCount }
+                while let next = pending.first, Self.isDue(next, at: instant, strokes: strokes) {
+                    pending.removeFirst()
+                    play(next.action)
                 }
+                let output = pen.step(to: instant)
                 let now = origin + simulated
                 if !output.isEmpty { await supervisor.received(output, at: now) }
                 await supervisor.step(at: now)
@@ -75,15 +74,17 @@ struct SimPenService: Service {
         }
     }
 
-    static func play(_ action: Scenario.Action, on pen: inout PenSimulator) {
+    func play(_ action: Scenario.Action) {
         switch action {
-        case .pedal(let pressed): pen.setPedal(pressed)
-        case .estopButton(let pressed): pen.setEstopButton(pressed)
-        case .insertCartridge(let cartridge): pen.insertCartridge(cartridge)
-        case .removeCartridge: pen.removeCartridge()
-        case .powerCycle: pen.powerCycle()
-        case .penFault(let fault): pen.inject(fault)
+        case .pedal(let pressed): pen.withPen { $0.setPedal(pressed) }
+        case .estopButton(let pressed): pen.withPen { $0.setEstopButton(pressed) }
+        case .insertCartridge(let cartridge): pen.withPen { $0.insertCartridge(cartridge) }
+        case .removeCartridge: pen.withPen { $0.removeCartridge() }
+        case .powerCycle: pen.withPen { $0.powerCycle() }
+        case .penFault(let fault): pen.withPen { $0.inject(fault) }
+        case .linkFault(let fault): pen.inject(fault)
         default: break  // host-side steps: the daemon is the host
         }
+        logger.notice("scenario step", metadata: ["action": "\(action)"])
     }
 }

@@ -68,10 +68,7 @@ struct DaemonRig {
             clock.advance(Self.step)
             let now = clock.now()
             let instant = MonotonicInstant.zero + (now - clock.start)
-            let output = pen.withPen { pen -> [UInt8] in
-                pen.advance(to: instant)
-                return pen.takeOutput()
-            }
+            let output = pen.step(to: instant)
             if !output.isEmpty { await supervisor.received(output, at: now) }
             await supervisor.step(at: now)
         }

@@ -245,3 +245,27 @@ def test_sigterm_stops_disarms_and_exits_0(api, pen, daemon):
     time.sleep(0.1)
     assert not pen.motor_on()
     assert "armed" not in pen.state().split(",")[0] or "state idle" in pen.state()
+
+
+def test_h7_corrupted_link_is_never_acted_on(workdir):
+    scenario = ROOT / "Tests" / "e2e" / "scenarios" / "daemon-corrupted-link.json"
+    daemon = Daemon(workdir, f"sim:{scenario}")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120})
+        stream = EventStream(daemon.socket, client=CLIENT)
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the read-back")
+        assert api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}).status == 200
+        api.wait(lambda s: s["phase"] == "running", timeout=10, what="the pedal at 4 s")
+        status = api.wait(lambda s: s["pen"]["link"]["frames_rejected"] > 5, timeout=10, what="damaged frames")
+        assert status["phase"] == "running" and status["faults"] == [], status
+        assert status["session"]["setpoint"]["depth_um"] == 800
+        time.sleep(0.5)
+        stopped = api.post("/v1/estop")
+        assert stopped.status == 200
+        api.wait(lambda s: "emergency_stop" in s["faults"], what="the e-stop")
+        stream.close()
+    finally:
+        daemon.stop()

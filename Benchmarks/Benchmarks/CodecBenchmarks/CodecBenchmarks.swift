@@ -1,0 +1,68 @@
+// The pen-protocol codecs on a realistic session stream: Swift against C on the same bytes in the
+// same run, heap allocations, and the Swift/C ratio that the decoder is held to. Instruction
+// counts come from `codec-instructions` under callgrind (README.md), as perf counters are not
+// available on the CI machines.
+import Benchmark
+import CodecWorkload
+import StippleWire
+
+let benchmarks: @Sendable () -> Void = {
+    let stream = SessionStream()
+    let frameCount = stream.frames.count
+
+    // One iteration works through the whole stream, so throughput counts streams per second
+    // (x 300,000 for frames). Tolerances for `make bench`, from the spread of ten runs on the CI
+    // machine kind while other builds ran (README.md): throughput may drift within the band,
+    // an allocation may not appear at all.
+    let configuration = Benchmark.Configuration(
+        metrics: [.throughput, .mallocCountTotal],
+        maxDuration: .seconds(2),
+        maxIterations: 100,
+        thresholds: [
+            .throughput: .init(relative: [.p90: 40]),
+            .mallocCountTotal: .init(absolute: [.p90: 0]),
+        ]
+    )
+
+    Benchmark("Decode.Swift", configuration: configuration) { benchmark in
+        let frames = stream.bytes.withUnsafeBytes { Codecs.decodeWithSwift($0) }
+        guard frames == frameCount else { return benchmark.error("Swift decoded \(frames) of \(frameCount) frames") }
+    }
+
+    Benchmark("Decode.C", configuration: configuration) { benchmark in
+        let frames = stream.bytes.withUnsafeBytes { Codecs.decodeWithC($0) }
+        guard frames == frameCount else { return benchmark.error("C decoded \(frames) of \(frameCount) frames") }
+    }
+
+    Benchmark("Encode.Swift", configuration: configuration) { benchmark in
+        let bytes = withUnsafeTemporaryAllocation(byteCount: FrameLimits.maxWireBytes, alignment: 8) { buffer in
+            Codecs.encodeWithSwift(stream.frames, into: buffer)
+        }
+        guard bytes == stream.bytes.count else { return benchmark.error("encoded \(bytes) of \(stream.bytes.count) bytes") }
+    }
+
+    // Both decoders on the same bytes in each iteration, in alternating order, so that whatever
+    // else the machine does falls on both: their ratio is steadier than either time.
+    let ratio = BenchmarkMetric.custom("Swift/C decode throughput (%)", polarity: .prefersLarger, useScalingFactor: false)
+    let clock = ContinuousClock()
+    Benchmark(
+        "Decode.SwiftOverC",
+        configuration: .init(
+            metrics: [ratio], maxDuration: .seconds(3), maxIterations: 100,
+            thresholds: [ratio: .init(relative: [.p90: 20])]
+        )
+    ) { benchmark in
+        stream.bytes.withUnsafeBytes { bytes in
+            var swiftTime = Duration.zero
+            var cTime = Duration.zero
+            if benchmark.currentIteration.isMultiple(of: 2) {
+                swiftTime = clock.measure { blackHole(Codecs.decodeWithSwift(bytes)) }
+                cTime = clock.measure { blackHole(Codecs.decodeWithC(bytes)) }
+            } else {
+                cTime = clock.measure { blackHole(Codecs.decodeWithC(bytes)) }
+                swiftTime = clock.measure { blackHole(Codecs.decodeWithSwift(bytes)) }
+            }
+            benchmark.measurement(ratio, Int((100 * (cTime / swiftTime)).rounded()))
+        }
+    }
+}
