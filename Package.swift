@@ -109,12 +109,20 @@ let package = Package(
             path: "HardwareSim/Sources/stipple-sim",
             swiftSettings: strictSwift
         ),
-        .executableTarget(
-            name: "stipplectl",
+        // stipplectl's commands, in a library so tests can parse and run them in-process; the
+        // executable only calls `StippleCtl.main()`. The simulator's conformance suite is
+        // `selftest`.
+        .target(
+            name: "StippleCtlCommands",
             dependencies: [
-                "StippleWire",
+                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "stipplectl",
+            dependencies: ["StippleCtlCommands"],
             swiftSettings: strictSwift
         ),
         .executableTarget(
@@ -149,6 +157,11 @@ let package = Package(
         .testTarget(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleCtlTests",
+            dependencies: ["StippleCtlCommands", "StippleDaemon", "StippleWire"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Dispatch
+import Foundation
+import Glibc
+
+/// One Server-Sent Event from `GET /v1/events`.
+struct DaemonEventLine: Sendable {
+    var name: String
+    var id: Int?
+    /// The `data:` line exactly as sent (printed as is with `--json`).
+    var raw: String
+    var data: JSON
+}
+
+/// Splits an event stream's body into events (blank-line separated blocks of `field: value`).
+struct SSEParser {
+    private var buffer = ""
+
+    mutating func push(_ data: Data) -> [DaemonEventLine] {
+        buffer += String(decoding: data, as: UTF8.self)
+        var events: [DaemonEventLine] = []
+        while let range = buffer.range(of: "\n\n") {
+            let block = buffer[buffer.startIndex..<range.lowerBound]
+            buffer = String(buffer[range.upperBound...])
+            var name = "message"
+            var id: Int?
+            var lines: [Substring] = []
+            for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("event:") { name = line.dropFirst(6).trimmingCharacters(in: .whitespaces) }
+                else if line.hasPrefix("id:") { id = Int(line.dropFirst(3).trimmingCharacters(in: .whitespaces)) }
+                else if line.hasPrefix("data:") { lines.append(line.dropFirst(line.hasPrefix("data: ") ? 6 : 5)) }
+            }
+            guard !lines.isEmpty else { continue }
+            let raw = lines.joined(separator: "\n")
+            events.append(DaemonEventLine(name: name, id: id, raw: raw, data: (try? JSON(data: Data(raw.utf8))) ?? .null))
+        }
+        return events
+    }
+}
+
+/// What the reading thread hands the command's own thread, in order.
+enum StreamItem: Sendable {
+    case event(DaemonEventLine)
+    case ended(CtlError?)
+    case interrupted
+    case tick
+}
+
+/// A queue between the stream's reading thread (and the signal handler) and the command.
+final class StreamQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [StreamItem] = []
+
+    func push(_ item: StreamItem) {
+        condition.lock()
+        items.append(item)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// The next item, or `.tick` after `timeout` without one.
+    func next(timeout: TimeInterval) -> StreamItem {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while items.isEmpty {
+            if !condition.wait(until: deadline) { return .tick }
+        }
+        return items.removeFirst()
+    }
+}
+
+/// `GET /v1/events` on a thread of its own. With a client id, the open stream is that client's
+/// operator-presence lease (docs/openapi.yaml): the daemon stops the needle if it closes while
+/// the pen is armed.
+final class EventStreamReader: @unchecked Sendable {
+    let client: DaemonClient
+    let clientID: String?
+    let fullRate: Bool
+    let queue: StreamQueue
+    let stop = StopFlag()
+    private var thread: Thread?
+
+    init(client: DaemonClient, clientID: String?, fullRate: Bool, queue: StreamQueue) {
+        self.client = client
+        self.clientID = clientID
+        self.fullRate = fullRate
+        self.queue = queue
+    }
+
+    func start() {
+        let thread = Thread { [self] in read() }
+        thread.name = "stipplectl-events"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// What the stream brought: an error answer's status and body, or events.
+    private final class Collected {
+        var parser = SSEParser()
+        var errorStatus = 0
+        var errorBody = Data()
+    }
+
+    private func read() {
+        var headers: [String: String] = [:]
+        if let clientID { headers["X-Stipple-Client"] = clientID }
+        let collected = Collected()
+        let queue = queue
+        let failure: CtlError?
+        do {
+            try client.http.stream(
+                "/v1/events\(fullRate ? "?telemetry=full" : "")", headers: headers, stop: stop,
+                onHead: { status, _ in collected.errorStatus = (200..<300).contains(status) ? 0 : status },
+                onBody: { body in
+                    if collected.errorStatus != 0 {
+                        collected.errorBody.append(body)
+                    } else {
+                        for event in collected.parser.push(body) { queue.push(.event(event)) }
+                    }
+                    return true
+                })
+            failure = streamEnded(collected)
+        } catch let error as SocketError {
+            failure = client.unreachable(error)
+        } catch {
+            failure = CtlError(.unreachable, code: "stream_failed", "the event stream failed: \(error)")
+        }
+        queue.push(.ended(failure))
+    }
+
+    private func streamEnded(_ collected: Collected) -> CtlError? {
+        if collected.errorStatus != 0 {
+            return DaemonClient.refusal(HTTPAnswer(status: collected.errorStatus, headers: [:], body: collected.errorBody),
+                                        method: "GET", path: "/v1/events")
+        }
+        if stop.isSet { return nil }
+        return CtlError(.unreachable, code: "stream_ended", "stippled closed the event stream (did it stop? `systemctl status stippled`)")
+    }
+
+    /// Closes the stream (ends the lease); returns once the reading thread has let go.
+    func close() {
+        stop.raise()
+        while let thread, !thread.isFinished { usleep(5_000) }
+    }
+}
+
+/// SIGINT and SIGTERM become `.interrupted` on the queue instead of killing the process, so a
+/// command holding the pen armed can disarm before it exits.
+final class InterruptHandler: @unchecked Sendable {
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(queue: StreamQueue) {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { queue.push(.interrupted) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
+    }
+}
+#endif

@@ -1,0 +1,276 @@
+#if canImport(Glibc)
+import Foundation
+import Glibc
+
+/// A failure below HTTP: the socket could not be reached, or the connection broke.
+struct SocketError: Error, CustomStringConvertible {
+    var call: String
+    var errno: Int32
+    var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// One HTTP/1.1 answer.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var headers: [String: String]
+    var body: Data
+
+    var contentType: String { headers["content-type"] ?? "" }
+}
+
+/// A minimal blocking HTTP/1.1 client for a Unix socket — all stipplectl needs, since
+/// Foundation's URLSession cannot speak to Unix sockets on Linux. One request per connection
+/// (`Connection: close`); bodies by Content-Length, chunked, or to the end of the stream.
+/// Event streams are read incrementally (`stream`).
+struct UnixHTTPClient: Sendable {
+    var socketPath: String
+    /// How long to wait for an answer (arming waits for the pen's acknowledgements).
+    var timeout: Duration = .seconds(30)
+
+    /// Connects; the errno tells "no socket" from "nobody listening" from "not allowed".
+    func connect() throws(SocketError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(call: "socket", errno: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(socketPath.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.count < capacity else {
+            close(fd)
+            throw SocketError(call: "connect", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path)
+            raw[path.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw SocketError(call: "connect", errno: code)
+        }
+        return fd
+    }
+
+    static func requestBytes(method: String, path: String, headers: [String: String], body: Data?) -> Data {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: stipplectl\r\nConnection: close\r\n"
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        if let body {
+            if headers["Content-Type"] == nil { head += "Content-Type: application/json\r\n" }
+            head += "Content-Length: \(body.count)\r\n"
+        } else if method == "POST" || method == "PUT" {
+            head += "Content-Length: 0\r\n"
+        }
+        var data = Data((head + "\r\n").utf8)
+        if let body { data.append(body) }
+        return data
+    }
+
+    /// Sends one request and reads the whole answer.
+    func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(SocketError) -> HTTPAnswer {
+        let fd = try connect()
+        defer { close(fd) }
+        let connection = Connection(fd: fd, timeout: timeout)
+        try connection.write(Self.requestBytes(method: method, path: path, headers: headers, body: body))
+        var parser = ResponseParser()
+        while !parser.isComplete {
+            let chunk = try connection.read()
+            if chunk.isEmpty {
+                parser.finish()
+                break
+            }
+            try parser.push(chunk)
+        }
+        guard let answer = parser.answer else { throw SocketError(call: "read (the daemon closed the connection mid-answer)", errno: EPROTO) }
+        return answer
+    }
+
+    /// Opens a streaming request (Server-Sent Events). `onHead` sees the status and headers;
+    /// `onBody` gets body bytes as they arrive and returns false to stop. Ends when the daemon
+    /// closes the stream, `onBody` says stop, or `stop` is set (checked every 100 ms).
+    func stream(_ path: String, headers: [String: String] = [:], stop: StopFlag,
+                onHead: (Int, [String: String]) throws -> Void, onBody: (Data) throws -> Bool) throws {
+        let fd = try connect()
+        defer { close(fd) }
+        let connection = Connection(fd: fd, timeout: .milliseconds(100))
+        try connection.write(Self.requestBytes(method: "GET", path: path, headers: headers, body: nil))
+        var parser = ResponseParser(streaming: true)
+        var headSeen = false
+        while !stop.isSet {
+            guard let chunk = try connection.readUnlessTimedOut() else { continue }
+            if chunk.isEmpty { break }
+            try parser.push(chunk)
+            if !headSeen, let head = parser.head {
+                headSeen = true
+                try onHead(head.status, head.headers)
+            }
+            let body = parser.takeStreamedBody()
+            if !body.isEmpty, try !onBody(body) { break }
+            if parser.isComplete { break }
+        }
+    }
+}
+
+/// A flag one thread sets and others poll (Ctrl-C, the end of a lease).
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    var isSet: Bool { lock.withLock { set } }
+    func raise() { lock.withLock { set = true } }
+}
+
+/// A connected socket with a read timeout.
+struct Connection {
+    let fd: Int32
+    let timeout: Duration
+
+    func write(_ data: Data) throws(SocketError) {
+        var offset = 0
+        let bytes = [UInt8](data)
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw SocketError(call: "write", errno: errno)
+            }
+            offset += written
+        }
+    }
+
+    /// As `read`, nil when nothing came in time.
+    func readUnlessTimedOut() throws(SocketError) -> Data? {
+        do {
+            return try read()
+        } catch {
+            if error.errno == ETIMEDOUT { return nil }
+            throw error
+        }
+    }
+
+    /// The next bytes; empty at the end of the stream; ETIMEDOUT when nothing came in time.
+    func read() throws(SocketError) -> Data {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        var ready: Int32
+        repeat { ready = poll(&pfd, 1, milliseconds) } while ready < 0 && errno == EINTR
+        if ready < 0 { throw SocketError(call: "poll", errno: errno) }
+        if ready == 0 { throw SocketError(call: "read (no answer in time)", errno: ETIMEDOUT) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var count: Int
+        repeat { count = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) } } while count < 0 && errno == EINTR
+        if count < 0 {
+            if errno == ECONNRESET { return Data() }
+            throw SocketError(call: "read", errno: errno)
+        }
+        return Data(buffer[0..<count])
+    }
+}
+
+/// Parses one HTTP/1.1 response incrementally: head, then a body framed by Content-Length,
+/// chunked transfer coding, or the end of the connection.
+struct ResponseParser {
+    struct Head {
+        var status: Int
+        var headers: [String: String]
+    }
+    enum Framing { case length(Int), chunked, untilClose }
+
+    private(set) var head: Head?
+    private var buffer = Data()
+    private var body = Data()
+    private var framing = Framing.untilClose
+    private(set) var isComplete = false
+    private var ended = false
+    /// In streaming mode the body is handed out as it comes (`takeStreamedBody`).
+    let streaming: Bool
+    private var chunkRemaining: Int?
+
+    init(streaming: Bool = false) { self.streaming = streaming }
+
+    var answer: HTTPAnswer? {
+        guard let head, isComplete || ended else { return nil }
+        if case .length(let length) = framing, body.count < length { return nil }
+        return HTTPAnswer(status: head.status, headers: head.headers, body: body)
+    }
+
+    mutating func finish() {
+        ended = true
+        if case .untilClose = framing { isComplete = true }
+    }
+
+    mutating func takeStreamedBody() -> Data {
+        defer { body = Data() }
+        return body
+    }
+
+    mutating func push(_ data: Data) throws(SocketError) {
+        buffer.append(data)
+        if head == nil {
+            guard let end = buffer.range(of: Data("\r\n\r\n".utf8)) else {
+                if buffer.count > 65536 { throw SocketError(call: "read (an HTTP head over 64 KiB)", errno: EPROTO) }
+                return
+            }
+            let text = String(decoding: buffer[buffer.startIndex..<end.lowerBound], as: UTF8.self)
+            buffer = Data(buffer[end.upperBound...])
+            var lines = text.components(separatedBy: "\r\n")
+            let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
+            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+                throw SocketError(call: "read (not an HTTP answer)", errno: EPROTO)
+            }
+            var headers: [String: String] = [:]
+            for line in lines {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            head = Head(status: status, headers: headers)
+            if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+                framing = .chunked
+            } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+                framing = .length(length)
+            } else if status == 204 || status == 304 {
+                framing = .length(0)
+            }
+        }
+        switch framing {
+        case .length(let length):
+            body.append(buffer)
+            buffer = Data()
+            if streaming ? false : body.count >= length { isComplete = true }
+            if !streaming, body.count > length { body = body.prefix(length) }
+        case .untilClose:
+            body.append(buffer)
+            buffer = Data()
+        case .chunked:
+            try decodeChunks()
+        }
+    }
+
+    private mutating func decodeChunks() throws(SocketError) {
+        while !isComplete {
+            if let remaining = chunkRemaining {
+                // chunk data, then its CRLF
+                guard buffer.count >= remaining + 2 else { return }
+                body.append(buffer.prefix(remaining))
+                buffer = Data(buffer.dropFirst(remaining + 2))
+                chunkRemaining = nil
+                continue
+            }
+            guard let lineEnd = buffer.range(of: Data("\r\n".utf8)) else { return }
+            let sizeText = String(decoding: buffer[buffer.startIndex..<lineEnd.lowerBound], as: UTF8.self)
+                .split(separator: ";").first.map(String.init) ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw SocketError(call: "read (bad chunk size '\(sizeText.prefix(20))')", errno: EPROTO)
+            }
+            buffer = Data(buffer[lineEnd.upperBound...])
+            if size == 0 {
+                isComplete = true
+                return
+            }
+            chunkRemaining = size
+        }
+    }
+}
+#endif
