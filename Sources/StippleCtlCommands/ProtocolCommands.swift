@@ -6,7 +6,8 @@ struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Decode a captured byte stream into frames and rejections.",
         discussion: """
-            Reads raw bytes (as captured from the serial port, e.g. with `cat /dev/ttyACM0 > trace.bin`) \
+            Reads raw bytes (as captured from the serial port, e.g. with `cat /dev/ttyACM0 > trace.bin`), \
+            a capture of `stipplectl trace --save` (both directions, with times), \
             or, with --hex, hexadecimal text (whitespace, ':' and '-' are ignored). Prints one line per \
             frame or rejected frame, with the byte offset where it ended.
             """
@@ -30,6 +31,14 @@ struct Decode: ParsableCommand {
             data = contents
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
+        }
+        if data.starts(with: Data(TraceCapture.header.utf8)) {
+            // A capture from `stipplectl trace --save`: both directions, with their times.
+            let seen = try TraceCapture.decode(String(decoding: data, as: UTF8.self))
+            for frame in seen { print(frame.line(since: .zero)) }
+            let frames = seen.filter { if case .frame = $0.output { true } else { false } }.count
+            print("# capture: \(frames) frames, \(seen.count - frames) rejected")
+            return
         }
         let bytes: [UInt8]
         if hex {
