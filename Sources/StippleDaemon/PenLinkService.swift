@@ -43,6 +43,8 @@ public struct PenLinkService: Service {
         var backoff = Duration.milliseconds(250)
         var reported = ""
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Released to a bring-up tool (`stipplectl selftest`): leave the device alone.
+            await supervisor.bringUp.waitUntilHeld()
             let transport: any PenTransport
             do {
                 transport = try open()
@@ -70,8 +72,9 @@ public struct PenLinkService: Service {
         let failure = Mutex<String?>(nil)
         let stop = Atomic<Bool>(false)
         let clock = clock
+        let bringUp = supervisor.bringUp
         let thread = Thread {
-            while !stop.load(ordering: .relaxed) {
+            while !stop.load(ordering: .relaxed) && !bringUp.releaseRequested {
                 do {
                     let bytes = try transport.read(timeout: .milliseconds(50))
                     if !bytes.isEmpty { continuation.yield((bytes, clock.now())) }
@@ -92,6 +95,6 @@ public struct PenLinkService: Service {
             stop.store(true, ordering: .relaxed)
         }
         stop.store(true, ordering: .relaxed)
-        return failure.withLock { $0 } ?? "stopped"
+        return failure.withLock { $0 } ?? (bringUp.releaseRequested ? "released to a bring-up tool" : "stopped")
     }
 }

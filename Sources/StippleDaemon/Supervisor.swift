@@ -71,6 +71,8 @@ public actor Supervisor {
     /// Why the records cannot be trusted (arming refused), if they cannot.
     var recordsProblems: [String]
     public nonisolated let hub: EventHub
+    /// The engineers' tap on the link and the serial port's release gate (Supervisor+BringUp).
+    public nonisolated let bringUp = BringUp()
     let logger: Logger
 
     var core: SafetyCore

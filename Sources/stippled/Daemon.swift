@@ -45,7 +45,10 @@ struct Daemon {
         let penService: any Service
         switch configuration.pen {
         case .serial(let path):
-            penService = PenLinkService(supervisor: supervisor, clock: clock, logger: logger) { try SerialPort(path: path) }
+            penService = PenLinkService(supervisor: supervisor, clock: clock, logger: logger) {
+                // Tapped for `stipplectl trace`; releasable to `stipplectl selftest`.
+                supervisor.bringUp.tapped(try SerialPort(path: path), releasable: true)
+            }
         case .sim(let scenario):
             penService = try SimPenService(supervisor: supervisor, clock: clock, scenarioPath: scenario, logger: logger)
         }

@@ -43,7 +43,7 @@ struct SimPenService: Service {
 
     func run() async throws {
         let origin = clock.now()
-        await supervisor.attach(pen)
+        await supervisor.attach(supervisor.bringUp.tapped(pen, releasable: false))
         var simulated = Duration.zero
         var sinceStep = Duration.zero
         var pending = steps[...]
@@ -59,6 +59,7 @@ struct SimPenService: Service {
                     play(next.action)
                 }
                 let output = pen.step(to: instant)
+                supervisor.bringUp.record(.fromPen, output)
                 let now = origin + simulated
                 if !output.isEmpty { await supervisor.received(output, at: now) }
                 await supervisor.step(at: now)

@@ -23,10 +23,11 @@ struct Routes: Sendable {
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"),
-    ]
+    ] + BringUpRoutes.table
 
     func register(on router: Router<APIContext>) {
         let v1 = router.group("v1")
+        BringUpRoutes(supervisor: supervisor).register(on: v1)
         v1.get("status") { _, _ in try await json(supervisor.status()) }
         v1.get("pen") { _, _ in try await json(supervisor.status().pen) }
         v1.post("sessions") { request, context in try await openSession(request, context) }
@@ -35,7 +36,7 @@ struct Routes: Sendable {
         v1.post("sessions/:id/close") { request, context in
             try await perform(context, current: context.parameters.get("id")) { actor in try await supervisor.closeSession(actor: actor) }
         }
-        v1.get("sessions/:id/report") { _, context in try report(context) }
+        v1.get("sessions/:id/report") { _, context in try await report(context) }
         v1.put("sessions/:id/cartridge") { request, context in try await setCartridge(request, context) }
         v1.put("sessions/:id/setpoint") { request, context in try await setSetpoint(request, context) }
         v1.post("arm") { request, context in
@@ -80,7 +81,9 @@ struct Routes: Sendable {
             pigmentLots: try body.strings("pigment_lots"),
             penSerial: try body.string("pen_serial", required: false, maxLength: 64),
             gapOverrideReason: try body.string("gap_override_reason", required: false, maxLength: 1000))
-        return try await perform(context, status: .created) { actor in try await supervisor.openSession(command, actor: actor) }
+        let response = try await perform(context, status: .created) { actor in try await supervisor.openSession(command, actor: actor) }
+        await recordLimitsInForce(actor: context.peer?.description ?? "unknown")
+        return response
     }
 
     func setCartridge(_ request: Request, _ context: APIContext) async throws -> Response {
@@ -133,14 +136,6 @@ struct Routes: Sendable {
         return try json(SessionSummary(session))
     }
 
-    func report(_ context: APIContext) throws -> Response {
-        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
-        let id = try context.parameters.require("id")
-        guard let report = try records.report(id) else { throw Problem(404, "no_such_session", "no session \(id)") }
-        let audit = try records.verifyAudit()
-        return try json(ReportView(report, audit: audit))
-    }
-
     func auditList(_ request: Request) throws -> Response {
         guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
         let query = request.uri.queryParameters
@@ -170,7 +165,10 @@ struct Routes: Sendable {
             if let client { Task { await supervisor.presenceClosed(client: client) } }
         }
         if let client { await supervisor.presenceOpened(client: client) }
-        let status = try JSONEncoder().encode(await supervisor.status())
+        // The first event is the whole status, carrying `type` like every other event.
+        var statusObject = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(await supervisor.status()))) as? [String: Any] ?? [:]
+        statusObject["type"] = "status"
+        let status = try JSONSerialization.data(withJSONObject: statusObject, options: [.sortedKeys, .withoutEscapingSlashes])
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"

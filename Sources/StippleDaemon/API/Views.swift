@@ -220,6 +220,10 @@ struct ReportView: Codable, Sendable {
     var warnings: [SessionReportData.Event]
     var telemetry: [SessionReportData.TelemetrySecond]
     var limits: LimitsView?
+    /// "recorded" (at the opening) or "current" (sessions from before that was recorded).
+    var limitsSource: String?
+    /// The session's audit entries, oldest first.
+    var events: [AuditEntry] = []
     var audit: AuditVerification
 
     init(_ data: SessionReportData, audit: AuditVerification) {
