@@ -48,6 +48,19 @@ let package = Package(
             dependencies: ["CStippleSys", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
+        // libudev and libgpiod as Debian 12 ships them (libudev-dev, libgpiod-dev 1.6: the v1 API).
+        .systemLibrary(name: "CUDev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        // Pen discovery and hotplug: tty devices from libudev matched against the pen table;
+        // hotplug events behind a seam (recorded `udevadm monitor` sequences in tests).
+        .target(name: "StippleDiscovery", dependencies: ["CUDev"], swiftSettings: strictSwift),
+        // GPIO pens over libgpiod: the line seam, the pen-side rules on six lines, and the
+        // `PenLink` the supervisor drives them through.
+        .target(
+            name: "StippleGPIO",
+            dependencies: ["CGPIOD", "StippleWire", "StippleSafety", "StippleLink"],
+            swiftSettings: strictSwift
+        ),
         // Durable records: sessions, cartridges, telemetry aggregates, faults and the
         // hash-chained audit log, in SQLite through GRDB.
         .target(
@@ -61,6 +74,7 @@ let package = Package(
             name: "StippleDaemon",
             dependencies: [
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
+                "StippleDiscovery", "StippleGPIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -156,7 +170,19 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleDaemonTests",
-            dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim"],
+            dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
+                           "StippleGPIO", "StippleDiscovery"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleDiscoveryTests",
+            dependencies: ["StippleDiscovery"],
+            exclude: ["recordings"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "StippleGPIOTests",
+            dependencies: ["StippleGPIO", "StippleLink", "StippleWire", "StippleSafety"],
             swiftSettings: strictSwift
         ),
         .testTarget(

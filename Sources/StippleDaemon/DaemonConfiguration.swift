@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import StippleDiscovery
+import StippleGPIO
 import StippleSafety
 
 /// Everything `stippled` runs with: one JSON file (`/etc/stipple/stippled.json` by default,
@@ -12,17 +14,25 @@ public struct DaemonConfiguration: Sendable {
         case sim(scenario: String?)
         /// A serial device or pty path.
         case serial(path: String)
+        /// The pen found by udev (the `discovery` section), followed through hotplug.
+        case auto
+        /// A GPIO pen (the `gpio` section's lines).
+        case gpio
 
         public var description: String {
             switch self {
             case .sim(let scenario): scenario.map { "sim:\($0)" } ?? "sim"
             case .serial(let path): "serial:\(path)"
+            case .auto: "auto"
+            case .gpio: "gpio"
             }
         }
 
         public static func parse(_ text: String) -> PenSpec? {
             if text == "sim" { return .sim(scenario: nil) }
             if text.hasPrefix("sim:") { return .sim(scenario: String(text.dropFirst(4))) }
+            if text == "auto" || text == "udev" || text == "serial:auto" { return .auto }
+            if text == "gpio" { return .gpio }
             if text.hasPrefix("serial:"), text.count > 7 { return .serial(path: String(text.dropFirst(7))) }
             return nil
         }
@@ -52,6 +62,10 @@ public struct DaemonConfiguration: Sendable {
     public var clock: ClockSpec = .real
     public var logLevel: Logger.Level = .info
     public var limits = SafetyLimits.defaults
+    /// How `--pen auto` finds the pen (DaemonConfiguration+Pens.swift).
+    public var discovery = DiscoverySettings()
+    /// The GPIO pen's lines, for `--pen gpio`.
+    public var gpio: GPIOPenSettings?
     public var technicianGroup = "stipple"
     public var engineerGroup = "stipple-eng"
     /// Where the configuration came from (for the log).
@@ -85,7 +99,8 @@ public struct DaemonConfiguration: Sendable {
     /// reading of the rest.
     public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
         self.source = source
-        let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups"]
+        let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups",
+                                  "discovery", "gpio"]
         for key in object.keys.sorted() where !known.contains(key) {
             problems.append(Problem(field: key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
         }
@@ -102,6 +117,8 @@ public struct DaemonConfiguration: Sendable {
         if let value = text("state_dir") { stateDirectory = value }
         if let value = text("clock") { applyClock(value, problems: &problems) }
         if let value = text("log_level") { applyLogLevel(value, problems: &problems) }
+        if let raw = object["discovery"] { applyDiscovery(raw, problems: &problems) }
+        if let raw = object["gpio"] { applyGPIO(raw, problems: &problems) }
         if let raw = object["groups"] {
             if let groups = raw as? [String: Any] {
                 for (key, value) in groups {
@@ -128,7 +145,7 @@ public struct DaemonConfiguration: Sendable {
 
     public mutating func applyPen(_ value: String, problems: inout [Problem]) {
         if let spec = PenSpec.parse(value) { pen = spec } else {
-            problems.append(Problem(field: "pen", value: value, allowed: "sim, sim:SCENARIO.json or serial:/dev/..."))
+            problems.append(Problem(field: "pen", value: value, allowed: "sim, sim:SCENARIO.json, serial:/dev/..., auto (udev discovery) or gpio"))
         }
     }
 
@@ -151,14 +168,15 @@ public struct DaemonConfiguration: Sendable {
             if !Self.accelerationRange.contains(factor) {
                 problems.append(Problem(field: "clock", value: "accelerated=\(factor)", allowed: "accelerated=N with N in \(Self.accelerationRange.lowerBound)...\(Self.accelerationRange.upperBound)"))
             }
-            if case .serial(let path) = pen {
-                problems.append(Problem(field: "clock", value: "accelerated=\(factor) with pen serial:\(path)",
+            if !pen.isSimulated {
+                problems.append(Problem(field: "clock", value: "accelerated=\(factor) with pen \(pen)",
                                         allowed: "real: a real pen never runs on simulated time (accelerated only with --pen sim)"))
             }
         }
         if !socketPath.hasPrefix("/") { problems.append(Problem(field: "socket", value: socketPath, allowed: "an absolute path")) }
         if socketPath.utf8.count > 107 { problems.append(Problem(field: "socket", value: socketPath, allowed: "at most 107 bytes (a Unix socket path)")) }
         if !stateDirectory.hasPrefix("/") { problems.append(Problem(field: "state_dir", value: stateDirectory, allowed: "an absolute path")) }
+        problems += validatePens()
         if case .sim(let scenario?) = pen, !FileManager.default.fileExists(atPath: scenario) {
             problems.append(Problem(field: "pen", value: "sim:\(scenario)", allowed: "sim:FILE where FILE exists"))
         }

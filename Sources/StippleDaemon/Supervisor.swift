@@ -76,7 +76,10 @@ public actor Supervisor {
     let logger: Logger
 
     var core: SafetyCore
-    var link: HostLink?
+    /// The link to the pen: `HostLink` for a serial pen, `GPIOPenLink` for a GPIO pen.
+    var link: (any PenLink)?
+    /// Makes the link for each new connection (set by `attach`).
+    var makeLink: @Sendable () -> any PenLink = { HostLink() }
     var transport: (any PenTransport)?
     var pen = PenView()
     var lastNow = MonotonicInstant.zero
@@ -172,15 +175,17 @@ public actor Supervisor {
     // MARK: - The link
 
     /// A transport to a pen is open: start a new link with HELLO (PROTOCOL.md section 6).
-    public func attach(_ transport: any PenTransport) {
+    /// A GPIO pen passes its own link; a serial pen (the default) gets a `HostLink`.
+    public func attach(_ transport: any PenTransport, link makeLink: @escaping @Sendable () -> any PenLink = { HostLink() }) {
         let now = stamp(clock.now())
         self.transport = transport
+        self.makeLink = makeLink
         startLink(at: now)
         logger.info("pen link opened", metadata: ["transport": "\(transport.description)"])
     }
 
     func startLink(at now: MonotonicInstant) {
-        link = HostLink()
+        link = makeLink()
         pen = PenView(cartridge: pen.identity == nil ? pen.cartridge : nil)
         counters.linksOpened += 1
         linkRestartDue = nil

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -51,6 +52,14 @@ struct Daemon {
             }
         case .sim(let scenario):
             penService = try SimPenService(supervisor: supervisor, clock: clock, scenarioPath: scenario, logger: logger)
+        case .auto:
+            penService = DiscoveryPenService(
+                supervisor: supervisor, clock: clock, logger: logger, matcher: configuration.discovery.matcher,
+                open: { path in supervisor.bringUp.tapped(try SerialPort(path: path), releasable: true) })
+        case .gpio:
+            // validate() refused `--pen gpio` without the `gpio` section.
+            guard let gpio = configuration.gpio else { throw ExitCode(78) }
+            penService = GPIOPenService(supervisor: supervisor, clock: clock, settings: gpio, logger: logger)
         }
 
         let policy = RolePolicy(technicianGroup: configuration.technicianGroup, engineerGroup: configuration.engineerGroup)

@@ -1,0 +1,2 @@
+// libgpiod v1 (Debian 12: libgpiod-dev 1.6), for StippleGPIO.
+#include <gpiod.h>

@@ -1,0 +1,2 @@
+// libudev (Debian 12: libudev-dev), for StippleDiscovery.
+#include <libudev.h>

@@ -1,0 +1,148 @@
+import StippleLink
+import StippleWire
+import Synchronization
+
+/// A GPIO pen: its lines, its debouncers and its rules (`GPIOPenRules`) behind one lock, used
+/// from two threads — the supervisor's (through `GPIOPenLink`: commands, stops, the pen's
+/// messages) and the line reader's (`pump`: edges, time). Every change drives the output lines
+/// before the lock is released, so a stop — whether the rules latched it on the reader's
+/// thread or the safety core decided it on the supervisor's — has the motor line inactive
+/// when the call returns.
+public final class GPIOPen: Sendable {
+    private struct State {
+        var rules: GPIOPenRules
+        var debouncers: [GPIOPenLine: InputDebouncer]
+        var motorWritten: Bool
+        var ledWritten: Bool
+        /// A line that could not be driven or read: the pen is lost (the reader reports it).
+        var failure: GPIOError?
+    }
+
+    public let lines: any GPIOLineIO
+    public let settings: GPIOPenSettings
+    private let clock: @Sendable () -> MonotonicInstant
+    private let state: Mutex<State>
+
+    /// Takes over requested lines: reads the inputs once (a held e-stop or a tripped switch
+    /// latches at once), and drives the outputs inactive again for good measure.
+    public init(lines: any GPIOLineIO, settings: GPIOPenSettings, clock: @escaping @Sendable () -> MonotonicInstant) throws(GPIOError) {
+        self.lines = lines
+        self.settings = settings
+        self.clock = clock
+        try lines.set(.motorEnable, active: false)
+        let hasLED = settings.lines[.statusLED] != nil
+        if hasLED { try lines.set(.statusLED, active: false) }
+        let now = clock()
+        var debouncers: [GPIOPenLine: InputDebouncer] = [:]
+        var initial: [GPIOPenLine: Bool] = [:]
+        for line in [GPIOPenLine.pedal, .estop, .overDepth] {
+            let value = try lines.value(line)
+            initial[line] = value
+            let debounce = settings.lines[line]?.debounce ?? GPIOPenSettings.defaultDebounce(line)
+            debouncers[line] = InputDebouncer(line: line, debounce: debounce, initial: value)
+        }
+        let rules = GPIOPenRules(
+            serial: settings.serial, hasStatusLED: hasLED,
+            tachometerSpacing: settings.lines[.tachometer]?.debounce ?? .zero,
+            pedal: initial[.pedal] ?? false, estop: initial[.estop] ?? false, overDepth: initial[.overDepth] ?? false, at: now)
+        state = Mutex(State(rules: rules, debouncers: debouncers, motorWritten: false, ledWritten: false))
+    }
+
+    public var description: String { lines.description }
+
+    // MARK: - The supervisor's side
+
+    /// Carries a command out at once; a stop has the motor line inactive before this returns.
+    public func command(_ message: Message) {
+        let now = clock()
+        state.withLock { state in
+            state.rules.command(message, at: now)
+            drive(&state)
+        }
+    }
+
+    /// The supervisor is alive; returns the pen's messages so far.
+    public func poll(at now: MonotonicInstant) -> [HostLink.Event] {
+        state.withLock { state in
+            state.rules.hostAlive(at: now)
+            return state.rules.takeEvents()
+        }
+    }
+
+    /// The rules as they stand (tests, status).
+    public var rules: GPIOPenRules { state.withLock { $0.rules } }
+
+    /// Whether the motor line was last driven active.
+    public var motorLineActive: Bool { state.withLock { $0.motorWritten } }
+
+    // MARK: - The reader's side
+
+    /// Edges that arrived, then time up to `now`; true when the supervisor has messages to take.
+    @discardableResult
+    public func process(_ edges: [GPIOEdge], at now: MonotonicInstant) throws(GPIOError) -> Bool {
+        try state.withLock { (state) throws(GPIOError) -> Bool in
+            for edge in edges.sorted(by: { $0.time < $1.time }) {
+                settle(&state, at: edge.time)
+                if edge.line == .tachometer {
+                    state.rules.input(edge)
+                } else if let change = state.debouncers[edge.line]?.edge(active: edge.active, at: edge.time) {
+                    state.rules.input(change)
+                }
+                drive(&state)
+            }
+            settle(&state, at: now)
+            state.rules.tick(at: now)
+            drive(&state)
+            if let failure = state.failure { throw failure }
+            return state.rules.hasEvents
+        }
+    }
+
+    /// The reader's loop body: waits up to `timeout` for edges (without holding the lock, so
+    /// commands and stops never wait for it), then processes them and the time.
+    @discardableResult
+    public func pump(timeout: Duration) throws(GPIOError) -> Bool {
+        let edges = try lines.waitEdges(timeout: timeout)
+        return try process(edges, at: clock())
+    }
+
+    /// Motor off, lines released. Idempotent.
+    public func close() {
+        state.withLock { state in
+            state.rules.command(.disarm(.init()), at: clock())
+            drive(&state)
+        }
+        lines.release()
+    }
+
+    // MARK: - Internals
+
+    private func settle(_ state: inout State, at time: MonotonicInstant) {
+        for line in [GPIOPenLine.estop, .overDepth, .pedal] {
+            if let change = state.debouncers[line]?.settle(at: time) { state.rules.input(change) }
+        }
+    }
+
+    /// Drives the outputs to what the rules say, the motor first.
+    private func drive(_ state: inout State) {
+        let motor = state.rules.motorEnable
+        if motor != state.motorWritten {
+            do {
+                try lines.set(.motorEnable, active: motor)
+                state.motorWritten = motor
+            } catch {
+                state.motorWritten = true  // unknown: assume the worst, so the next change writes again
+                state.failure = state.failure ?? error
+            }
+        }
+        let led = state.rules.statusLED
+        if settings.lines[.statusLED] != nil, led != state.ledWritten {
+            do {
+                try lines.set(.statusLED, active: led)
+                state.ledWritten = led
+            } catch {
+                state.failure = state.failure ?? error
+            }
+        }
+    }
+}
