@@ -182,7 +182,7 @@ final class LiveSession {
     func leaseOutcome(_ event: DaemonEventLine) throws -> (() throws -> Void)? {
         guard armed, event.name == "state" || event.name == "fault" else { return nil }
         let phase = status["phase"].string ?? event.data["phase"].string ?? ""
-        guard phase != "armed", phase != "running" else { return nil }
+        guard !["armed", "running", "paused"].contains(phase) else { return nil }
         armed = false
         render()
         if phase == "faulted" {
