@@ -74,7 +74,7 @@ public struct GPIOPenService: Service {
             backoff = .milliseconds(250)
             reported = ""
             logger.notice("GPIO pen lines requested (motor line inactive)", metadata: ["lines": "\(pen.description)", "pen_serial": "\(settings.serial)"])
-            await supervisor.attach(GPIOPenTransport(pen), link: { GPIOPenLink(pen: pen) })
+            await supervisor.attach(gpio: pen)
             let reason = await read(pen)
             await supervisor.detach(reason: reason)
         }
@@ -108,6 +108,13 @@ public struct GPIOPenService: Service {
         }
         stop.store(true, ordering: .relaxed)
         return failure.withLock { $0 } ?? "stopped"
+    }
+}
+
+extension Supervisor {
+    /// A GPIO pen's lines are held: start a link to it (HELLO, limits, setpoint — as for any pen).
+    public func attach(gpio pen: GPIOPen) {
+        attach(GPIOPenTransport(pen), link: { GPIOPenLink(pen: pen) })
     }
 }
 

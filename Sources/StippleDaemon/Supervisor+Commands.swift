@@ -188,7 +188,9 @@ extension Supervisor {
             }
             _ = detail
         }
-        audit("armed", actor: actor, ["client": client])
+        // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
+        // by its over-depth switch: the record says so.
+        audit("armed", actor: actor, ["client": client, "depth": pen.identity?.hasDepthSensor == false ? "mechanical" : "measured"])
         try await durable()
         return status()
     }

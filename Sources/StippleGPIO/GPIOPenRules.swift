@@ -123,6 +123,9 @@ public struct GPIOPenRules: Sendable {
         case .motorEnable, .statusLED:
             break  // outputs: never reported as edges
         }
+        // A change of the pedal, the e-stop or the switch is told at once, not at the next
+        // stroke or idle period: the safety core judges arming and clearing from these flags.
+        if edge.line != .tachometer { telemetry() }
         afterChange()
     }
 
