@@ -101,7 +101,8 @@ final class LiveSession {
         }
         // The stream's first event is the status: from then on the lease is held.
         guard let first = try waitForStatus() else { return }
-        handle(first)
+        // When arming, nothing is shown before the answer: a refusal prints only the problem.
+        handle(first, show: !arm)
         if arm {
             let reply: DaemonClient.Reply
             do {
@@ -111,6 +112,7 @@ final class LiveSession {
                 throw error
             }
             armed = true
+            view.event(first)
             status = reply.json
             view.note("armed as \(clientID): the needle moves while the pedal is pressed; Ctrl-C disarms")
             if Output.json { Output.line(JSON.object(["type": "armed", "client": .string(clientID), "status": reply.json]).compactText) }
@@ -153,8 +155,8 @@ final class LiveSession {
         throw CtlError(.unreachable, code: "daemon_not_answering", "stippled at \(client.location.path) sent no status on its event stream within 10 s")
     }
 
-    func handle(_ event: DaemonEventLine) {
-        view.event(event)
+    func handle(_ event: DaemonEventLine, show: Bool = true) {
+        if show { view.event(event) }
         switch event.name {
         case "status":
             status = event.data
