@@ -51,19 +51,16 @@ import Testing
         #expect(rig.strokes - strokesAtStop <= 1, "at most the stroke under way completes")
         #expect(await rig.faults.contains("over_depth"))
         #expect(await rig.phase == "faulted")
-        // The model's switch stays closed after the last stroke: the pen's rules keep their latch
-        // (cause not gone), so even once the core's latch is cleared, arming is refused.
+        // The model's switch stays closed after the last stroke: the pen's rules keep their
+        // latch (the cause is not gone), so clearing is refused and nothing can be armed.
         #expect(rig.pen.rules.overDepth && rig.pen.rules.fault == .overDepth)
-        _ = try await rig.supervisor.clearFault(actor: "test")
-        await rig.run(for: .milliseconds(150))
-        #expect(rig.pen.rules.fault == .overDepth, "CLEAR_FAULT refused by the pen: the switch is closed")
         do {
-            try await rig.arm()
-            Issue.record("armed with the over-depth switch closed")
+            try await rig.clearFault()
+            Issue.record("cleared with the over-depth switch closed")
         } catch let error as CommandError {
-            #expect(error.armingFailures.map(\.code.rawValue).contains("fault_latched"), "\(error)")
+            #expect(error.code == "fault_persists", "\(error)")
         }
-        #expect(!rig.motorLine)
+        #expect(await rig.phase == "faulted" && !rig.motorLine)
     }
 
     @Test("H3: a runaway latches at once, a stall and a silent tachometer once the spin-up grace is over; the motor stops each time")
@@ -120,10 +117,10 @@ import Testing
             await rig.run(for: .milliseconds(50))
             await rig.supervisor.flushRecords()
             #expect(await rig.faults == ["emergency_stop"], "\(stage)")
-            await #expect(throws: CommandError.self, "\(stage): clearing while pressed") { _ = try await rig.supervisor.clearFault(actor: "test") }
+            await #expect(throws: CommandError.self, "\(stage): clearing while pressed") { try await rig.clearFault() }
             rig.press(.estop, false)
             await rig.run(for: .milliseconds(150))
-            _ = try await rig.supervisor.clearFault(actor: "test")
+            try await rig.clearFault()
             let strokes = rig.strokes
             rig.press(.pedal, true)
             await rig.run(for: .milliseconds(200))

@@ -181,7 +181,19 @@ struct GPIORig {
     /// Arms while the pen keeps running (the arm waits for the records, then the ACKs).
     func arm() async throws {
         let supervisor = supervisor
-        let task = Task { try await supervisor.arm(client: Self.client, actor: "test") }
+        _ = try await whileRunning { try await supervisor.arm(client: Self.client, actor: "test") }
+    }
+
+    /// Clears the latch while the pen keeps running (the supervisor waits for the pen's answer
+    /// and for a frame after it).
+    func clearFault() async throws {
+        let supervisor = supervisor
+        _ = try await whileRunning { try await supervisor.clearFault(actor: "test") }
+    }
+
+    /// Runs the rig in 1 ms steps until `body` (an API command that waits for the pen) returns.
+    func whileRunning<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await body() }
         let done = Mutex(false)
         let watcher = Task {
             _ = try? await task.value
@@ -192,6 +204,6 @@ struct GPIORig {
             try? await Task.sleep(for: .microseconds(100))
         }
         _ = await watcher.value
-        _ = try await task.value
+        return try await task.value
     }
 }
