@@ -15,6 +15,8 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
 # Debian packages the build, the later backends and the benchmarks (valgrind) need.
 APT_PACKAGES := libudev-dev libgpiod-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 valgrind
+# The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
+APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).
 PY_MODULES := pytest jsonschema yaml
 
@@ -66,7 +68,9 @@ test: deps check-generated check-firmware-c test-c test-swift test-cli test-scen
 test-e2e: deps
 	$(SWIFT) build --product stippled
 	$(SWIFT) build --product stipple-sim
-	cd Tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider .
+	$(SWIFT) build --product stipplectl
+	@mkdir -p $(BUILD)/e2e
+	cd Tests/e2e && STIPPLE_ARTIFACTS=$(abspath $(BUILD))/e2e $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check
@@ -140,3 +144,28 @@ bench-check: deps
 
 clean:
 	rm -rf $(BUILD) .build
+
+## stipplectl-docs: shell completions (bash, zsh, fish) and a man page per command, generated from
+## stipplectl's argument parser (swift-argument-parser's GenerateManual plugin) into build/stipplectl
+.PHONY: stipplectl-docs install-stipplectl install
+STIPPLECTL_DOCS := $(BUILD)/stipplectl
+stipplectl-docs: deps
+	$(SWIFT) build --product stipplectl
+	@rm -rf $(STIPPLECTL_DOCS) && mkdir -p $(STIPPLECTL_DOCS)/man1 $(STIPPLECTL_DOCS)/completions
+	$(SWIFT) package generate-manual --multi-page
+	@for page in .build/plugins/GenerateManual/outputs/stipplectl/*.1; do \
+		name=$$(basename $$page .1 | tr . -); cp $$page $(STIPPLECTL_DOCS)/man1/$$name.1; done
+	for shell in bash zsh fish; do .build/debug/stipplectl --generate-completion-script $$shell > $(STIPPLECTL_DOCS)/completions/$$shell || exit 1; done
+
+## install-stipplectl: stipplectl, its completions and man pages under $(DESTDIR)$(PREFIX)
+## (`make install` includes it)
+PREFIX ?= /usr/local
+install: install-stipplectl
+install-stipplectl: stipplectl-docs
+	$(SWIFT) build -c release --product stipplectl
+	install -D -m 0755 .build/release/stipplectl $(DESTDIR)$(PREFIX)/bin/stipplectl
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(STIPPLECTL_DOCS)/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stipplectl
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_stipplectl
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stipplectl.fish
