@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "StippleCtlCommands",
             dependencies: [
-                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim",
+                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim", "StippleDiscovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

@@ -33,7 +33,7 @@ enum BringUpRoute {
             failure = error
         }
         guard failure.status == .unreachable else { throw failure }
-        let pens = DevScanDiscovery().candidates().filter(\.isPen)
+        let pens = UdevDeviceDiscovery().candidates().filter(\.isPen)
         if pens.count == 1, let pen = pens.first {
             let path = pen.byID ?? pen.path
             Output.error("stipplectl: stippled is not running; talking to \(path) directly")
@@ -55,14 +55,19 @@ struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serial devices that could be a pen, and why each matched or not.",
         discussion: """
-            Scans /dev/serial/by-id and /dev/ttyACM*, /dev/ttyUSB* (udev discovery with the pen table \
-            replaces this scan when it lands). Marks the port the running daemon holds.
+            What udev discovery sees: every serial device libudev enumerates, judged against the pen \
+            table (USB vendor:product, interface) as stippled's `--pen auto` judges it, with the reason. \
+            Where libudev cannot enumerate, a plain scan of /dev/serial/by-id, /dev/ttyACM* and \
+            /dev/ttyUSB* stands in. Marks the port the running daemon holds.
             """)
 
     @OptionGroup var options: GlobalOptions
 
+    @Flag(help: "Also list ttys without a USB identity (consoles, on-board UARTs).")
+    var all = false
+
     func run() throws {
-        let candidates = DevScanDiscovery().candidates()
+        let candidates = UdevDeviceDiscovery(all: all).candidates()
         let held = (try? options.client().get("/v1/status").json["pen"]["transport"].string) ?? nil
         if options.json {
             Output.line(JSON.array(candidates.map { candidate in
@@ -72,10 +77,10 @@ struct Devices: ParsableCommand {
             return
         }
         guard !candidates.isEmpty else {
-            return Output.line("no serial devices (/dev/ttyACM*, /dev/ttyUSB*, /dev/serial/by-id): is the pen plugged in? `dmesg | tail` shows what the kernel saw")
+            return Output.line("no USB serial devices\(all ? "" : " (--all lists every tty)"): is the pen plugged in? `dmesg | tail` shows what the kernel saw")
         }
         for candidate in candidates {
-            let mark = candidate.isPen ? "pen?" : "no  "
+            let mark = candidate.isPen ? "pen " : "no  "
             var line = "\(mark) \(candidate.byID ?? candidate.path)"
             if candidate.byID != nil { line += " -> \(candidate.path)" }
             if let held, held == candidate.path || held == candidate.byID { line += "  [held by stippled]" }

@@ -9,9 +9,9 @@ struct DeviceCandidate: Equatable {
     var reason: String
 }
 
-/// Where `stipplectl devices` gets its devices. Today a plain scan of /dev (`DevScanDiscovery`);
-/// the udev discovery of issue 9 (StippleDiscovery: USB ids from the pen table, the by-id link
-/// udevd made) replaces it by conforming to this protocol — nothing else in stipplectl changes.
+/// Where `stipplectl devices` (and bring-up without a daemon or --port) gets its devices: udev
+/// discovery (`UdevDeviceDiscovery`, StippleDiscovery's pen table), or a plain /dev scan
+/// (`DevScanDiscovery`) where libudev cannot enumerate.
 protocol DeviceDiscovery {
     /// Every serial device found, judged.
     func candidates() -> [DeviceCandidate]
@@ -55,3 +55,36 @@ struct DevScanDiscovery: DeviceDiscovery {
         }
     }
 }
+
+#if canImport(Glibc)
+import StippleDiscovery
+
+/// udev discovery (issue 9): every tty libudev enumerates, judged against the pen table by
+/// StippleDiscovery's `PenMatcher` — the same verdict and reason stippled's `--pen auto` acts
+/// on. Where libudev cannot enumerate (no /sys), the /dev scan stands in and says so.
+struct UdevDeviceDiscovery: DeviceDiscovery {
+    var matcher = PenMatcher()
+    /// Also list ttys with no USB identity (virtual consoles, on-board UARTs).
+    var all = false
+
+    func candidates() -> [DeviceCandidate] {
+        let devices: [TTYDevice]
+        do {
+            devices = try UdevEnumerator().ttyDevices()
+        } catch {
+            return DevScanDiscovery().candidates().map { candidate in
+                var candidate = candidate
+                candidate.reason += " (udev cannot enumerate: \(error); a plain /dev scan)"
+                return candidate
+            }
+        }
+        return devices.compactMap { device -> DeviceCandidate? in
+            let node = device.devnode ?? device.devpath
+            let usb = device.vendorID != nil
+            guard all || usb || node.contains("ttyACM") || node.contains("ttyUSB") else { return nil }
+            let judged = matcher.judge(device) { FileManager.default.fileExists(atPath: $0) }
+            return DeviceCandidate(path: node, byID: judged.byIDPathExists ? judged.byIDPath : nil, isPen: judged.isPen, reason: judged.reason)
+        }.sorted { $0.path < $1.path }
+    }
+}
+#endif
