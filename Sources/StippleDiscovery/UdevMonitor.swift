@@ -14,7 +14,9 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
     private let udev: OpaquePointer
     private let monitor: OpaquePointer
     private let fd: Int32
-    private let closed = Mutex(false)
+    /// `close` frees the monitor only once no `next` is under way (the hotplug thread may be
+    /// waiting in it when the service stops).
+    private let usage = Mutex((closed: false, inFlight: 0))
 
     /// Whether udevd runs here (its control socket exists), so that its events will come.
     public static var isAvailable: Bool { fileExists("/run/udev/control") }
@@ -41,7 +43,12 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
     deinit { close() }
 
     public func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent? {
-        if closed.withLock({ $0 }) { return nil }
+        let closed = usage.withLock { usage -> Bool in
+            if !usage.closed { usage.inFlight += 1 }
+            return usage.closed
+        }
+        if closed { return nil }
+        defer { usage.withLock { $0.inFlight -= 1 } }
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         var ready: Int32
@@ -59,11 +66,12 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
     }
 
     public func close() {
-        let first = closed.withLock { closed in
-            defer { closed = true }
-            return !closed
+        let first = usage.withLock { usage in
+            defer { usage.closed = true }
+            return !usage.closed
         }
         guard first else { return }
+        while usage.withLock({ $0.inFlight > 0 }) { usleep(1000) }
         udev_monitor_unref(monitor)
         udev_unref(udev)
     }

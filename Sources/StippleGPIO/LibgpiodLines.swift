@@ -74,10 +74,13 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
     }
 
     public let description: String
-    /// Written once in init; `released` guards the teardown.
+    /// Written once in init, freed by `release` once no call is using them.
     private let chips: [OpaquePointer]
     private let held: [GPIOPenLine: Held]
-    private let state = Mutex(false)
+    /// `release` marks the lines released (no new call starts) and frees them only when no call
+    /// is under way: the reader may be waiting for edges while a stop is written from the
+    /// supervisor, and neither may find the lines freed under it.
+    private let usage = Mutex((released: false, inFlight: 0))
 
     /// Opens the chips and requests every configured line, motor enable first and inactive.
     /// Throws an error naming the chip or line that failed; nothing stays requested then.
@@ -157,7 +160,22 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
         return held
     }
 
+    /// Runs `body` unless the lines are released; `release` waits for it to finish.
+    private func using<T>(_ what: String, _ body: () throws(GPIOError) -> T) throws(GPIOError) -> T {
+        let released = usage.withLock { usage -> Bool in
+            if !usage.released { usage.inFlight += 1 }
+            return usage.released
+        }
+        if released { throw GPIOError(what, errno: EBADF, detail: "\(what): the GPIO lines were released") }
+        defer { usage.withLock { $0.inFlight -= 1 } }
+        return try body()
+    }
+
     public func set(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
+        try using("set \(line.rawValue)") { () throws(GPIOError) in try setHeld(line, active: active) }
+    }
+
+    private func setHeld(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
         let held = try lineFor(line)
         if gpiod_line_set_value(held.line, active ? 1 : 0) != 0 {
             let code = errno
@@ -166,6 +184,10 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
     }
 
     public func value(_ line: GPIOPenLine) throws(GPIOError) -> Bool {
+        try using("read \(line.rawValue)") { () throws(GPIOError) -> Bool in try valueHeld(line) }
+    }
+
+    private func valueHeld(_ line: GPIOPenLine) throws(GPIOError) -> Bool {
         let held = try lineFor(line)
         let value = gpiod_line_get_value(held.line)
         if value < 0 {
@@ -176,6 +198,10 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
     }
 
     public func waitEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
+        try using("wait for edges") { () throws(GPIOError) -> [GPIOEdge] in try waitHeld(timeout: timeout) }
+    }
+
+    private func waitHeld(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
         let inputs = held.values.compactMap { held in held.eventFD.map { (fd: $0, line: held.request.line) } }
         var fds = inputs.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         let ms = Int32(clamping: (timeout.components.seconds * 1000) + (timeout.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
@@ -208,11 +234,13 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
     }
 
     public func release() {
-        let first = state.withLock { released in
-            defer { released = true }
-            return !released
+        let first = usage.withLock { usage in
+            defer { usage.released = true }
+            return !usage.released
         }
         guard first else { return }
+        // No new call starts; the ones under way end within the reader's wait (milliseconds).
+        while usage.withLock({ $0.inFlight > 0 }) { usleep(200) }
         // Inactive first (the motor off), then give the lines back; closing a chip releases
         // whatever it still holds.
         for line in [GPIOPenLine.motorEnable, .statusLED] {
