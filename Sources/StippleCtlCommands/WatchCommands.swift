@@ -114,7 +114,7 @@ final class LiveSession {
             armed = true
             view.event(first)
             status = reply.json
-            view.note("armed as \(clientID): the needle moves while the pedal is pressed; Ctrl-C disarms")
+            view.note("armed as \(clientID): the needle moves while the pedal is down")
             if Output.json { Output.line(JSON.object(["type": "armed", "client": .string(clientID), "status": reply.json]).compactText) }
         }
         let deadline = options.seconds > 0 ? Date(timeIntervalSinceNow: options.seconds) : nil
@@ -186,7 +186,7 @@ final class LiveSession {
         let phase = status["phase"].string ?? event.data["phase"].string ?? ""
         guard !["armed", "running", "paused"].contains(phase) else { return nil }
         armed = false
-        render()
+        render(force: true)
         if phase == "faulted" {
             let faults = status["faults"].array.map(\.text).joined(separator: ", ")
             return { throw CtlError(.stoppedByFault, code: "stopped_by_fault",
@@ -201,14 +201,14 @@ final class LiveSession {
             armed = false
             let reply = try client.post("/v1/disarm")
             status = reply.json
-            render()
             view.note("\(reason): disarmed (state \(reply.json["phase"].text))")
+            render(force: true)
             if Output.json { Output.line(JSON.object(["type": "disarmed", "status": reply.json]).compactText) }
         }
     }
 
-    func render() {
-        view.render(status: status, telemetry: telemetry, limits: limits, recent: recent, lease: armed ? clientID : nil)
+    func render(force: Bool = false) {
+        view.render(status: status, telemetry: telemetry, limits: limits, recent: recent, lease: armed ? clientID : nil, force: force)
     }
 
     func clockNow() -> String {

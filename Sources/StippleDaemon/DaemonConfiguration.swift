@@ -66,6 +66,11 @@ public struct DaemonConfiguration: Sendable {
     public var discovery = DiscoverySettings()
     /// The GPIO pen's lines, for `--pen gpio`.
     public var gpio: GPIOPenSettings?
+    /// A loopback TCP port serving only `/metrics` (off unless configured: the API itself is
+    /// never on TCP).
+    public var metricsPort: Int?
+    /// A node_exporter textfile-collector file, rewritten every 15 s (off unless configured).
+    public var metricsTextfile: String?
     public var technicianGroup = "stipple"
     public var engineerGroup = "stipple-eng"
     /// Where the configuration came from (for the log).
@@ -99,7 +104,7 @@ public struct DaemonConfiguration: Sendable {
     /// reading of the rest.
     public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
         self.source = source
-        let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups",
+        let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups", "metrics_port", "metrics_textfile",
                                   "discovery", "gpio"]
         for key in object.keys.sorted() where !known.contains(key) {
             problems.append(Problem(field: key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
@@ -117,6 +122,14 @@ public struct DaemonConfiguration: Sendable {
         if let value = text("state_dir") { stateDirectory = value }
         if let value = text("clock") { applyClock(value, problems: &problems) }
         if let value = text("log_level") { applyLogLevel(value, problems: &problems) }
+        if let value = text("metrics_textfile") { metricsTextfile = value }
+        if let raw = object["metrics_port"] {
+            if let number = raw as? NSNumber, !JSONBody.isBoolean(number), let port = Int(exactly: number.doubleValue) {
+                metricsPort = port
+            } else {
+                problems.append(Problem(field: "metrics_port", value: "\(raw)", allowed: "an integer port 1...65535"))
+            }
+        }
         if let raw = object["discovery"] { applyDiscovery(raw, problems: &problems) }
         if let raw = object["gpio"] { applyGPIO(raw, problems: &problems) }
         if let raw = object["groups"] {
@@ -134,6 +147,9 @@ public struct DaemonConfiguration: Sendable {
         }
         if let raw = object["limits"] {
             if let fields = raw as? [String: Any] {
+                if fields["effective_warnings_s"] != nil {
+                    problems.append(Problem(field: "limits.effective_warnings_s", value: "present", allowed: "nothing: it is read-only (the warnings in force); set limits.session_warnings_s"))
+                }
                 var found: [StippleDaemon.Problem] = []
                 limits = LimitsView.apply(fields, over: limits, prefix: "limits.", problems: &found)
                 problems += found.flatMap(\.errors).map { Problem(field: $0.field, value: $0.value, allowed: $0.allowed) }
@@ -161,9 +177,31 @@ public struct DaemonConfiguration: Sendable {
         }
     }
 
+    /// Why a state directory cannot be used, or nil: it exists as a writable directory, or its
+    /// nearest existing parent is one (so it can be created).
+    static func unusableDirectory(_ path: String) -> String? {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if !isDirectory.boolValue { return "it exists and is not a directory" }
+            return FileManager.default.isWritableFile(atPath: path) ? nil : "it is not writable"
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        guard !parent.isEmpty, parent != path else { return "no parent directory" }
+        return unusableDirectory(parent).map { "its parent \(parent): \($0)" }
+    }
+
     /// The whole configuration's problems (empty when it may start).
     public func validate() -> [Problem] {
         var problems = limits.validate().map { Problem(field: "limits.\($0.field)", value: $0.value, allowed: $0.allowed) }
+        if let problem = Self.unusableDirectory(stateDirectory) {
+            problems.append(Problem(field: "state_dir", value: stateDirectory, allowed: "a directory the daemon can create or write (\(problem))"))
+        }
+        for (field, name) in [("groups.technician", technicianGroup), ("groups.engineer", engineerGroup)] where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == ":" }) {
+            problems.append(Problem(field: field, value: "\"\(name)\"", allowed: "a group name"))
+        }
+        if technicianGroup == engineerGroup {
+            problems.append(Problem(field: "groups.engineer", value: engineerGroup, allowed: "a group other than groups.technician (\(technicianGroup)): roles must differ"))
+        }
         if case .accelerated(let factor) = clock {
             if !Self.accelerationRange.contains(factor) {
                 problems.append(Problem(field: "clock", value: "accelerated=\(factor)", allowed: "accelerated=N with N in \(Self.accelerationRange.lowerBound)...\(Self.accelerationRange.upperBound)"))
@@ -176,6 +214,12 @@ public struct DaemonConfiguration: Sendable {
         if !socketPath.hasPrefix("/") { problems.append(Problem(field: "socket", value: socketPath, allowed: "an absolute path")) }
         if socketPath.utf8.count > 107 { problems.append(Problem(field: "socket", value: socketPath, allowed: "at most 107 bytes (a Unix socket path)")) }
         if !stateDirectory.hasPrefix("/") { problems.append(Problem(field: "state_dir", value: stateDirectory, allowed: "an absolute path")) }
+        if let port = metricsPort, !(1...65535).contains(port) {
+            problems.append(Problem(field: "metrics_port", value: "\(port)", allowed: "1...65535 (served on 127.0.0.1 only)"))
+        }
+        if let path = metricsTextfile, !path.hasPrefix("/") || !path.hasSuffix(".prom") {
+            problems.append(Problem(field: "metrics_textfile", value: path, allowed: "an absolute path ending in .prom"))
+        }
         problems += validatePens()
         if case .sim(let scenario?) = pen, !FileManager.default.fileExists(atPath: scenario) {
             problems.append(Problem(field: "pen", value: "sim:\(scenario)", allowed: "sim:FILE where FILE exists"))

@@ -103,6 +103,23 @@ public final class EventHub: Sendable {
         }
     }
 
+    /// A comment line to every stream, once a second: a client that died is noticed by the
+    /// failed write even when no event flows, and no idle timeout cuts a quiet stream.
+    public func keepalive() {
+        let now = ContinuousClock.now
+        let due = lastKeepalive.withLock { last in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        state.withLock { state in
+            for subscriber in state.subscribers.values { subscriber.continuation.yield(": keepalive\n\n") }
+        }
+    }
+
+    private let lastKeepalive = Mutex<ContinuousClock.Instant?>(nil)
+
     /// Ends every stream (shutdown).
     public func finishAll() {
         let subscribers = state.withLock { state in

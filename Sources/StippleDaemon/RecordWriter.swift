@@ -62,4 +62,7 @@ public final class RecordWriter: Sendable {
 
     /// Writes that failed since the start (shown in status; the daemon refuses to arm after one).
     public var failedWrites: [String] { failures.withLock { $0 } }
+
+    /// How many writes have failed since the start: a command compares it before and after.
+    public var failureCount: Int { failures.withLock { $0.count } }
 }

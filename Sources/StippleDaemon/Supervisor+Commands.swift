@@ -42,21 +42,35 @@ extension Supervisor {
 
     /// Runs one event through the core and carries the decision out; waits for the records.
     func decide(_ event: SafetyEvent, actor: String) async throws(CommandError) -> Decision {
+        let mark = failureMark
         let now = stamp(clock.now())
         let before = core.phase
         let decision = core.handle(event, at: now)
         apply(decision, phaseBefore: before, at: now, actor: actor)
         if let refusal = decision.refusal { throw self.refusal(refusal) }
-        try await durable()
+        try await durable(since: mark)
         return decision
     }
 
-    /// Waits until every record submitted so far is on disk.
-    func durable() async throws(CommandError) {
+    /// Waits for the records, failing if any write ever failed (for callers without a mark).
+    func durable() async throws(CommandError) { try await durable(since: 0) }
+
+    /// How many record writes have failed so far: a command notes it before it writes.
+    var failureMark: Int { records?.failureCount ?? 0 }
+
+    /// Waits until every record submitted so far is on disk, and fails if any write since
+    /// `mark` failed: a change whose record was lost is never acknowledged (H15). (A failure of
+    /// an unrelated write in the same moment fails the answer too: the doubt is on the safe side.)
+    func durable(since mark: Int) async throws(CommandError) {
         guard let records else { return }
         do { try await records.barrier().durable() } catch {
             counters.recordFailures += 1
             throw CommandError(.unavailable, "records_unavailable", "the change was made but could not be recorded: \(error)", state: core.phase.rawValue)
+        }
+        if records.failureCount > mark {
+            counters.recordFailures += 1
+            let last = records.failedWrites.last ?? "a write failed"
+            throw CommandError(.unavailable, "records_unavailable", "the change was made but could not be recorded (\(last)); check the disk, then look at the status", state: core.phase.rawValue)
         }
     }
 
@@ -70,6 +84,7 @@ extension Supervisor {
         guard records != nil else {
             throw CommandError(.unavailable, "records_unavailable", "sessions need the records: \(recordsProblems.joined(separator: "; "))")
         }
+        let mark = failureMark
         let wall = clock.wallNow()
         let id = command.sessionID ?? Self.newSessionID(wall: wall)
         let serial = command.penSerial ?? pen.identity?.serial ?? ""
@@ -92,7 +107,7 @@ extension Supervisor {
         }
         apply(decision, phaseBefore: before, at: now, actor: actor)
         // A new session pushes its limits once it has a setpoint; nothing else to send yet.
-        do { try await durable() } catch {
+        do { try await durable(since: mark) } catch {
             // Not recorded: do not leave a session the records do not know.
             let nowAfter = stamp(clock.now())
             let closing = core.phase
@@ -111,13 +126,17 @@ extension Supervisor {
     }
 
     public func setSetpoint(_ setpoint: Setpoint, actor: String) async throws(CommandError) -> StatusView {
+        let mark = failureMark
         let decision = try await decide(.setSetpoint(setpoint), actor: actor)
         if let session = core.session, decision.refusal == nil {
             let wall = clock.wallNow().secondsSince1970
             let elapsed = Int64(core.sessionElapsed(at: lastNow).milliseconds)
             let id = session.request.sessionID
             records?.submit("setpoint") { try $0.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor) }
-            try await durable()
+            // The session's saved state carries the setpoint too, so a restart right after the
+            // answer restores it.
+            if let snapshot = core.snapshot { persist(snapshot, actor: actor) }
+            try await durable(since: mark)
         }
         // The pen's answer to SET_SETPOINTS is not awaited: arming checks the read-back.
         return status()
@@ -126,20 +145,36 @@ extension Supervisor {
     /// Records the cartridge for the session; for a pen without a reader (GPIO pens) this is the
     /// technician's typed id, lot and expiry, which arming then checks like a read one.
     public func setCartridge(id: String, lot: String?, expiryDay: Int?, needleCount: Int?, needleDiameterUm: Int?, actor: String) async throws(CommandError) -> StatusView {
-        _ = try await decide(.changeCartridge(id), actor: actor)
+        let mark = failureMark
         let hasReader = pen.capabilities?.contains(.cartridgeReader) ?? false
+        var typed: CartridgeInfo?
         if !hasReader {
-            let typed = CartridgeInfo(id: id, needleCount: needleCount ?? AbsoluteLimits.needleCount,
-                                      needleDiameterUm: needleDiameterUm ?? 250, lot: lot ?? "", expiryDay: expiryDay)
+            // Without a reader nothing checks the cartridge but what the technician types: every
+            // field arming checks must be given, never assumed (H9).
+            var missing: [LimitViolation] = []
+            if needleCount == nil { missing.append(LimitViolation(field: "needle_count", value: "missing", allowed: "the count printed on the cartridge (\(AbsoluteLimits.needleCount) for SMP)")) }
+            if needleDiameterUm == nil { missing.append(LimitViolation(field: "needle_diameter_um", value: "missing", allowed: "the diameter printed on the cartridge (\(AbsoluteLimits.needleDiameterUm.lowerBound)...\(AbsoluteLimits.needleDiameterUm.upperBound) µm)")) }
+            if expiryDay == nil { missing.append(LimitViolation(field: "expiry_day", value: "missing", allowed: "the expiry date, in days since 1970-01-01")) }
+            if (lot ?? "").trimmingCharacters(in: .whitespaces).isEmpty { missing.append(LimitViolation(field: "lot", value: "missing", allowed: "the lot printed on the cartridge")) }
+            guard missing.isEmpty, let needleCount, let needleDiameterUm else {
+                throw CommandError(.badRequest, "cartridge_incomplete", "this pen has no cartridge reader: type every field of the cartridge", violations: missing)
+            }
+            typed = CartridgeInfo(id: id, needleCount: needleCount, needleDiameterUm: needleDiameterUm, lot: lot ?? "", expiryDay: expiryDay)
+        }
+        _ = try await decide(.changeCartridge(id), actor: actor)
+        if let typed {
             manualCartridge = typed
             pen.cartridge = typed
         }
-        audit("cartridge_set", actor: actor, ["cartridge_id": id, "lot": lot ?? "", "typed": hasReader ? "false" : "true"])
-        try await durable()
+        audit("cartridge_set", actor: actor, ["cartridge_id": id, "lot": lot ?? "", "typed": hasReader ? "false" : "true",
+                                             "needle_count": needleCount.map(String.init) ?? "", "needle_diameter_um": needleDiameterUm.map(String.init) ?? "",
+                                             "expiry_day": expiryDay.map(String.init) ?? ""])
+        try await durable(since: mark)
         return status()
     }
 
     public func arm(client: String, actor: String) async throws(CommandError) -> StatusView {
+        let mark = failureMark
         if !recordsProblems.isEmpty || !(records?.failedWrites.isEmpty ?? false) {
             throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
                                (recordsProblems + (records?.failedWrites ?? [])).joined(separator: "; "), state: core.phase.rawValue)
@@ -166,7 +201,9 @@ extension Supervisor {
             records?.submit("cartridge") { try $0.recordCartridgeUse(cartridgeID, sessionID: sessionID, cartridge: cartridge, at: wall, actor: actor) }
         }
         apply(decision, phaseBefore: before, at: now, actor: actor)
-        try await durable()
+        try await durable(since: mark)
+        // The lease is now held by the processes that hold it at this moment, and only by them.
+        bindLease(connection)
         // Anything may have happened while the records were written (a fault, an e-stop).
         guard core.phase == .armed else {
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
@@ -188,32 +225,67 @@ extension Supervisor {
             }
             _ = detail
         }
+        // A stop, a close or a fault may have come while the pen answered: the pen must not stay
+        // armed for a session that is no longer armed (its DISARM already went out first, and
+        // the link dropped the queued ARM; this makes sure and says so).
+        guard core.phase == .armed || core.phase == .running || core.phase == .paused else {
+            link?.send(.disarm(.init()))
+            flush(at: stamp(clock.now()))
+            throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
+        }
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
         // by its over-depth switch: the record says so.
         audit("armed", actor: actor, ["client": client, "depth": pen.identity?.hasDepthSensor == false ? "mechanical" : "measured"])
-        try await durable()
+        try await durable(since: mark)
         return status()
     }
 
     public func disarm(actor: String, kind: String = "disarm") async throws(CommandError) -> StatusView {
+        let mark = failureMark
         _ = try await decide(.disarm, actor: actor)
         audit(kind, actor: actor)
-        try await durable()
+        try await durable(since: mark)
         return status()
     }
 
     public func emergencyStop(actor: String) async throws(CommandError) -> StatusView {
+        let mark = failureMark
         _ = try await decide(.emergencyStop(.api), actor: actor)
         audit("estop", actor: actor)
-        try await durable()
+        try await durable(since: mark)
         return status()
     }
 
+    /// Clears a latched fault: first the pen's own latch (CLEAR_FAULT, which the pen refuses
+    /// while the cause persists, by its own rules), then — once a telemetry frame newer than the
+    /// pen's answer shows the cause gone — the core's. Never re-arms.
     public func clearFault(actor: String) async throws(CommandError) -> StatusView {
+        let mark = failureMark
+        guard core.phase == .faulted else {
+            throw CommandError(.conflict, "illegal_transition", "no fault is latched", state: core.phase.rawValue)
+        }
         let faults = core.faults.map(\.rawValue).joined(separator: ",")
+        if link != nil {
+            let ticket = expectAck(.clearFault)
+            link?.send(.clearFault(.init()))
+            flush(at: stamp(clock.now()))
+            switch await ticket.outcome() {
+            case .answered(.ok, _):
+                break
+            case .answered(let status, let detail):
+                throw CommandError(.conflict, "fault_persists", "the pen refuses to clear its fault (\(status), fault \(FaultCode(rawValue: detail))): its cause is still there", state: core.phase.rawValue)
+            case .noAnswer:
+                throw CommandError(.conflict, "fault_persists", "the pen did not answer CLEAR_FAULT: the cause cannot be seen to be gone", state: core.phase.rawValue)
+            }
+            // A frame after the pen's answer is the evidence the core needs.
+            let answeredAt = lastNow
+            for _ in 0..<60 where !(pen.telemetryAt.map { $0 > answeredAt } ?? false) {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
         _ = try await decide(.clearFault, actor: actor)
         audit("fault_cleared", actor: actor, ["faults": faults])
-        try await durable()
+        try await durable(since: mark)
         return status()
     }
 
@@ -224,6 +296,7 @@ extension Supervisor {
 
     /// Tightens the limits (engineers): only while no session is open, only tighter than now.
     public func changeLimits(_ limits: SafetyLimits, actor: String) async throws(CommandError) -> SafetyLimits {
+        let mark = failureMark
         let problems = limits.validate() + limits.loosenings(comparedTo: core.limits)
         guard problems.isEmpty else {
             throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: problems)
@@ -236,8 +309,17 @@ extension Supervisor {
         } catch {
             throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
         }
+        // Kept in the state directory: a restart, even in the middle of a session, never runs
+        // with looser limits than these (the daemon loads the tighter set at start).
+        if let path = settings.limitsFile {
+            do {
+                try JSONEncoder().encode(LimitsView(limits)).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } catch {
+                throw CommandError(.unavailable, "records_unavailable", "the new limits could not be saved to \(path): \(error)")
+            }
+        }
         audit("limits_changed", actor: actor, ["limits": String(decoding: (try? JSONEncoder().encode(limits)) ?? Data(), as: UTF8.self)])
-        try await durable()
+        try await durable(since: mark)
         return core.limits
     }
 

@@ -61,6 +61,8 @@ public actor Supervisor {
         public var presenceTimeout: Duration = .seconds(1)
         /// How long an API command waits for the pen's ACK.
         public var ackTimeout: Duration = .seconds(2)
+        /// Where limits tightened at run time are kept (the state directory), if anywhere.
+        public var limitsFile: String?
 
         public init(limits: SafetyLimits) { self.limits = limits }
     }
@@ -74,6 +76,8 @@ public actor Supervisor {
     /// The engineers' tap on the link and the serial port's release gate (Supervisor+BringUp).
     public nonisolated let bringUp = BringUp()
     let logger: Logger
+    /// systemd's watchdog is fed from `step`: a hung supervisor stops feeding it.
+    public nonisolated let notifier: SystemdNotifier
 
     var core: SafetyCore
     /// The link to the pen: `HostLink` for a serial pen, `GPIOPenLink` for a GPIO pen.
@@ -91,10 +95,28 @@ public actor Supervisor {
     var shuttingDown = false
     /// Counters for status and metrics.
     var counters = Counters()
+    var metrics = DaemonMetrics()
+    /// Stops written to the pen so far (the stop path's latency is measured per call).
+    var stopsWritten = 0
 
+    /// A client's presence: event streams and pings, per process. Once the client arms, the
+    /// processes that held its presence at that moment own the lease: another process using the
+    /// same client id (a second GUI, a dashboard) can neither keep it alive nor take it over.
     struct Lease {
-        var streams: Int
+        var streams: [Int32: Int] = [:]
+        var pings: [Int32: ContinuousClock.Instant] = [:]
+        var owners: Set<Int32>?
         var lastSeen: ContinuousClock.Instant
+
+        func holds(_ pid: Int32, within timeout: Duration) -> Bool {
+            (streams[pid] ?? 0) > 0 || pings[pid].map { ContinuousClock.now - $0 <= timeout } ?? false
+        }
+
+        func isPresent(within timeout: Duration) -> Bool {
+            let candidates = owners ?? Set(streams.keys).union(pings.keys)
+            return candidates.contains { holds($0, within: timeout) }
+                || (owners == nil && streams.isEmpty && pings.isEmpty && ContinuousClock.now - lastSeen <= timeout)
+        }
     }
 
     struct Counters {
@@ -111,8 +133,10 @@ public actor Supervisor {
     }
 
     /// A supervisor with the records' history; restores the session the records left open.
-    public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String], hub: EventHub, logger: Logger) throws {
+    public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String], hub: EventHub, logger: Logger,
+                notifier: SystemdNotifier = SystemdNotifier()) throws {
         self.clock = clock
+        self.notifier = notifier
         self.settings = settings
         self.records = records
         self.hub = hub
@@ -188,6 +212,7 @@ public actor Supervisor {
         link = makeLink()
         pen = PenView(cartridge: pen.identity == nil ? pen.cartridge : nil)
         counters.linksOpened += 1
+        metrics.linksOpened.increment()
         linkRestartDue = nil
         link?.send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)))
         flush(at: now)
@@ -210,12 +235,19 @@ public actor Supervisor {
 
     /// Bytes from the pen, read at `time`: the start of the stop path.
     public func received(_ bytes: [UInt8], at time: MonotonicInstant) {
+        let entered = SystemClock.monotonicNow()
+        let stopsBefore = stopsWritten
         let now = stamp(time)
         guard var link else { return }
         let events = link.receive(bytes, at: now)
         self.link = link
         for event in events { handle(event, at: now) }
         flush(at: now)
+        if stopsWritten != stopsBefore {
+            // From the read (real clock) or from entry (an accelerated clock is not real time).
+            let start = clock.isAccelerated ? entered : time
+            metrics.stopReaction.recordNanoseconds((SystemClock.monotonicNow() - start).totalNanoseconds)
+        }
     }
 
     /// The timer: retransmissions and heartbeats, the core's silence and session-time checks,
@@ -227,6 +259,10 @@ public actor Supervisor {
         checkPresence(at: now)
         if let due = linkRestartDue, now >= due, transport != nil { startLink(at: now) }
         flush(at: now)
+        metrics.sessionTime.record(Double(core.sessionElapsed(at: now).milliseconds) / 1000)
+        metrics.mayMove.record(core.mayMove ? 1 : 0)
+        notifier.petWatchdog()
+        hub.keepalive()
     }
 
     /// Writes whatever the link has to send now.
@@ -240,6 +276,7 @@ public actor Supervisor {
                 return
             }
         }
+        metrics.link(link.statistics)
         for event in events { handle(event, at: now) }
     }
 
@@ -286,6 +323,7 @@ public actor Supervisor {
         case .log(let level, let text):
             logger.info("pen log", metadata: ["level": "\(level)", "text": "\(text)"])
         case .rejected(let rejection):
+            metrics.rejected(reason: "\(rejection.reason)")
             logger.debug("rejected frame", metadata: ["reason": "\(rejection.reason)"])
         case .gaveUp(let message):
             // The pen stopped answering: the link counts as lost (the core stops and latches if
@@ -352,12 +390,18 @@ public actor Supervisor {
                 if !wroteStops {
                     // Stops are on the wire before anything else happens.
                     wroteStops = true
-                    if decision.stopsNeedle { flush(at: now) }
+                    if decision.stopsNeedle {
+                        flush(at: now)
+                        stopsWritten += 1
+                    }
                 }
                 carryOut(action, at: now, actor: actor)
             }
         }
-        if !wroteStops && decision.stopsNeedle { flush(at: now) }
+        if !wroteStops && decision.stopsNeedle {
+            flush(at: now)
+            stopsWritten += 1
+        }
         if let phaseBefore, phaseBefore != core.phase, let snapshot = core.snapshot,
            !decision.actions.contains(where: { if case .persist = $0 { true } else { false } }) {
             persist(snapshot, actor: actor)
@@ -390,6 +434,7 @@ public actor Supervisor {
             records?.submit("warning") { try $0.recordWarning(kind, detail: detail, sessionID: sessionID, at: wall) }
         case .faultLatched(let reason, let detail):
             counters.faults[reason.rawValue, default: 0] += 1
+            metrics.fault(reason.rawValue)
             hub.publish(DaemonEvent(.fault, ["reason": .string(reason.rawValue), "detail": .string(detail)]))
             var metadata = sessionMetadata
             metadata["fault_code"] = "\(reason.rawValue)"
@@ -526,43 +571,79 @@ public actor Supervisor {
         return id
     }
 
-    /// An event stream of `client` opened.
-    public func presenceOpened(client: String) {
+    /// An event stream of `client` opened by process `pid`. Refused (false) when the client's
+    /// lease belongs to other processes.
+    @discardableResult
+    public func presenceOpened(client: String, pid: Int32 = 0) -> Bool {
         let id = connection(for: client)
-        var lease = leases[id] ?? Lease(streams: 0, lastSeen: .now)
-        lease.streams += 1
+        var lease = leases[id] ?? Lease(lastSeen: .now)
+        if let owners = lease.owners, !owners.contains(pid) { return false }
+        lease.streams[pid, default: 0] += 1
         lease.lastSeen = .now
         leases[id] = lease
+        return true
     }
 
     /// An event stream of `client` closed; the lease runs out one timeout later.
-    public func presenceClosed(client: String) {
+    public func presenceClosed(client: String, pid: Int32 = 0) {
         let id = connection(for: client)
-        guard var lease = leases[id] else { return }
-        lease.streams = max(0, lease.streams - 1)
+        guard var lease = leases[id], let count = lease.streams[pid] else { return }
+        lease.streams[pid] = count > 1 ? count - 1 : nil
+        lease.pings[pid] = .now
         lease.lastSeen = .now
         leases[id] = lease
     }
 
-    /// A presence ping from `client` (a GUI that keeps no event stream open).
-    public func ping(client: String) {
+    /// A presence ping from `client`'s process `pid` (a GUI that keeps no event stream open).
+    @discardableResult
+    public func ping(client: String, pid: Int32 = 0) -> Bool {
         let id = connection(for: client)
-        var lease = leases[id] ?? Lease(streams: 0, lastSeen: .now)
+        var lease = leases[id] ?? Lease(lastSeen: .now)
+        if let owners = lease.owners, !owners.contains(pid) { return false }
+        lease.pings[pid] = .now
         lease.lastSeen = .now
         leases[id] = lease
+        if leases.count > Self.maximumLeases { pruneLeases() }
+        return true
+    }
+
+    /// Made-up client ids cannot grow the daemon's memory without bound.
+    static let maximumLeases = 256
+
+    func pruneLeases() {
+        for (id, lease) in leases where lease.owners == nil && !lease.isPresent(within: settings.presenceTimeout) {
+            leases.removeValue(forKey: id)
+        }
+        if connectionIDs.count > 4 * Self.maximumLeases {
+            connectionIDs = connectionIDs.filter { leases[$0.value] != nil }
+        }
     }
 
     func isPresent(_ id: ConnectionID) -> Bool {
-        guard let lease = leases[id] else { return false }
-        return lease.streams > 0 || ContinuousClock.now - lease.lastSeen <= settings.presenceTimeout
+        leases[id]?.isPresent(within: settings.presenceTimeout) ?? false
+    }
+
+    /// At arming: the processes present now own the lease until the session is disarmed.
+    func bindLease(_ id: ConnectionID) {
+        guard var lease = leases[id] else { return }
+        let timeout = settings.presenceTimeout
+        lease.owners = Set(Set(lease.streams.keys).union(lease.pings.keys).filter { lease.holds($0, within: timeout) })
+        leases[id] = lease
     }
 
     /// Presence runs on real time even with an accelerated clock: a person's GUI does not speed up.
     func checkPresence(at now: MonotonicInstant) {
-        for (id, _) in leases where !isPresent(id) {
+        for (id, lease) in leases where !lease.isPresent(within: settings.presenceTimeout) {
             leases.removeValue(forKey: id)
             let before = core.phase
             apply(core.handle(.clientDisconnected(id), at: now), phaseBefore: before, at: now)
+        }
+        // A lease binds only while the session is armed.
+        if core.phase != .armed && core.phase != .running && core.phase != .paused {
+            for (id, lease) in leases where lease.owners != nil {
+                leases[id]?.owners = nil
+                _ = lease
+            }
         }
     }
 
@@ -573,6 +654,7 @@ public actor Supervisor {
     public func shutdown() async {
         guard !shuttingDown else { return }
         shuttingDown = true
+        notifier.notify("STOPPING=1\nSTATUS=stopping the needle, disarming, flushing the records")
         let now = stamp(clock.now())
         let before = core.phase
         apply(core.handle(.disarm, at: now), phaseBefore: before, at: now)

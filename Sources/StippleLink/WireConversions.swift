@@ -12,7 +12,9 @@ extension TelemetrySample {
             motorOn: telemetry.flags.contains(.motorOn),
             pedalPressed: telemetry.flags.contains(.pedalPressed),
             estopPressed: telemetry.flags.contains(.estopPressed),
-            cartridgePresent: telemetry.flags.contains(.cartridgePresent))
+            cartridgePresent: telemetry.flags.contains(.cartridgePresent),
+            penArmed: telemetry.flags.contains(.armed),
+            penFaultLatched: telemetry.flags.contains(.faultLatched))
     }
 }
 

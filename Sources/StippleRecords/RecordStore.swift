@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import GRDB
 import StippleSafety
@@ -36,8 +39,20 @@ public final class RecordStore: Sendable {
         public var description: String { "cannot open the records at \(path): \(reason)" }
     }
 
-    public init(path: String) throws(OpenError) {
+    /// Opens the records at `path`, creating them only when no file exists there and
+    /// `mayCreate` allows it (the daemon forbids it once it has created records in a state
+    /// directory: a database that disappeared is an alarm, not a fresh start). An existing file
+    /// that is empty or has no Stipple schema is refused: SQLite would quietly treat it as new.
+    public init(path: String, mayCreate: Bool = true) throws(OpenError) {
         self.path = path
+        var info = stat()
+        if stat(path, &info) == 0 {
+            if info.st_size == 0 {
+                throw OpenError(path: path, reason: "the file is empty (truncated?): refusing to start new records over it")
+            }
+        } else if !mayCreate {
+            throw OpenError(path: path, reason: "the records are missing, though this state directory had records (deleted?): refusing to start new ones")
+        }
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
@@ -46,7 +61,14 @@ public final class RecordStore: Sendable {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            let tables = try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+            let isNew = tables.isEmpty
+            if !isNew && !tables.contains("grdb_migrations") {
+                throw OpenError(path: path, reason: "the file is an SQLite database without Stipple's schema (tables: \(tables.joined(separator: ", ")))")
+            }
             try Self.migrator.migrate(pool)
+        } catch let error as OpenError {
+            throw error
         } catch {
             throw OpenError(path: path, reason: "\(error)")
         }

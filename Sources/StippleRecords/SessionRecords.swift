@@ -249,12 +249,19 @@ extension RecordStore {
     /// fault is still latched. A snapshot that no longer decodes is reported, never dropped.
     public func sessionToRestore() throws -> Result<SessionSnapshot, SnapshotError>? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, snapshot, closed_at, phase FROM sessions ORDER BY opened_at DESC, rowid DESC LIMIT 1") else { return nil }
+            // Insertion order, never the wall clock (which may have been set back): the session
+            // still open, or the last one whose fault is still latched.
+            let candidates = try Row.fetchAll(db, sql: """
+                SELECT id, snapshot FROM sessions WHERE closed_at IS NULL OR phase = 'faulted' ORDER BY rowid DESC
+                """)
+            guard let row = candidates.first else { return nil }
+            let open = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sessions WHERE closed_at IS NULL") ?? 0
+            if open > 1 {
+                return .failure(SnapshotError(sessionID: row["id"], reason: "\(open) sessions are open in the records at once; only one can be"))
+            }
             let text: String = row["snapshot"]
             do {
-                let snapshot = try JSONDecoder().decode(SessionSnapshot.self, from: Data(text.utf8))
-                if (row["closed_at"] as Int64?) == nil || snapshot.phase == .faulted { return .success(snapshot) }
-                return nil
+                return .success(try JSONDecoder().decode(SessionSnapshot.self, from: Data(text.utf8)))
             } catch {
                 return .failure(SnapshotError(sessionID: row["id"], reason: "\(error)"))
             }

@@ -76,10 +76,14 @@ public struct TelemetrySample: Hashable, Sendable {
     public var pedalPressed: Bool
     public var estopPressed: Bool
     public var cartridgePresent: Bool
+    /// The pen says it is armed (its own state, whatever the daemon believes).
+    public var penArmed: Bool
+    /// The pen says it holds a latched fault of its own.
+    public var penFaultLatched: Bool
 
     public init(
         peakProtrusionUm: Int?, strokeRateHz: Double, motorOn: Bool, pedalPressed: Bool,
-        estopPressed: Bool = false, cartridgePresent: Bool = true
+        estopPressed: Bool = false, cartridgePresent: Bool = true, penArmed: Bool = false, penFaultLatched: Bool = false
     ) {
         self.peakProtrusionUm = peakProtrusionUm
         self.strokeRateHz = strokeRateHz
@@ -87,6 +91,8 @@ public struct TelemetrySample: Hashable, Sendable {
         self.pedalPressed = pedalPressed
         self.estopPressed = estopPressed
         self.cartridgePresent = cartridgePresent
+        self.penArmed = penArmed
+        self.penFaultLatched = penFaultLatched
     }
 }
 

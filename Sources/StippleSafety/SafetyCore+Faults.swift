@@ -57,6 +57,9 @@ extension SafetyCore {
         if sample.motorOn {
             return "the pen still reports its motor on"
         }
+        if sample.penFaultLatched {
+            return "the pen still reports a latched fault of its own: its cause is not gone"
+        }
         return nil
     }
 

@@ -71,6 +71,16 @@ extension SafetyCore {
                 return
             }
         }
+        // H11: a pen that says it is armed while the core has not armed it (a lost race, a pen
+        // that ignored a DISARM) is disarmed; beyond the time a DISARM takes, it is a fault.
+        if sample.penArmed && !isArmedPhase {
+            if phase == .faulted {
+                actions.append(.disarmPen)  // already latched: keep insisting
+            } else if !(motionStoppedAt.map { now - $0 <= Self.disarmGrace } ?? false) {
+                latch(.unexpectedMotion, detail: "the pen reports itself armed while the session is \(phase.rawValue)", at: now, into: &actions)
+                return
+            }
+        }
         guard phase == .running else { return }
         checkDepthSensor(sample, at: now, into: &actions)
         guard phase == .running else { return }

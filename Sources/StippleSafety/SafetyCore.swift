@@ -78,6 +78,9 @@ public struct SafetyCore: Sendable {
     /// A motor still reported on this soon after the pedal is released is the last stroke
     /// finishing, not unexpected motion.
     public static let stopGrace = Duration.milliseconds(100)
+    /// A pen still reporting itself armed this soon after the core disarmed it is a DISARM on
+    /// its way (retransmitted, if need be), not a pen that ignores it.
+    public static let disarmGrace = Duration.milliseconds(500)
     /// While running, this many consecutive strokes without a depth reading (from a pen that
     /// has a sensor) stop the needle: the sensor is lost.
     public static let depthMissingStrokes = 3

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import StippleDaemon
 import StippleRecords
@@ -12,12 +14,33 @@ struct Daemon {
     let configuration: DaemonConfiguration
 
     func run() async throws {
+        // Under systemd, logs go to the journal with priorities and structured fields.
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = JournalLogHandler.isAvailable ? JournalLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
         var logger = Logger(label: "stippled")
         logger.logLevel = configuration.logLevel
+        let notifier = SystemdNotifier()
+        // Metrics go to a Prometheus registry, served at /metrics (docs/deploy.md).
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
+            .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250),
+        ]
+        MetricsSystem.bootstrap(factory)
+        let exportMetrics: @Sendable () -> [UInt8] = { registry.emitToBuffer() }
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o750])
         try FileManager.default.createDirectory(atPath: (configuration.socketPath as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+
+        // One daemon per state directory: two would each keep their own copy of the history and
+        // defeat the gap rule and the cartridge ledger between them.
+        let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
 
         let clock: any DaemonClock = switch configuration.clock {
         case .real: SystemClock()
@@ -28,19 +51,42 @@ struct Daemon {
         // replaced; the daemon still runs (it can report and stop) but refuses to arm.
         var problems: [String] = []
         var records: RecordStore?
+        // Once records exist in this state directory, a missing database is an alarm, never a
+        // fresh start (the marker says records were made here).
+        let marker = configuration.stateDirectory + "/.records-created"
         do {
-            let store = try RecordStore(path: configuration.databasePath)
+            let store = try RecordStore(path: configuration.databasePath, mayCreate: !FileManager.default.fileExists(atPath: marker))
             if case .damaged(let damage) = store.health { problems += damage }
             records = store
+            if !FileManager.default.fileExists(atPath: marker) {
+                _ = FileManager.default.createFile(atPath: marker, contents: Data("records created here; if stipple.db is missing, restore it\n".utf8))
+            }
         } catch {
             problems.append("\(error)")
         }
         for problem in problems { logger.critical("records cannot be trusted: arming is refused", metadata: ["problem": "\(problem)"]) }
 
+        // Limits an engineer tightened at run time stay in force across restarts, even in the
+        // middle of a session: the tighter of those and the configuration's.
+        let limitsFile = configuration.stateDirectory + "/limits.json"
+        var limits = configuration.limits
+        if let data = FileManager.default.contents(atPath: limitsFile) {
+            if let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+               let stored = try? LimitsView.apply(object, over: configuration.limits),
+               stored.validate().isEmpty, stored.loosenings(comparedTo: configuration.limits).isEmpty {
+                limits = stored
+                logger.notice("limits tightened at run time are in force", metadata: ["file": "\(limitsFile)"])
+            } else {
+                logger.warning("ignoring run-time limits that are invalid or looser than the configuration", metadata: ["file": "\(limitsFile)"])
+            }
+        }
+        var settings = Supervisor.Settings(limits: limits)
+        settings.limitsFile = limitsFile
+
         let hub = EventHub()
         let supervisor = try Supervisor(
-            clock: clock, settings: .init(limits: configuration.limits), records: records.map(RecordWriter.init),
-            recordsProblems: problems, hub: hub, logger: logger)
+            clock: clock, settings: settings, records: records.map(RecordWriter.init),
+            recordsProblems: problems, hub: hub, logger: logger, notifier: notifier)
         await supervisor.start()
 
         let penService: any Service
@@ -65,29 +111,38 @@ struct Daemon {
         let policy = RolePolicy(technicianGroup: configuration.technicianGroup, engineerGroup: configuration.engineerGroup)
         let socket = configuration.socketPath
         let readyLogger = logger
-        let api = try APIServer(socketPath: socket, policy: policy, supervisor: supervisor, records: records, logger: logger)
-            .application {
+        var server = APIServer(socketPath: socket, policy: policy, supervisor: supervisor, records: records, logger: logger)
+        server.metrics = exportMetrics
+        let api = try server.application {
                 readyLogger.notice("stippled ready", metadata: [
                     "socket": "\(socket)", "pen": "\(configuration.pen)", "clock": "\(clock.description)",
                     "records": "\(configuration.databasePath)",
                 ])
-                print("""
-                    stippled: listening on \(socket) (pen \(configuration.pen), clock \(clock.description))
-                    try:  curl --unix-socket \(socket) http://localhost/v1/status
-                    """)
+                notifier.notify("READY=1\nSTATUS=listening on \(socket), pen \(configuration.pen)")
+                if !notifier.isActive {
+                    print("""
+                        stippled: listening on \(socket) (pen \(configuration.pen), clock \(clock.description))
+                        try:  curl --unix-socket \(socket) http://localhost/v1/status
+                        """)
+                }
             }
 
         // Services shut down in reverse order: the guard (last) stops the needle, disarms and
         // flushes the records before the API and the pen link go down.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: penService), .init(service: api)]
+        if let port = configuration.metricsPort {
+            services.append(.init(service: LoopbackMetricsServer.application(port: port, metrics: exportMetrics, logger: logger)))
+        }
+        if let path = configuration.metricsTextfile {
+            services.append(.init(service: MetricsTextfileService(path: path, metrics: exportMetrics, logger: logger)))
+        }
+        services.append(.init(service: ShutdownGuard(supervisor: supervisor)))
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: penService),
-                .init(service: api),
-                .init(service: ShutdownGuard(supervisor: supervisor)),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+        withExtendedLifetime(lock) {}
     }
 }
 

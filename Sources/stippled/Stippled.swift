@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import StippleDaemon
 import StippleRecords
+import StippleSim
 import StippleTransport
 
 /// `stippled`: the Stipple daemon. A thin composition root: it reads the configuration, opens the
@@ -46,6 +47,12 @@ struct CommonOptions: ParsableArguments {
         if let stateDir { configuration.stateDirectory = stateDir }
         extra(&configuration, &problems)
         problems += configuration.validate()
+        // A scenario file is the simulator's business: it must decode, like the rest.
+        if case .sim(let scenario?) = configuration.pen, FileManager.default.fileExists(atPath: scenario) {
+            do { _ = try Scenario.load(path: scenario) } catch {
+                problems.append(.init(field: "pen", value: "sim:\(scenario)", allowed: "a scenario file that decodes (\(error))"))
+            }
+        }
         guard problems.isEmpty else {
             var stderr = FileHandle.standardError
             print("stippled: the configuration is invalid; nothing was started:", to: &stderr)

@@ -105,7 +105,13 @@ struct DaemonRig {
     /// Arms while the pen and the link keep running (the arm waits for the pen's ACKs).
     func arm() async throws {
         let supervisor = supervisor
-        let task = Task { try await supervisor.arm(client: Self.client, actor: "test") }
+        _ = try await perform { try await supervisor.arm(client: Self.client, actor: "test") }
+    }
+
+    /// Runs a command that waits for the pen while the pen and the link keep running.
+    @discardableResult
+    func perform<T: Sendable>(_ command: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await command() }
         let done = Mutex(false)
         let watcher = Task {
             _ = try? await task.value
@@ -118,7 +124,7 @@ struct DaemonRig {
             try? await Task.sleep(for: .microseconds(100))
         }
         _ = await watcher.value
-        _ = try await task.value
+        return try await task.value
     }
 
     var phase: String { get async { await supervisor.status().phase } }

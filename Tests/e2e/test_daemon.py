@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -269,3 +270,51 @@ def test_h7_corrupted_link_is_never_acted_on(workdir):
         stream.close()
     finally:
         daemon.stop()
+
+
+def test_metrics_count_frames_faults_and_requests(api, pen, daemon):
+    arm_running(api, pen, daemon)
+    pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+    api.wait(lambda s: "over_depth" in s["faults"], what="the fault")
+    text = api.get("/metrics").body
+    frames = re.search(r"^stipple_pen_frames_received_total (\d+)", text, re.M)
+    assert frames and int(frames.group(1)) > 10, text[:500]
+    assert re.search(r'^stipple_faults_total\{code="over_depth"\} 1', text, re.M), text
+    assert re.search(r'^stipple_stop_reaction_seconds_count \d+', text, re.M), "the stop path is timed"
+    assert 'stipple_api_requests_total{method="GET",route="/v1/status",status="200"}' in text
+
+
+def test_systemd_ready_and_watchdog_are_notified(workdir, pen):
+    notify = os.path.join(workdir, "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(notify)
+    listener.settimeout(10)
+    env = dict(os.environ, NOTIFY_SOCKET=notify, WATCHDOG_USEC="200000")
+    env.pop("WATCHDOG_PID", None)
+    daemon = Daemon(workdir, f"serial:{pen.link}", env=env)
+    try:
+        messages = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (any("READY=1" in m for m in messages) and sum("WATCHDOG=1" in m for m in messages) >= 3):
+            messages.append(listener.recv(4096).decode())
+        assert any("READY=1" in m for m in messages), messages
+        assert sum("WATCHDOG=1" in m for m in messages) >= 3, messages
+        # A hung daemon stops feeding the watchdog (systemd then restarts it).
+        daemon.process.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        listener.settimeout(0.05)
+        drained = 0
+        try:
+            while True:
+                listener.recv(4096)
+                drained += 1
+        except OSError:
+            pass
+        listener.settimeout(0.6)
+        with pytest.raises(OSError):
+            listener.recv(4096)
+        daemon.process.send_signal(signal.SIGCONT)
+        daemon.kill(signal.SIGTERM)
+    finally:
+        daemon.stop()
+        listener.close()

@@ -141,7 +141,11 @@ import Testing
         ]
         let accepted: [Message] = [.heartbeat(.init()), .getStatus(.init()), .identify(.init(durationMs: 0)), .clearFault(.init()), .estop(.init())]
         let cartridges = rig.host.cartridges.count
-        for message in refused + accepted { rig.host.send(message) }
+        // One at a time: a stop drops the ARM and MOTOR_RUN still queued (the host's own rule).
+        for message in refused + accepted {
+            rig.host.send(message)
+            rig.run(for: .milliseconds(10))
+        }
         rig.run(for: .milliseconds(100))
         for message in refused {
             #expect(rig.host.lastAck(for: message.id)?.status == .notReady, "\(message.id)")

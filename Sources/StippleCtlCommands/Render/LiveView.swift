@@ -48,10 +48,10 @@ final class LiveView {
         }
     }
 
-    func render(status: JSON, telemetry: JSON, limits: JSON, recent: [String], lease: String?) {
+    func render(status: JSON, telemetry: JSON, limits: JSON, recent: [String], lease: String?, force: Bool = false) {
         guard mode == .terminal, !finished else { return }
         let now = Date()
-        guard now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
         let width = 78
         let lines = Self.screen(status: status, telemetry: telemetry, limits: limits, recent: recent, lease: lease, notes: notes, socket: socket)
@@ -79,7 +79,7 @@ final class LiveView {
         let session = status["session"]
         var state = "state     \(status["phase"].text.uppercased())"
         if !session.isNull {
-            state += "  · \(session["id"].text) · client \(session["client_id"].text) · \(session["zone"].text)"
+            state += " · \(session["id"].text) · \(session["client_id"].text) · \(session["zone"].text)"
             lines.append(state)
             lines.append("time      \(Text.clock(ms: session["elapsed_ms"].int)) elapsed, \(Text.clock(ms: session["remaining_ms"].int)) left")
             lines.append("setpoint  \(StatusText.setpoint(session))")
@@ -100,17 +100,18 @@ final class LiveView {
         lines.append(rate)
         let faults = status["faults"].array.map(\.text)
         lines.append("faults    " + (faults.isEmpty ? "none" : faults.joined(separator: ", ")))
-        lines.append("pen       " + StatusText.pen(status["pen"]))
+        let pen = status["pen"]
+        lines.append("pen       " + (pen["serial"].string.map { "\($0) fw \(pen["firmware"].text) on \(pen["transport"].text)" } ?? StatusText.pen(pen)))
         if let lease { lines.append("lease     holding operator presence as \(lease)") }
         for note in notes { lines.append("note      \(note)") }
         for (index, event) in recent.suffix(3).enumerated() { lines.append((index == 0 ? "events    " : "          ") + event) }
         return lines
     }
 
-    /// A 40-column gauge from 0 to a little past the trip: the band as '=', the trip as '|', the
+    /// A 30-column gauge from 0 to a little past the trip: the band as '=', the trip as '|', the
     /// last stroke as '#'.
     static func gauge(depth: Int?, bandMin: Int?, bandMax: Int?, trip: Int?) -> String {
-        let width = 40
+        let width = 30
         let top = Double(max(trip ?? 1500, bandMax ?? 0, depth ?? 0)) * 1.15
         func column(_ um: Int) -> Int { min(width - 1, max(0, Int(Double(um) / top * Double(width)))) }
         var cells = Array(repeating: Character("·"), count: width)
@@ -118,8 +119,8 @@ final class LiveView {
         if let trip { cells[column(trip)] = "|" }
         if let depth { cells[column(depth)] = "#" }
         var text = "[" + String(cells) + "]"
-        if let bandMin, let bandMax { text += " band \(bandMin)–\(bandMax)" }
-        if let trip { text += " stop >\(trip)" }
+        if let bandMin, let bandMax { text += " \(bandMin)–\(bandMax)" }
+        if let trip { text += " |\(trip)" }
         return text
     }
 

@@ -34,8 +34,10 @@ public struct APIServer: Sendable {
     public var records: RecordStore?
     public var logger: Logger
     /// A bound on concurrent connections: a flood cannot exhaust the daemon.
-    public var maxConnections = 64
+    public var maxConnections = 128
     public var idleTimeout = TimeAmount.seconds(30)
+    /// The Prometheus text of every metric, served at `/metrics`; nil: no metrics.
+    public var metrics: (@Sendable () -> [UInt8])?
 
     public init(socketPath: String, policy: RolePolicy, supervisor: Supervisor, records: RecordStore?, logger: Logger) {
         self.socketPath = socketPath
@@ -54,13 +56,16 @@ public struct APIServer: Sendable {
         // credential check guards every route.
         router.middlewares.add(ProblemMiddleware(logger: logger))
         router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger))
-        Routes(supervisor: supervisor, records: records, logger: logger).register(on: router)
+        Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics).register(on: router)
         let path = socketPath
         let group = policy.technicianGroup
+        let guardPolicy = policy
+        let registry = ConnectionGuard.Registry()
         let logger = logger
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ConnectionGuard(policy: guardPolicy, registry: registry)], idleTimeout: idleTimeout)),
             configuration: .init(
                 address: .unixDomainSocket(path: path), serverName: "stippled",
                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections)),

@@ -12,6 +12,8 @@ struct Routes: Sendable {
     let supervisor: Supervisor
     let records: RecordStore?
     let logger: Logger
+    /// The Prometheus text of every metric (the composition root chooses the backend).
+    let metrics: (@Sendable () -> [UInt8])?
 
     /// Every (method, path) this server answers: a test holds it equal to docs/openapi.yaml.
     static let table: [(method: String, path: String)] = [
@@ -22,7 +24,7 @@ struct Routes: Sendable {
         ("POST", "/v1/arm"), ("POST", "/v1/disarm"), ("POST", "/v1/stop"), ("POST", "/v1/estop"), ("POST", "/v1/clear-fault"),
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"),
-        ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"),
+        ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
     ] + BringUpRoutes.table
 
     func register(on router: Router<APIContext>) {
@@ -47,17 +49,26 @@ struct Routes: Sendable {
         v1.post("stop") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor, kind: "stop") } }
         v1.post("estop") { _, context in try await perform(context) { actor in try await supervisor.emergencyStop(actor: actor) } }
         v1.post("clear-fault") { _, context in try await perform(context) { actor in try await supervisor.clearFault(actor: actor) } }
-        v1.post("presence") { request, _ in
-            await supervisor.ping(client: try clientID(request))
+        v1.post("presence") { request, context in
+            let client = try clientID(request)
+            guard await supervisor.ping(client: client, pid: context.peer?.pid ?? 0) else {
+                throw Problem(409, "client_id_in_use", "client \(client) armed the pen from another process, which holds its presence: use your own client id")
+            }
             return Response(status: .noContent)
         }
-        v1.get("events") { request, _ in try await events(request) }
+        v1.get("events") { request, context in try await events(request, pid: context.peer?.pid ?? 0) }
         v1.get("limits") { _, _ in
             let limits = await supervisor.limits
             return try json(LimitsView(limits))
         }
         v1.put("limits") { request, context in try await changeLimits(request, context) }
         v1.get("audit") { request, _ in try auditList(request) }
+        router.get("metrics") { _, _ in
+            guard let metrics else { throw Problem(404, "no_metrics", "metrics are not enabled") }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics())))
+        }
         v1.get("audit/verify") { _, _ in
             guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
             do { return try json(try records.verifyAudit()) } catch let problem as Problem { throw problem } catch {
@@ -152,7 +163,7 @@ struct Routes: Sendable {
 
     /// Server-Sent Events: state changes, faults and warnings at once; telemetry at ≤ 10 Hz, or
     /// every frame with `?telemetry=full`. An open stream is the client's presence lease.
-    func events(_ request: Request) async throws -> Response {
+    func events(_ request: Request, pid: Int32) async throws -> Response {
         let query = request.uri.queryParameters
         let full = query.get("telemetry") == "full"
         if let telemetry = query.get("telemetry"), !["full", "decimated"].contains(telemetry) {
@@ -161,10 +172,12 @@ struct Routes: Sendable {
         let client = request.headers[.stippleClient] ?? query.get("client")
         if let client { try Self.checkClientID(client) }
         let supervisor = supervisor
-        let stream = supervisor.hub.subscribe(fullRate: full) {
-            if let client { Task { await supervisor.presenceClosed(client: client) } }
+        if let client, !(await supervisor.presenceOpened(client: client, pid: pid)) {
+            throw Problem(409, "client_id_in_use", "client \(client) armed the pen from another process, which holds its presence: use your own client id")
         }
-        if let client { await supervisor.presenceOpened(client: client) }
+        let stream = supervisor.hub.subscribe(fullRate: full) {
+            if let client { Task { await supervisor.presenceClosed(client: client, pid: pid) } }
+        }
         // The first event is the whole status, carrying `type` like every other event.
         var statusObject = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(await supervisor.status()))) as? [String: Any] ?? [:]
         statusObject["type"] = "status"
@@ -239,6 +252,12 @@ struct ProblemMiddleware: RouterMiddleware {
     let logger: Logger
 
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
+        let response = await answer(request, context: context, next: next)
+        APIMetrics.count(method: "\(request.method)", route: context.endpointPath ?? "unmatched", status: Int(response.status.code))
+        return response
+    }
+
+    func answer(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async -> Response {
         do {
             return try await next(request, context)
         } catch let problem as Problem {

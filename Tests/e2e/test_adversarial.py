@@ -1,0 +1,480 @@
+"""Adversarial end-to-end tests: a hostile or careless client, a crashing GUI, a tired technician
+or an unlucky power cut against the real `stippled` (and `stipple-sim serve --pty` or the
+in-process simulator). Each test reproduces one finding and fails while the bug exists."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from conftest import API, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session
+
+SETPOINT = {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}
+
+
+def write_scenario(workdir, steps, pen=None, name="adversarial"):
+    """A scenario for the in-process simulator (`--pen sim:FILE`), written into the test's workdir."""
+    scenario = {"name": name, "description": "adversarial e2e", "hazards": [], "seed": 5, "duration_ms": 600000,
+                "steps": steps, "expect": []}
+    if pen is not None:
+        scenario["pen"] = pen
+    path = os.path.join(workdir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(scenario, f)
+    return path
+
+
+def raw_request(socket_path, method, path, timeout):
+    """One request on a fresh connection with a hard timeout; returns the status or the exception."""
+    connection = UnixHTTPConnection(socket_path, timeout=timeout)
+    try:
+        connection.request(method, path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+# --- H11: a stop racing an arm leaves the pen armed -------------------------------------------
+
+
+def test_h11_disarm_racing_arm_never_leaves_the_pen_armed(workdir):
+    """POST /v1/disarm while POST /v1/arm waits for the pen: the DISARM preempts, but the ARM and
+    MOTOR_RUN still queued behind the command in flight go out after it, so the pen ends up armed
+    and run-enabled while the daemon says `open`. The pedal then drives the needle."""
+    pedal_at = 14.0
+    scenario = write_scenario(workdir, [
+        # A slow link (40 ms each way) keeps a command in flight most of the time, as a busy
+        # USB link or a slow firmware would: ARM then waits in the host's queue.
+        {"at_ms": 0, "do": "fault", "fault": "latency", "ms": 40},
+        {"at_ms": int(pedal_at * 1000), "do": "pedal", "pressed": True},
+        {"at_ms": int(pedal_at * 1000) + 1500, "do": "pedal", "pressed": False},
+    ])
+    started = time.monotonic()
+    daemon = Daemon(workdir, f"sim:{scenario}")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+        stream = EventStream(daemon.socket, client=CLIENT, full=True)
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+        disarmed_at = None
+        for _ in range(6):
+            if time.monotonic() - started > pedal_at - 3:
+                break
+            result = {}
+
+            def arm():
+                # The same setpoint again: one SET_SETPOINTS in flight, so ARM queues behind it.
+                api.put(f"/v1/sessions/{session}/setpoint", SETPOINT)
+                result["arm"] = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}, check_spec=False)
+
+            thread = threading.Thread(target=arm)
+            thread.start()
+            time.sleep(0.03)
+            disarm = api.post("/v1/disarm")
+            assert disarm.status == 200 and disarm.json["phase"] == "open", disarm
+            thread.join()
+            disarmed_at = time.monotonic()
+            phase = api.status()["phase"]
+            if result["arm"].status == 200 and phase == "open":
+                break  # the race was hit: ARM was acknowledged after the acknowledged DISARM
+            if phase != "open":
+                assert api.post("/v1/disarm").status == 200  # the arm simply won: start over
+            time.sleep(0.3)
+        assert disarmed_at is not None
+        status = api.status()
+        assert status["phase"] == "open" and not status["may_move"], status
+        # The technician was told "open"; the pedal goes down.
+        while time.monotonic() - started < pedal_at + 1.0:
+            time.sleep(0.1)
+        moving = [t for t in stream.of("telemetry") if t["motor_on"]]
+        status = api.status()
+        stream.close()
+        assert not moving, f"the needle ran after an acknowledged disarm: {moving[:3]} (faults {status['faults']})"
+        assert "unexpected_motion" not in status["faults"], status
+    finally:
+        daemon.stop()
+
+
+# --- H14 / H12: connections starve the stop path --------------------------------------------------
+
+
+def test_h14_non_member_connections_cannot_starve_a_technicians_estop(workdir, api, daemon):
+    """A user outside the stipple groups (socket loosened to 0666, as H14 says must still be safe)
+    opens 70 connections and sends nothing. The credential check runs per request, after the
+    connection has taken one of the 64 slots, so the technician's POST /v1/estop is never read."""
+    os.chmod(workdir, 0o755)
+    os.chmod(daemon.socket, 0o666)
+    if os.geteuid() == 0:
+        probe = subprocess.run(["runuser", "-u", "nobody", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--unix-socket", daemon.socket, "http://localhost/v1/status"], capture_output=True, text=True)
+        assert probe.stdout == "403", f"nobody must be a non-member: {probe.stdout}"
+    hog = ("import socket, sys, time\n"
+           "held = []\n"
+           "for _ in range(70):\n"
+           "    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)\n"
+           "print('holding', flush=True)\n"
+           "time.sleep(30)\n")
+    become_nobody = None
+    python = sys.executable
+    if os.geteuid() == 0:
+        # Another user, in neither group (the system's python: nobody cannot read a pyenv under /root).
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+        def become_nobody():
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+    hogger = subprocess.Popen([python, "-c", hog, daemon.socket], stdout=subprocess.PIPE, text=True, preexec_fn=become_nobody)
+    try:
+        assert hogger.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        try:
+            status = raw_request(daemon.socket, "POST", "/v1/estop", timeout=2.0)
+        except OSError as error:
+            status = error
+        elapsed = time.monotonic() - started
+        assert status == 200, f"the e-stop was not served within 2 s ({elapsed:.1f} s): {status!r}"
+    finally:
+        hogger.kill()
+        hogger.wait()
+
+
+def test_h12_idle_connections_cannot_block_the_api_estop(api, daemon):
+    """70 connections that never send a byte (a buggy client, a leaking GUI, slowloris) hold every
+    one of the 64 connection slots for the 30 s idle timeout; an e-stop from the GUI hangs."""
+    held = []
+    try:
+        for _ in range(70):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(daemon.socket)
+            held.append(s)
+        started = time.monotonic()
+        try:
+            status = raw_request(daemon.socket, "POST", "/v1/estop", timeout=3.0)
+        except OSError as error:
+            status = error
+        elapsed = time.monotonic() - started
+        assert status == 200, f"the e-stop was not served within 3 s ({elapsed:.1f} s): {status!r}"
+    finally:
+        for s in held:
+            s.close()
+
+
+# --- Operator presence --------------------------------------------------------------------------
+
+
+def test_operator_presence_lease_is_not_kept_alive_by_another_process_with_the_same_client_id(api, pen, daemon):
+    """The GUI that armed crashes, but a second process (a dashboard, a second GUI instance, any
+    member) has an event stream open with the same self-chosen client id: the lease is keyed by that
+    string only, so the needle keeps running with nobody at the GUI that armed it."""
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    curl = ["curl", "-sN", "--unix-socket", daemon.socket]
+    gui = subprocess.Popen(curl + ["-H", "X-Stipple-Client: gui-1", "http://localhost/v1/events"], stdout=subprocess.DEVNULL)
+    other = None
+    try:
+        time.sleep(0.5)
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+        assert api.post("/v1/arm", headers={"X-Stipple-Client": "gui-1"}).status == 200
+        pen.command("pedal on", expect="pedal")
+        api.wait(lambda s: s["phase"] == "running", what="running")
+        other = subprocess.Popen(curl + ["http://localhost/v1/events?client=gui-1"], stdout=subprocess.DEVNULL)
+        time.sleep(0.3)
+        gui.send_signal(signal.SIGKILL)
+        gui.wait()
+        crashed = time.monotonic()
+        while pen.motor_on() and time.monotonic() - crashed < 3.0:
+            time.sleep(0.05)
+        status = api.status()
+        assert not pen.motor_on(), f"the arming GUI crashed 3 s ago and the needle still runs: {status['phase']} {status['faults']}"
+        assert "operator_lost" in status["faults"], status
+    finally:
+        for process in (gui, other):
+            if process and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+# --- H9: a pen without a cartridge reader -------------------------------------------------------
+
+
+def test_h9_typed_cartridge_without_needle_data_is_not_assumed_conforming(workdir):
+    """A pen without a cartridge reader relies on the technician's typed data. PUT cartridge
+    without needle_count and needle_diameter_um makes the daemon assume 3 needles of 250 µm
+    (and record those invented numbers): a 5-needle 350 µm cartridge is armed."""
+    scenario = write_scenario(workdir, [], pen={
+        "cartridge_reader": False,
+        "cartridge": {"id": "TYPED-CART-1", "needle_count": 5, "needle_diameter_um": 350},
+    })
+    daemon = Daemon(workdir, f"sim:{scenario}")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        assert api.status()["pen"]["cartridge_reader"] is False
+        session = open_session(api, cartridge="TYPED-CART-1")
+        typed = api.put(f"/v1/sessions/{session}/cartridge",
+                        {"cartridge_id": "TYPED-CART-1", "lot": "L1", "expiry_day": 30000}, check_spec=False)
+        assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+        stream = EventStream(daemon.socket, client=CLIENT)
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+        armed = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}, check_spec=False)
+        stream.close()
+        recorded = (typed.json or {}).get("pen", {}).get("cartridge")
+        assert armed.status != 200, (
+            f"armed a cartridge whose needle count and diameter nobody gave; the daemon recorded {recorded}")
+    finally:
+        daemon.stop()
+
+
+# --- H4 / H9: the records as the source of truth --------------------------------------------------
+
+
+def test_h4_h9_a_second_daemon_on_the_same_state_dir_cannot_bypass_the_gap_rule(workdir):
+    """Two `stippled` on one state directory (a developer's `make run` beside the service, a copied
+    unit file) each keep their own in-memory history: the same client gets two sessions at once,
+    and the same cartridge id can be opened twice. Nothing locks the records."""
+    first = Daemon(workdir, "sim")
+    second_dir = os.path.join(workdir, "second")
+    os.makedirs(second_dir)
+    os.symlink(first.state, os.path.join(second_dir, "state"))
+    second = None
+    try:
+        try:
+            second = Daemon(second_dir, "sim")
+        except AssertionError:
+            return  # refused to start on records another daemon holds: safe
+        one, two = API(first.socket), API(second.socket)
+        for api in (one, two):
+            api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        body = {"client_id": "C-7", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}
+        assert one.post("/v1/sessions", body).status == 201
+        again = two.post("/v1/sessions", body, check_spec=False)
+        assert again.status != 201, f"client C-7 got a second concurrent session from the second daemon: {again}"
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+
+
+def test_h4_restart_restores_the_open_session_even_when_the_wall_clock_went_back(workdir):
+    """Session A is opened while the wall clock runs ahead, then closed; the clock is corrected
+    back and session B opened; SIGKILL. On restart the daemon picks the session to restore by
+    `opened_at` (wall time), finds the closed A and restores nothing: B's time is dropped, B stays
+    open in the records forever and its client can never open another session.
+    The accelerated clock stands in for the wall clock: restarting with another factor moves
+    the daemon's wall time back by about an hour."""
+    daemon = Daemon(workdir, "sim", extra=["--clock", "accelerated=1000"])
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        time.sleep(4)  # virtual wall time is now ~4000 s ahead of the real one
+        a = open_session(api, client_id="C-A")
+        assert api.post(f"/v1/sessions/{a}/close").status == 200
+        daemon.stop()
+        daemon.extra = ["--clock", "accelerated=1"]  # the clock goes back by about an hour
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        b = open_session(api, client_id="C-B")
+        assert api.put(f"/v1/sessions/{b}/setpoint", SETPOINT).status == 200
+        time.sleep(0.5)
+        daemon.kill(signal.SIGKILL)
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        status = api.status()
+        restored = (status.get("session") or {}).get("id")
+        assert restored == b, f"session {b} (open when the daemon died) was not restored: {status['phase']}, session {restored}"
+    finally:
+        daemon.stop()
+
+
+class DiskFullDaemon(Daemon):
+    """`stippled` whose files may not grow past `file_limit` bytes (RLIMIT_FSIZE, SIGXFSZ ignored):
+    a write past it fails with EFBIG, as a full disk fails with ENOSPC."""
+
+    file_limit = None
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        limit = self.file_limit
+
+        def limited():
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            if limit:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        self.process = subprocess.Popen(
+            [str(STIPPLED), "--pen", self.pen, "--socket", self.socket, "--state-dir", self.state, *self.extra],
+            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limited)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"stippled exited with {self.process.returncode}: {self.log_text()[-2000:]}"
+            if os.path.exists(self.socket):
+                try:
+                    API(self.socket).get("/v1/status", check_spec=False)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        raise AssertionError(f"stippled did not come up: {self.log_text()[-2000:]}")
+
+
+def test_h15_a_change_whose_record_failed_is_never_acknowledged(workdir):
+    """The disk fills up. Each command awaits `RecordWriter.barrier()`, a no-op write queued
+    after its records: the barrier itself succeeds even when the write before it failed, so the
+    API answers 200 to setpoints that were never committed (the same holds for e-stop, clear-fault,
+    close, and the cartridge binding that must be durable before ARM)."""
+    daemon = DiskFullDaemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        daemon.stop()
+        database = os.path.join(daemon.state, "stipple.db")
+        daemon.file_limit = max(os.path.getsize(database), 32 * 1024) + 48 * 1024  # room for a few commits
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        assert api.status()["session"]["id"] == session
+        acknowledged = []
+        failed_after = None
+        for depth in range(400, 1000, 5):
+            response = api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": depth, "rate_hz": 120}, check_spec=False)
+            if response.status == 200:
+                acknowledged.append(depth)
+            if failed_after is not None:
+                break  # one more command after the records reported the first failed write
+            if api.status()["records"] != "ok":
+                failed_after = depth
+        assert failed_after is not None, "the file limit never made a write fail"
+        report = api.get(f"/v1/sessions/{session}/report", check_spec=False).json
+        recorded = {s["depth_um"] for s in report["setpoints"]}
+        lost = [depth for depth in acknowledged if depth not in recorded]
+        assert not lost, f"answered 200 but never committed: setpoints {lost} (records: {api.status()['records'][:160]})"
+    finally:
+        daemon.stop()
+
+
+def test_h15_a_truncated_database_is_not_silently_recreated(workdir):
+    """The records file is cut to 0 bytes (a bad restore, a repair tool, `> stipple.db`). SQLite
+    treats an empty file as a new database, so the daemon migrates it and reports the records
+    `ok`: the clients' history is gone and the gap rule (and the cartridge ledger) with it."""
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api, client_id="C-1")
+        assert api.post(f"/v1/sessions/{session}/close").status == 200
+        refused = api.post("/v1/sessions", {"client_id": "C-1", "zone": "crown", "cartridge_id": "CART-2", "pigment_lots": ["P"]}, check_spec=False)
+        assert refused.status == 409 and refused.json["code"] == "session_gap", refused
+        daemon.stop()
+        database = os.path.join(daemon.state, "stipple.db")
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(database + suffix):
+                os.unlink(database + suffix)
+        open(database, "wb").close()
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        again = api.post("/v1/sessions", {"client_id": "C-1", "zone": "crown", "cartridge_id": "CART-2", "pigment_lots": ["P"]}, check_spec=False)
+        assert again.status != 201, f"an emptied records file was taken as a new installation (records: {api.status()['records']})"
+    finally:
+        daemon.stop()
+
+
+def test_h15_an_acknowledged_setpoint_survives_sigkill(workdir):
+    """PUT setpoint answers 200 once setpoint_changes is committed, but the session snapshot (what
+    a restart restores) is only rewritten on a phase change or every 10 s: SIGKILL within 10 s
+    and the restored session has no setpoint at all."""
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+        daemon.kill(signal.SIGKILL)
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        restored = api.status()["session"]
+        assert restored["id"] == session
+        assert restored.get("setpoint") == SETPOINT, f"acknowledged setpoint lost by the restart: {restored.get('setpoint')}"
+    finally:
+        daemon.stop()
+
+
+# --- H2: limits -----------------------------------------------------------------------------------
+
+
+def test_h2_limits_tightened_at_run_time_do_not_loosen_when_the_daemon_restarts_mid_session(workdir):
+    """An engineer tightens the crown to 800 µm; a session is opened under it. The daemon crashes
+    and restarts: the same session continues under the configuration's 1200 µm, and a 1000 µm
+    setpoint is accepted for it. A crash must not loosen the limits of a session in progress."""
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        assert api.put("/v1/limits", {"zone_max_um": {"crown": 800}}).status == 200
+        session = open_session(api, zone="crown")
+        deep = {"layer": "upper_dermis", "depth_um": 1000, "rate_hz": 120}
+        assert api.put(f"/v1/sessions/{session}/setpoint", deep, check_spec=False).status == 422
+        daemon.kill(signal.SIGKILL)
+        daemon.start()
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        assert api.status()["session"]["id"] == session
+        after = api.put(f"/v1/sessions/{session}/setpoint", deep, check_spec=False)
+        assert after.status != 200, f"after a restart the session accepts {deep['depth_um']} µm in a zone tightened to 800 µm: {after}"
+    finally:
+        daemon.stop()
+
+
+# --- H16: clearing a fault the pen still holds ------------------------------------------------
+
+
+def test_h16_clear_fault_is_not_reported_done_while_the_pen_still_overheats(api, pen, daemon):
+    """Over-temperature: the pen latches its fault and keeps it (115 °C). POST /v1/clear-fault
+    answers 200, the daemon shows `open` with no faults and audits `fault_cleared`, although the pen
+    refused CLEAR_FAULT and still reports its fault: the daemon's own check ignores the cause."""
+    arm_running(api, pen, daemon)
+    pen.command("fault over_temperature dc=900", expect="injected")
+    api.wait(lambda s: s["phase"] == "faulted", what="the pen fault")
+    pen.command("pedal off", expect="pedal")
+    time.sleep(0.3)
+    cleared = api.post("/v1/clear-fault", check_spec=False)
+    time.sleep(0.5)
+    status = api.status()
+    pen_state = pen.state()
+    assert "fault over_temperature" in pen_state
+    assert cleared.status == 409 or status["phase"] == "faulted", (
+        f"clear-fault answered {cleared.status}, daemon shows {status['phase']} {status['faults']}, pen: {pen_state}")
+
+
+# --- Configuration ------------------------------------------------------------------------------
+
+
+def test_config_unusable_state_dir_and_scenario_exit_78_listing_both(workdir):
+    """A state_dir that is a regular file and a scenario that is not JSON are configuration
+    problems; the daemon exits 1 with a Foundation error naming one of them instead of 78
+    listing field, value and allowed range for each."""
+    not_a_dir = os.path.join(workdir, "not-a-dir")
+    open(not_a_dir, "w").write("x")
+    bad_scenario = os.path.join(workdir, "scenario.json")
+    open(bad_scenario, "w").write("this is not json")
+    config = os.path.join(workdir, "stippled.json")
+    with open(config, "w") as f:
+        json.dump({"pen": f"sim:{bad_scenario}", "state_dir": not_a_dir, "socket": os.path.join(workdir, "s.sock")}, f)
+    result = subprocess.run([str(STIPPLED), "--config", config], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78, (result.returncode, result.stderr[-600:])
+    assert "state_dir" in result.stderr and f"pen: sim:{bad_scenario}" in result.stderr, result.stderr
