@@ -4,9 +4,6 @@ import PackageDescription
 // Every target of ours builds in the Swift 6 language mode (strict concurrency) and treats
 // warnings as errors; dependencies keep their own settings.
 let strictSwift: [SwiftSetting] = [.treatAllWarnings(as: .error)]
-/// The codec and the simulator are optimised even in debug builds: the unit tests simulate a
-/// four-hour session (2.16 million strokes), which unoptimised code runs ten times slower.
-let optimisedSwift: [SwiftSetting] = strictSwift + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 let strictC: [CSetting] = [.enableWarning("all"), .enableWarning("extra"), .treatAllWarnings(as: .error)]
 
 let package = Package(
@@ -31,11 +28,13 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
         // Firmware-protocol/messages.json via Firmware-protocol/tools/gen_code.py.
-        .target(name: "StippleWire", swiftSettings: optimisedSwift),
+        .target(name: "StippleWire", swiftSettings: strictSwift),
         // The safety core: pure decisions about whether the needle may move (docs/safety.md).
         .target(name: "StippleSafety", dependencies: ["StippleWire"], swiftSettings: strictSwift),
         // The host side of the pen protocol: handshake, stop-and-wait, retransmission, preempting
@@ -81,6 +80,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strictSwift
         ),
@@ -90,6 +90,8 @@ let package = Package(
             name: "stippled",
             dependencies: [
                 "StippleDaemon", "StippleSim", "StippleTransport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -109,14 +111,15 @@ let package = Package(
         .target(name: "CPty", path: "HardwareSim/Sources/CPty", cSettings: strictC),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire", "CPty", "StippleTransport"],
+            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport"],
             path: "HardwareSim/Sources/StippleSim",
-            swiftSettings: optimisedSwift
+            swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "stipple-sim",
             dependencies: [
                 "StippleSim",
+                "StippleTransport",
                 "StippleWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -137,12 +140,6 @@ let package = Package(
         .executableTarget(
             name: "stipplectl",
             dependencies: ["StippleCtlCommands"],
-            swiftSettings: strictSwift
-        ),
-        .executableTarget(
-            name: "sim-bench",
-            dependencies: ["StippleSim", "StippleWire"],
-            path: "Benchmarks/SimBench",
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -192,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleSimTests",
-            dependencies: ["StippleSim", "StippleWire"],
+            dependencies: ["StippleSim", "StippleTransport", "StippleWire"],
             path: "HardwareSim/Tests/StippleSimTests",
             swiftSettings: strictSwift
         ),

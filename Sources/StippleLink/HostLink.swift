@@ -27,8 +27,17 @@ public struct HostLink: Sendable {
         case gaveUp(Message)
     }
 
+    /// One thing `receiveFrames` read: a frame with the event the link made of it, or a
+    /// rejected frame. The event is nil for a frame the link does not act on: a stale ACK (the
+    /// answer to a duplicate or to an abandoned command) or a host command echoed back.
+    public enum Arrival: Hashable, Sendable {
+        case frame(Frame, Event?)
+        case rejected(FrameRejection)
+    }
+
     /// What the link has seen, for the link-quality figure and the metrics.
     public struct Statistics: Hashable, Sendable {
+        public init() {}
         public var framesReceived = 0
         public var framesRejected = 0
         /// Pen frames missing from the pen's sequence numbers.
@@ -46,6 +55,12 @@ public struct HostLink: Sendable {
     public private(set) var lastFrameAt: MonotonicInstant?
     /// Whether a command went unanswered through every retransmission on this link.
     public private(set) var isLost = false
+    /// Whether the link sends HEARTBEAT while idle, as PROTOCOL.md section 5 requires. Only a
+    /// test of the pen's deadman turns it off (the simulator's scenarios: a host gone silent).
+    public var sendsHeartbeats = true
+    /// The frame of the last command sent (a heartbeat included), byte for byte: written again,
+    /// it is a duplicate the pen must answer but not apply (duplicate-suppression tests).
+    public private(set) var lastCommandFrame: [UInt8] = []
 
     private struct InFlight: Sendable {
         var message: Message
@@ -60,11 +75,15 @@ public struct HostLink: Sendable {
     private var queue: [Message] = []
     private var inFlight: InFlight?
     private var nextSeq: UInt8 = 1
-    private var lastSendAt: MonotonicInstant?
+    /// When the link last sent a frame: the idle heartbeat counts from it. The flush byte is no
+    /// frame (the pen's deadman ignores it), so it does not count.
+    private var lastFrameSentAt: MonotonicInstant?
     private var lastPenSeq: UInt8?
     private var flushPending = true
 
-    public init() {}
+    /// A link opened at `openedAt` sends its first idle heartbeat one period later (the
+    /// simulator's rigs, whose clock starts when the pen powers up); without it, at the first poll.
+    public init(openedAt: MonotonicInstant? = nil) { lastFrameSentAt = openedAt }
 
     /// Nothing queued or waiting for an answer.
     public var isIdle: Bool { inFlight == nil && queue.isEmpty }
@@ -95,7 +114,8 @@ public struct HostLink: Sendable {
     }
 
     /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt: the command in flight is
-    /// abandoned (unless it is itself a stop at least as urgent), and the stop goes out next.
+    /// abandoned (unless it is itself a stop at least as urgent), queued ARM and MOTOR_RUN are
+    /// dropped, and the stop goes out next.
     public mutating func send(_ message: Message) {
         if case .setLimits(let limits) = message {
             assumedDeadmanMs = min(assumedDeadmanMs, Int(limits.deadmanMs))
@@ -104,6 +124,9 @@ public struct HostLink: Sendable {
             queue.append(message)
             return
         }
+        // A stop cancels every ARM and MOTOR_RUN still waiting: one queued behind the command in
+        // flight must never reach the pen after the stop that was meant to overtake it.
+        queue.removeAll { if case .arm = $0 { true } else if case .motorRun = $0 { true } else { false } }
         let rank = Self.stopRank(message)
         if let flight = inFlight {
             if flight.message.id == message.id { return }  // already going out, and retried until acknowledged
@@ -139,6 +162,7 @@ public struct HostLink: Sendable {
                     flight.sentAt = now
                     statistics.retransmissions += 1
                     out += flight.wire
+                    lastFrameSentAt = now
                     inFlight = flight
                 } else {
                     inFlight = nil
@@ -148,10 +172,11 @@ public struct HostLink: Sendable {
                 flight.sentAt = now
                 statistics.retransmissions += 1
                 out += flight.wire
+                lastFrameSentAt = now
                 inFlight = flight
             }
         }
-        if inFlight == nil, queue.isEmpty, lastSendAt.map({ now - $0 >= heartbeatPeriod }) ?? true {
+        if sendsHeartbeats, inFlight == nil, queue.isEmpty, lastFrameSentAt.map({ now - $0 >= heartbeatPeriod }) ?? true {
             queue.append(.heartbeat(.init()))
         }
         if inFlight == nil, !queue.isEmpty {
@@ -162,29 +187,57 @@ public struct HostLink: Sendable {
             inFlight = InFlight(message: message, wire: wire, seq: seq, sentAt: now, retries: 0, reportedLost: false)
             statistics.commandsSent += 1
             out += wire
+            lastCommandFrame = wire
+            lastFrameSentAt = now
         }
-        if !out.isEmpty { lastSendAt = now }
         return (out, events)
     }
 
     /// Bytes from the pen, arriving at `now`, as events in order.
     public mutating func receive(_ bytes: some Sequence<UInt8>, at now: MonotonicInstant) -> [Event] {
         var events: [Event] = []
-        for byte in bytes {
-            guard let output = decoder.push(byte) else { continue }
-            switch output {
-            case .rejected(let rejection):
-                statistics.framesRejected += 1
-                events.append(.rejected(rejection))
-            case .frame(let frame):
-                statistics.framesReceived += 1
-                lastFrameAt = now
-                if let last = lastPenSeq, frame.seq != last &+ 1 { statistics.penFramesLost += Int(frame.seq &- last &- 1) }
-                lastPenSeq = frame.seq
-                if let event = event(for: frame) { events.append(event) }
+        decode(bytes, at: now) { arrival in
+            switch arrival {
+            case .frame(_, let event?): events.append(event)
+            case .frame(_, nil): break
+            case .rejected(let rejection): events.append(.rejected(rejection))
             }
         }
         return events
+    }
+
+    /// `receive` for tools that watch the wire itself (the simulator's scripted host, the
+    /// conformance suite): the same effect on the link, and every frame with its event.
+    public mutating func receiveFrames(_ bytes: some Sequence<UInt8>, at now: MonotonicInstant) -> [Arrival] {
+        var arrivals: [Arrival] = []
+        decode(bytes, at: now) { arrivals.append($0) }
+        return arrivals
+    }
+
+    private mutating func decode(_ bytes: some Sequence<UInt8>, at now: MonotonicInstant, _ body: (Arrival) -> Void) {
+        // Callers in other modules reach this generic code unspecialised, where iterating a
+        // `Sequence` costs witness calls per byte: contiguous bytes are read directly.
+        let wasContiguous: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            for byte in buffer { decode(byte, at: now, body) }
+        }
+        if wasContiguous == nil {
+            for byte in bytes { decode(byte, at: now, body) }
+        }
+    }
+
+    private mutating func decode(_ byte: UInt8, at now: MonotonicInstant, _ body: (Arrival) -> Void) {
+        guard let output = decoder.push(byte) else { return }
+        switch output {
+        case .rejected(let rejection):
+            statistics.framesRejected += 1
+            body(.rejected(rejection))
+        case .frame(let frame):
+            statistics.framesReceived += 1
+            lastFrameAt = now
+            if let last = lastPenSeq, frame.seq != last &+ 1 { statistics.penFramesLost += Int(frame.seq &- last &- 1) }
+            lastPenSeq = frame.seq
+            body(.frame(frame, event(for: frame)))
+        }
     }
 
     private mutating func event(for frame: Frame) -> Event? {

@@ -152,6 +152,69 @@ import Testing
         #expect(link.statistics.framesRejected == 1)
     }
 
+    // MARK: - What the simulator's scripted host and the conformance suite need
+
+    @Test("H5: with heartbeats off an idle link sends nothing (a host gone silent); commands still go out")
+    func heartbeatsOffSilenceAnIdleLink() {
+        var bench = Bench()
+        bench.link.sendsHeartbeats = false
+        bench.link.send(.hello(.init(protoMajor: 1, protoMinor: 0)))
+        bench.run(for: .seconds(1))
+        #expect(bench.acks.map(\.0.id) == [.hello], "the HELLO, and nothing after it")
+        #expect(bench.link.statistics.commandsSent == 1)
+        bench.link.sendsHeartbeats = true
+        bench.run(for: .milliseconds(1))
+        #expect(bench.link.statistics.commandsSent == 2, "a heartbeat at once: the last frame is long past")
+    }
+
+    @Test("a link opened at an instant sends its first heartbeat one period later; the flush byte is no frame")
+    func openedAtDelaysTheFirstHeartbeat() {
+        var link = HostLink(openedAt: .zero)
+        let first = link.poll(at: .zero + .milliseconds(1))
+        #expect(first.bytes == [0], "only the flush byte")
+        #expect(link.poll(at: .zero + .milliseconds(99)).bytes.isEmpty)
+        let heartbeat = link.poll(at: .zero + .milliseconds(100)).bytes
+        #expect(frames(heartbeat).map(\.message.id) == [.heartbeat], "a period after opening, not after the flush")
+        var fresh = HostLink()
+        #expect(frames(fresh.poll(at: .zero + .milliseconds(1)).bytes).map(\.message.id) == [.heartbeat], "unopened: at once")
+    }
+
+    @Test("H7: the last command's frame sent again is answered again and never applied twice")
+    func lastCommandFrameIsADuplicate() throws {
+        var bench = Bench()
+        bench.link.send(.hello(.init(protoMajor: 1, protoMinor: 0)))
+        bench.link.send(.getStatus(.init()))
+        bench.run(for: .milliseconds(20))
+        let copy = bench.link.lastCommandFrame
+        #expect(frames(copy).map(\.message.id) == [.getStatus])
+        let applied = bench.pen.commandsApplied
+        bench.pen.receive(copy)
+        bench.run(for: .milliseconds(5))
+        #expect(bench.pen.commandsApplied == applied, "a duplicate")
+    }
+
+    @Test("receiveFrames: every frame with its event; a stale ACK is a frame without one; the link changes as with receive")
+    func receiveFramesShowsEveryFrame() {
+        var link = HostLink()
+        link.send(.getStatus(.init()))
+        let sent = frames(link.poll(at: .zero + .milliseconds(1)).bytes)[0]
+        var bytes: [UInt8] = []
+        FrameEncoder.encode(Frame(seq: 0, message: .ack(.init(ackedSeq: sent.seq, ackedID: MessageID.arm.rawValue, status: .ok, detail: 0))), appendingTo: &bytes)
+        FrameEncoder.encode(Frame(seq: 1, message: .ack(.init(ackedSeq: sent.seq, ackedID: sent.message.id.rawValue, status: .ok, detail: 0))), appendingTo: &bytes)
+        bytes += [0x13, 0x37, 0x00]
+        let arrivals = link.receiveFrames(bytes, at: .zero + .milliseconds(2))
+        #expect(arrivals.count == 3)
+        if case .frame(let stale, nil) = arrivals[0] { #expect(stale.seq == 0) } else { Issue.record("stale ACK: \(arrivals[0])") }
+        #expect(arrivals[1] == .frame(frames(bytes)[1], .acknowledged(.getStatus(.init()), status: .ok, detail: 0)))
+        if case .rejected = arrivals[2] {} else { Issue.record("garbage: \(arrivals[2])") }
+        #expect(link.isIdle && link.statistics.framesReceived == 2 && link.statistics.framesRejected == 1)
+    }
+
+    func frames(_ bytes: [UInt8]) -> [Frame] {
+        var decoder = FrameDecoder()
+        return decoder.push(contentsOf: bytes).compactMap { if case .frame(let frame) = $0 { frame } else { nil } }
+    }
+
     @Test("wire units become the core's: 65535 µm is not measured, tenths of a hertz, flags")
     func conversions() {
         let telemetry = Message.Telemetry(penTimeUs: 0, strokeCount: 9, peakProtrusionUm: 0xFFFF, strokeRateDhz: 1234,
@@ -160,5 +223,30 @@ import Testing
         #expect(sample.peakProtrusionUm == nil && sample.strokeRateHz == 123.4 && sample.motorOn && sample.estopPressed)
         #expect(!sample.cartridgePresent && !sample.pedalPressed)
         #expect(Message.SetSetpoints(Setpoint(layer: .epidermis, depthUm: 300, rateHz: 120.04)) == Message.SetSetpoints(depthUm: 300, rateDhz: 1200))
+    }
+
+    @Test("H11: a stop drops every ARM and MOTOR_RUN still queued behind the command in flight")
+    func aStopDropsQueuedArming() {
+        var link = HostLink()
+        link.send(.getStatus(.init()))
+        _ = link.poll(at: .zero + .milliseconds(1))
+        link.send(.arm(.init(limitsCRC: 1)))
+        link.send(.motorRun(.init()))
+        link.send(.disarm(.init()))
+        var sent: [MessageID] = []
+        var decoder = FrameDecoder()
+        var now = MonotonicInstant.zero + .milliseconds(2)
+        for _ in 0..<6 {
+            let (bytes, _) = link.poll(at: now)
+            for byte in bytes { if case .frame(let frame)? = decoder.push(byte) { sent.append(frame.message.id) } }
+            if let flight = link.commandInFlight, let seq = lastSeq(of: bytes) {
+                var ack: [UInt8] = []
+                FrameEncoder.encode(Frame(seq: 0, message: .ack(.init(ackedSeq: seq, ackedID: flight.id.rawValue, status: .ok, detail: 0))), appendingTo: &ack)
+                _ = link.receive(ack, at: now)
+            }
+            now = now + .milliseconds(60)
+        }
+        #expect(sent.contains(.disarm))
+        #expect(!sent.contains(.arm) && !sent.contains(.motorRun), "\(sent)")
     }
 }
