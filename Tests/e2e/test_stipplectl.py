@@ -8,8 +8,10 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import jsonschema
@@ -24,9 +26,24 @@ NOT_MEMBER = "permission denied: you are not in group stipple (ask an administra
 NOT_ENGINEER = "permission denied: this needs group stipple-eng (ask an administrator: `usermod -aG stipple-eng $USER`)"
 
 
+_SHARED_CTL = []
+
+
+def shared_ctl():
+    """A copy of stipplectl that other users can run (the build tree may sit in root's home)."""
+    if not _SHARED_CTL:
+        directory = tempfile.mkdtemp(prefix="stipplectl-e2e-")
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, "stipplectl")
+        shutil.copy(CTL, path)
+        os.chmod(path, 0o755)
+        _SHARED_CTL.append(path)
+    return _SHARED_CTL[0]
+
+
 def ctl(*args, socket=None, user=None, env=None, timeout=60, input=None):
-    """Runs stipplectl; returns the completed process (text)."""
-    command = [str(CTL), *args]
+    """Runs stipplectl (as `user`, if given); returns the completed process (text)."""
+    command = [shared_ctl() if user else str(CTL), *args]
     if socket:
         command += ["--socket", socket]
     if user:
@@ -98,7 +115,11 @@ def test_full_session_from_the_command_line(api, pen, daemon, workdir):
     status = api.status()
     assert status["phase"] == "open" and status["faults"] == [], status
 
-    assert ctl("stop", socket=daemon.socket).returncode == 0
+    for command in (["stop"], ["disarm"], ["setpoint", "--layer", "epidermis", "--depth-um", "300", "--rate-hz", "110"],
+                    ["cartridge", "set", "SIM-CART-0001"]):
+        answered = ctl(*command, "--json", socket=daemon.socket)
+        assert answered.returncode == 0, (command, answered.stderr)
+        check(as_json(answered), "Status")
     closed = ctl("session", "close", socket=daemon.socket)
     assert closed.returncode == 0 and "closed" in closed.stdout, closed.stderr
 
