@@ -28,15 +28,19 @@ struct Report {
     /// wall time; an accelerated test clock accelerates both alike). The state entries'
     /// `session_time_ms` is the clock's last checkpoint, not the moment of the change.
     func sessionTime(atWall wall: Int) -> Double {
-        min(duration, max(0, Double(wall - (session["opened_at"].int ?? wall))))
+        max(0, Double(wall - (session["opened_at"].int ?? wall)))
     }
 
-    var duration: Double {
+    /// Where the session's record ends, in session seconds.
+    var sessionEnd: Double {
         let recorded = Double(session["session_time_ms"].int ?? 0) / 1000
         let telemetry = Double((data["telemetry"].array.last?["second"].int ?? 0) + 1)
         let wall = Double((events.last?["at"].int ?? 0) - (session["opened_at"].int ?? 0))
-        return max(recorded, telemetry, wall, 10)
+        return max(recorded, telemetry, wall, 1)
     }
+
+    /// The plots' time axis: the session, at least 10 s.
+    var duration: Double { max(sessionEnd, 10) }
 
     /// State changes in session time: (t, from, to).
     var transitions: [(Double, String, String)] {
@@ -53,7 +57,7 @@ struct Report {
             if to == "running" { start = t }
             if from == "running", let begun = start { periods.append((begun, t)); start = nil }
         }
-        if let start { periods.append((start, duration)) }
+        if let start { periods.append((start, sessionEnd)) }
         return periods
     }
 
@@ -72,7 +76,7 @@ struct Report {
         let changes = data["setpoints"].array
         return changes.enumerated().map { index, change in
             let from = Double(change["session_time_ms"].int ?? 0) / 1000
-            let to = index + 1 < changes.count ? Double(changes[index + 1]["session_time_ms"].int ?? 0) / 1000 : duration
+            let to = index + 1 < changes.count ? Double(changes[index + 1]["session_time_ms"].int ?? 0) / 1000 : sessionEnd
             return (from, to, change["layer"].text, change["depth_um"].double ?? 0, change["rate_hz"].double ?? 0)
         }
     }
