@@ -73,8 +73,9 @@ public final class SerialPort: PenTransport, @unchecked Sendable {
     public var description: String { path }
 
     /// Raw mode: no echo, no line discipline, no translation; 8N1, 115200 baud (CDC-ACM
-    /// ignores the rate), receiver on, modem lines ignored.
-    static func makeRaw(_ fd: Int32, path: String) throws(SystemCallError) {
+    /// ignores the rate), receiver on, modem lines ignored. Public for the pty server of
+    /// `stipple-sim serve`, which puts its device in this mode before a host opens it.
+    public static func makeRaw(_ fd: Int32, path: String) throws(SystemCallError) {
         var attributes = termios()
         guard tcgetattr(fd, &attributes) == 0 else { throw SystemCallError("tcgetattr \(path)", errno: errno) }
         cfmakeraw(&attributes)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import CPty
 import Glibc
+import StippleTransport
 import StippleWire
 import Synchronization
 
@@ -16,18 +17,23 @@ public final class PtyPenServer: @unchecked Sendable {
     private let slave: Int32
     /// The pen, shared between the serving thread and `perform` callers.
     private let pen: Mutex<PenSimulator>
-    private let started = monotonicNow()
+    private let started = MonotonicClock.now()
     private var symlinkPath: String?
     private var pending: [UInt8] = []
     private let stopFlag = Atomic<Bool>(false)
 
     public init(config: PenConfig = PenConfig(), seed: UInt64 = 1) throws {
         var name = [CChar](repeating: 0, count: 128)
-        master = try SystemError.check(stipple_open_pty(&name, name.count), "opening a pseudo-terminal")
-        do {
+        master = stipple_open_pty(&name, name.count)
+        guard master >= 0 else { throw SystemCallError("opening a pseudo-terminal", errno: errno) }
+        do throws(SystemCallError) {
             devicePath = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            slave = try SystemError.check(open(devicePath, O_RDWR | O_NOCTTY | O_CLOEXEC), "open \(devicePath)")
-            try makeRaw(slave)
+            slave = open(devicePath, O_RDWR | O_NOCTTY | O_CLOEXEC)
+            guard slave >= 0 else { throw SystemCallError("open \(devicePath)", errno: errno) }
+            do throws(SystemCallError) { try SerialPort.makeRaw(slave, path: devicePath) } catch {
+                close(slave)
+                throw error
+            }
             let flags = fcntl(master, F_GETFL)
             _ = fcntl(master, F_SETFL, flags | O_NONBLOCK)
         } catch {
@@ -48,11 +54,11 @@ public final class PtyPenServer: @unchecked Sendable {
         var info = stat()
         if lstat(path, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFLNK else {
-                throw SystemError(call: "symlink \(path) (exists and is not a symlink)", errno: EEXIST)
+                throw SystemCallError("symlink \(path) (exists and is not a symlink)", errno: EEXIST)
             }
             unlink(path)
         }
-        _ = try SystemError.check(symlink(devicePath, path), "symlink \(path)")
+        guard symlink(devicePath, path) == 0 else { throw SystemCallError("symlink \(path)", errno: errno) }
         symlinkPath = path
     }
 
@@ -60,7 +66,7 @@ public final class PtyPenServer: @unchecked Sendable {
     public func stop() { stopFlag.store(true, ordering: .relaxed) }
 
     /// The pen's clock: CLOCK_MONOTONIC since the server started, so the pen powers up at zero.
-    private var now: MonotonicInstant { .zero + (monotonicNow() - started) }
+    private var now: MonotonicInstant { .zero + (MonotonicClock.now() - started) }
 
     /// Serves until `duration` passes (nil: forever), `stop()` or a `quit` command. `commands` is
     /// a file descriptor to read interactive command lines from (nil: none).

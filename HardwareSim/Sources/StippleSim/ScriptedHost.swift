@@ -1,9 +1,10 @@
+import StippleLink
 import StippleWire
 
-/// A minimal host side of the protocol for scenarios and tests: stop-and-wait commands with
-/// retransmission, preempting stops, heartbeats, and a record of everything the pen said.
-/// It follows PROTOCOL.md section 5 to the letter so that the pen is tested against a correct
-/// host; it makes no safety decisions of its own (that is the daemon's job).
+/// The host for scenarios and tests: the daemon's own `HostLink` (stop-and-wait, retransmission,
+/// preempting stops, the heartbeat, the pen's sequence gaps — PROTOCOL.md section 5), with a
+/// record of everything the pen said and a few ways to misbehave on purpose (no heartbeats,
+/// duplicates, raw bytes). It makes no safety decisions of its own (that is the daemon's job).
 public struct ScriptedHost: Sendable {
     public struct Ack: Hashable, Sendable {
         public var time: MonotonicInstant
@@ -13,6 +14,7 @@ public struct ScriptedHost: Sendable {
         public var detail: UInt8
     }
 
+    /// Every ACK the pen sent, also those the link ignores as stale (a duplicate's answer).
     public private(set) var acks: [Ack] = []
     public private(set) var penFaults: [(time: MonotonicInstant, fault: Message.Fault)] = []
     public private(set) var helloReply: Message.HelloReply?
@@ -23,57 +25,45 @@ public struct ScriptedHost: Sendable {
     public private(set) var telemetryFrames = 0
     public private(set) var cartridges: [Message.Cartridge] = []
     public private(set) var logLines: [String] = []
-    public private(set) var rejectedFrames = 0
-    public private(set) var penFramesLost = 0
-    public private(set) var retransmissions = 0
-    /// Commands abandoned after the retries ran out (the link counts as lost).
+    /// Commands abandoned after the retries ran out (the link counts as lost). A stop is never
+    /// abandoned: the link retransmits it until acknowledged.
     public private(set) var gaveUp: [MessageID] = []
     /// The limits this host pushed last, for the ARM checksum.
     public private(set) var pushedLimits: Message.SetLimits?
-    public var heartbeatsEnabled = true
 
-    private var queue: [Message] = []
-    private var inFlight: (message: Message, wire: [UInt8], seq: UInt8, sentAt: MonotonicInstant, retries: Int)?
-    private var nextSeq: UInt8 = 1
-    private var lastSend = MonotonicInstant.zero
+    private var link: HostLink
     private var pendingRaw: [UInt8] = []
-    private var lastWire: [UInt8] = []
-    private var decoder = FrameDecoder()
-    private var lastPenSeq: UInt8?
 
-    public init() {}
+    /// The rig's clock starts at zero when the pen powers up; the host opens the line then.
+    public init() { link = HostLink(openedAt: .zero) }
 
-    public var isIdle: Bool { inFlight == nil && queue.isEmpty }
+    public var rejectedFrames: Int { link.statistics.framesRejected }
+    public var penFramesLost: Int { link.statistics.penFramesLost }
+    public var retransmissions: Int { link.statistics.retransmissions }
 
-    /// The deadman this host must assume the pen holds: the shorter of the one it pushed and the
-    /// one the pen read back (the default before either).
-    public var assumedDeadmanMs: Int {
-        // Asked on every poll: no array, no allocation.
-        switch (pushedLimits?.deadmanMs, limits?.deadmanMs) {
-        case (let pushed?, let read?): Int(min(pushed, read))
-        case (let only?, nil), (nil, let only?): Int(only)
-        case (nil, nil): ProtocolTiming.deadmanDefaultMs
-        }
+    /// Off only to test the pen's deadman: a host that stops feeding it.
+    public var heartbeatsEnabled: Bool {
+        get { link.sendsHeartbeats }
+        set { link.sendsHeartbeats = newValue }
     }
 
+    public var isIdle: Bool { link.isIdle }
+
+    /// The deadman this host must assume the pen holds (the link's: the shortest pushed or read back).
+    public var assumedDeadmanMs: Int { link.assumedDeadmanMs }
+
     /// The longest gap this host leaves between frames: `min(100, deadman_ms / 3)` ms (PROTOCOL.md section 5).
-    public var heartbeatPeriod: Duration { ProtocolTiming.hostHeartbeatPeriod(deadmanMs: assumedDeadmanMs) }
+    public var heartbeatPeriod: Duration { link.heartbeatPeriod }
 
     /// Queues a command. ESTOP, MOTOR_STOP and DISARM preempt whatever is in flight; the
     /// limits of a SET_LIMITS are kept for the checksum of the next ARM.
     public mutating func send(_ message: Message) {
         if case .setLimits(let limits) = message { pushedLimits = limits }
-        switch message {
-        case .estop, .motorStop, .disarm:
-            inFlight = nil
-            queue.insert(message, at: 0)
-        default:
-            queue.append(message)
-        }
+        link.send(message)
     }
 
     /// Sends the last command's bytes again, unchanged: a duplicate the pen must not apply.
-    public mutating func repeatLastCommand() { pendingRaw += lastWire }
+    public mutating func repeatLastCommand() { pendingRaw += link.lastCommandFrame }
 
     /// Bytes to put on the link as they are (conformance tests: damaged or illegal frames).
     public mutating func sendRaw(_ bytes: [UInt8]) { pendingRaw += bytes }
@@ -104,66 +94,28 @@ public struct ScriptedHost: Sendable {
     /// 800 µm at 120 Hz, inside `defaultLimits`: what `connect` sets unless told otherwise.
     public static let defaultSetpoints = Message.SetSetpoints(depthUm: 800, rateDhz: 1200)
 
-    /// The bytes to send at `now`: raw bytes, a retransmission, the next command, or a heartbeat.
+    /// The bytes to send at `now`: raw bytes first, then what the link sends (a retransmission,
+    /// the next command, or a heartbeat).
     public mutating func poll(at now: MonotonicInstant) -> [UInt8] {
-        var out = pendingRaw
-        pendingRaw.removeAll()
-        if var flight = inFlight, now >= flight.sentAt + ProtocolTiming.ackTimeout {
-            let isStop = switch flight.message {
-            case .estop, .motorStop, .disarm: true
-            default: false
-            }
-            if flight.retries >= ProtocolTiming.commandRetries && !isStop {
-                gaveUp.append(flight.message.id)
-                inFlight = nil
-            } else {
-                flight.retries += 1
-                flight.sentAt = now
-                retransmissions += 1
-                out += flight.wire
-                inFlight = flight
-            }
-        }
-        if inFlight == nil, queue.isEmpty, heartbeatsEnabled,
-           now >= lastSend + heartbeatPeriod {
-            queue.append(.heartbeat(.init()))
-        }
-        if inFlight == nil, !queue.isEmpty {
-            let message = queue.removeFirst()
-            let seq = nextSeq
-            nextSeq &+= 1
-            let wire = FrameEncoder.encode(Frame(seq: seq, message: message))
-            inFlight = (message, wire, seq, now, 0)
-            lastWire = wire
-            out += wire
-        }
-        if !out.isEmpty { lastSend = now }
-        return out
+        let (bytes, events) = link.poll(at: now)
+        for case .gaveUp(let message) in events where !HostLink.isStop(message) { gaveUp.append(message.id) }
+        guard !pendingRaw.isEmpty else { return bytes }
+        defer { pendingRaw.removeAll() }
+        return pendingRaw + bytes
     }
 
     /// Bytes from the pen, arriving at `now`.
     public mutating func receive(_ bytes: [UInt8], at now: MonotonicInstant) {
-        for byte in bytes {
-            guard let output = decoder.push(byte) else { continue }
-            switch output {
-            case .rejected:
-                rejectedFrames += 1
-            case .frame(let frame):
-                if let last = lastPenSeq, frame.seq != last &+ 1 { penFramesLost += Int(frame.seq &- last &- 1) }
-                lastPenSeq = frame.seq
-                record(frame, at: now)
+        for case .frame(let frame, let event) in link.receiveFrames(bytes, at: now) {
+            if case .ack(let ack) = frame.message {
+                acks.append(Ack(time: now, command: MessageID(rawValue: ack.ackedID), seq: ack.ackedSeq, status: ack.status, detail: ack.detail))
             }
+            if let event { record(event, at: now) }
         }
     }
 
-    private mutating func record(_ frame: Frame, at now: MonotonicInstant) {
-        switch frame.message {
-        case .ack(let ack):
-            let command = MessageID(rawValue: ack.ackedID)
-            acks.append(Ack(time: now, command: command, seq: ack.ackedSeq, status: ack.status, detail: ack.detail))
-            if let flight = inFlight, flight.seq == ack.ackedSeq, flight.message.id.rawValue == ack.ackedID {
-                inFlight = nil
-            }
+    private mutating func record(_ event: HostLink.Event, at now: MonotonicInstant) {
+        switch event {
         case .helloReply(let reply): helloReply = reply
         case .limits(let limits): self.limits = limits
         case .status(let status): lastStatus = status
@@ -173,8 +125,8 @@ public struct ScriptedHost: Sendable {
             telemetryFrames += 1
         case .cartridge(let cartridge): cartridges.append(cartridge)
         case .fault(let fault): penFaults.append((now, fault))
-        case .log(let log): logLines.append(log.text.string)
-        default: break
+        case .log(_, let text): logLines.append(text)
+        case .acknowledged, .rejected, .gaveUp: break  // ACKs are recorded from their frames, above
         }
     }
 

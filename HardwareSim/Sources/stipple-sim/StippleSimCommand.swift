@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StippleSim
+import StippleTransport
 import StippleWire
 
 @main
@@ -119,8 +120,7 @@ struct Conformance: ParsableCommand {
     var port: String?
 
     func run() throws {
-        let penPort: any PenPort = if let port { try SerialPort(path: port) } else { SimulatedPenPort() }
-        var suite = ConformanceSuite(port: penPort)
+        var suite = if let port { ConformanceSuite(transport: try SerialPort(path: port)) } else { ConformanceSuite(simulated: VirtualTimePenTransport()) }
         try suite.run()
         for check in suite.checks { say(check.description) }
         let failed = suite.checks.filter { !$0.passed }.count

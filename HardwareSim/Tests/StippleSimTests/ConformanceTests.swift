@@ -1,11 +1,12 @@
 import Foundation
 import StippleSim
+import StippleTransport
 import StippleWire
 import Testing
 
 @Suite(.serialized) struct ConformanceTests {
     @Test func theSimulatorPassesTheConformanceSuiteInProcess() throws {
-        var suite = ConformanceSuite(port: SimulatedPenPort())
+        var suite = ConformanceSuite(simulated: VirtualTimePenTransport())
         try suite.run()
         #expect(suite.checks.count >= 55)
         for check in suite.checks where !check.passed { Issue.record("\(check)") }
@@ -17,7 +18,7 @@ import Testing
         thread.start()
         defer { server.stop() }
         let port = try SerialPort(path: server.devicePath)
-        var suite = ConformanceSuite(port: port, replyTimeout: .milliseconds(500))
+        var suite = ConformanceSuite(transport: port, replyTimeout: .milliseconds(500))
         try suite.run()
         for check in suite.checks where !check.passed { Issue.record("\(check)") }
         #expect(suite.checks.count >= 55)
@@ -37,7 +38,7 @@ import Testing
         rig.connect(limits: limits)
         rig.arm()
         let start = Date()
-        var now: MonotonicInstant { port.now }
+        var now: MonotonicInstant { MonotonicClock.now() }
         while Date().timeIntervalSince(start) < 0.6 {
             try port.write(rig.poll(at: now))
             rig.receive(try port.read(timeout: .milliseconds(5)), at: now)
@@ -59,7 +60,7 @@ import Testing
     func h8APenWithAnEmptySerialFailsConformance() throws {
         var config = PenConfig()
         config.serial = ""
-        var suite = ConformanceSuite(port: SimulatedPenPort(config: config))
+        var suite = ConformanceSuite(simulated: VirtualTimePenTransport(config: config))
         try suite.run()
         let serial = try #require(suite.checks.first { $0.name == "HELLO_REPLY carries a non-empty serial" })
         #expect(!serial.passed && serial.detail.contains("empty serial"), "\(serial)")
@@ -67,7 +68,7 @@ import Testing
     }
 
     @Test func theSuiteChecksTheClarifiedRules() throws {
-        var suite = ConformanceSuite(port: SimulatedPenPort())
+        var suite = ConformanceSuite(simulated: VirtualTimePenTransport())
         try suite.run()
         let names = suite.checks.map(\.name)
         for expected in [
