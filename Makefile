@@ -150,7 +150,7 @@ bench-check: deps
 
 ## install: the binaries, systemd units, udev rules, sysusers/tmpfiles, man pages and the default
 ## configuration under $(DESTDIR)$(PREFIX) (CONFIG=release by default, static Swift runtime)
-PREFIX ?= /usr
+PREFIX ?= /usr/local
 DESTDIR ?=
 CONFIG ?= release
 VERSION := 0.1.0
@@ -158,22 +158,26 @@ SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swif
 BINARIES := stippled stipplectl stipple-sim
 MAN := $(BUILD)/man
 
-install: deps
+install: deps stipplectl-docs
 	for p in $(BINARIES); do $(SWIFT) build $(SWIFT_BUILD_FLAGS) --product $$p || exit 1; done
 	@rm -rf $(MAN) && mkdir -p $(MAN)
 	$(PYTHON) docs/man/gen_man.py .build/$(CONFIG)/stippled 8 $(MAN)/stippled.8
 	$(PYTHON) docs/man/gen_man.py .build/$(CONFIG)/stipple-sim 1 $(MAN)/stipple-sim.1
-	$(PYTHON) docs/man/gen_man.py .build/$(CONFIG)/stipplectl 1 $(MAN)/stipplectl.1
 	install -D -m 0755 .build/$(CONFIG)/stippled $(DESTDIR)$(PREFIX)/sbin/stippled
 	install -D -m 0755 .build/$(CONFIG)/stipplectl $(DESTDIR)$(PREFIX)/bin/stipplectl
 	install -D -m 0755 .build/$(CONFIG)/stipple-sim $(DESTDIR)$(PREFIX)/bin/stipple-sim
-	install -D -m 0644 systemd/stippled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stippled.service
+	sed 's|/usr/sbin/stippled|$(PREFIX)/sbin/stippled|' systemd/stippled.service > $(MAN)/stippled.service
+	install -D -m 0644 $(MAN)/stippled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stippled.service
 	install -D -m 0644 systemd/stipple.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/stipple.conf
 	install -D -m 0644 systemd/stipple.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/stipple.conf
 	install -D -m 0644 systemd/90-stipple.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/90-stipple.rules
 	install -D -m 0644 systemd/stippled.json $(DESTDIR)/etc/stipple/stippled.json
 	install -D -m 0644 $(MAN)/stippled.8 $(DESTDIR)$(PREFIX)/share/man/man8/stippled.8
-	install -D -m 0644 $(MAN)/stipplectl.1 $(DESTDIR)$(PREFIX)/share/man/man1/stipplectl.1
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(STIPPLECTL_DOCS)/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stipplectl
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_stipplectl
+	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stipplectl.fish
 	install -D -m 0644 $(MAN)/stipple-sim.1 $(DESTDIR)$(PREFIX)/share/man/man1/stipple-sim.1
 	for d in README.md docs/deploy.md docs/configuration.md docs/openapi.yaml docs/safety.md; do \
 		install -D -m 0644 $$d $(DESTDIR)$(PREFIX)/share/doc/stipple/$$(basename $$d) || exit 1; done
@@ -202,11 +206,14 @@ test-package: deps
 	dpkg-deb -I $(DEB) | grep -q "Package: stipple"
 	test -x $(BUILD)/pkgroot/usr/sbin/stippled && test -f $(BUILD)/pkgroot/usr/share/man/man8/stippled.8
 	$(BUILD)/pkgroot/usr/sbin/stippled --help >/dev/null
-	SYSTEMD_LOG_LEVEL=err systemd-analyze verify --root=$(abspath $(BUILD)/pkgroot) /usr/lib/systemd/system/stippled.service
+	@# systemd-analyze verify reads the unit as installed, pointed at the extracted binary and man pages
+	mkdir -p $(BUILD)/unitcheck && sed 's|/usr/sbin/stippled|$(abspath $(BUILD)/pkgroot)/usr/sbin/stippled|' \
+		$(BUILD)/pkgroot/usr/lib/systemd/system/stippled.service > $(BUILD)/unitcheck/stippled.service
+	MANPATH=$(abspath $(BUILD)/pkgroot)/usr/share/man SYSTEMD_LOG_LEVEL=err systemd-analyze verify $(BUILD)/unitcheck/stippled.service
 	@exposure=$$(systemd-analyze security --offline=yes --root=$(abspath $(BUILD)/pkgroot) stippled.service 2>/dev/null | sed -n 's/.*Overall exposure level for stippled.service: \([0-9.]*\).*/\1/p'); \
 	  echo "stippled.service exposure: $$exposure (goal ≤ 1.0, fails above 1.5)"; \
 	  [ -n "$$exposure" ] && awk "BEGIN { exit !($$exposure <= 1.5) }"
-	systemd-sysusers --root=$(abspath $(BUILD)/pkgroot) --dry-run 2>/dev/null >/dev/null || systemd-sysusers --root=$(abspath $(BUILD)/pkgroot)
+	systemd-sysusers --root=$(abspath $(BUILD)/pkgroot)
 	grep -q '^stipple:' $(BUILD)/pkgroot/etc/passwd && grep -q '^stipple-eng:' $(BUILD)/pkgroot/etc/group
 	@echo "package: 1 passed"
 
@@ -214,26 +221,15 @@ clean:
 	rm -rf $(BUILD) .build
 
 ## stipplectl-docs: shell completions (bash, zsh, fish) and a man page per command, generated from
-## stipplectl's argument parser (swift-argument-parser's GenerateManual plugin) into build/stipplectl
-.PHONY: stipplectl-docs install-stipplectl install
+## stipplectl's own argument parser (--experimental-dump-help, --generate-completion-script) into
+## build/stipplectl — no extra build of the package
+.PHONY: stipplectl-docs install-stipplectl
 STIPPLECTL_DOCS := $(BUILD)/stipplectl
 stipplectl-docs: deps
-	$(SWIFT) build --product stipplectl
-	@rm -rf $(STIPPLECTL_DOCS) && mkdir -p $(STIPPLECTL_DOCS)/man1 $(STIPPLECTL_DOCS)/completions
-	$(SWIFT) package generate-manual --multi-page
-	@for page in .build/plugins/GenerateManual/outputs/stipplectl/*.1; do \
-		name=$$(basename $$page .1 | tr . -); cp $$page $(STIPPLECTL_DOCS)/man1/$$name.1; done
-	for shell in bash zsh fish; do .build/debug/stipplectl --generate-completion-script $$shell > $(STIPPLECTL_DOCS)/completions/$$shell || exit 1; done
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipplectl
+	@rm -rf $(STIPPLECTL_DOCS) && mkdir -p $(STIPPLECTL_DOCS)/completions
+	$(PYTHON) docs/man/gen_man.py --multi-page .build/$(CONFIG)/stipplectl 1 $(STIPPLECTL_DOCS)/man1
+	for shell in bash zsh fish; do .build/$(CONFIG)/stipplectl --generate-completion-script $$shell > $(STIPPLECTL_DOCS)/completions/$$shell || exit 1; done
 
-## install-stipplectl: stipplectl, its completions and man pages under $(DESTDIR)$(PREFIX)
-## (`make install` includes it)
-PREFIX ?= /usr/local
-install: install-stipplectl
-install-stipplectl: stipplectl-docs
-	$(SWIFT) build -c release --product stipplectl
-	install -D -m 0755 .build/release/stipplectl $(DESTDIR)$(PREFIX)/bin/stipplectl
-	install -d $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 $(STIPPLECTL_DOCS)/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stipplectl
-	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_stipplectl
-	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stipplectl.fish
+## install-stipplectl: the same as install (kept for muscle memory)
+install-stipplectl: install

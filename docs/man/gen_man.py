@@ -4,7 +4,8 @@
 option, flag and argument, with its help text. Extra sections (FILES, EXIT STATUS, SEE ALSO, ...)
 come from docs/man/NAME.extra, plain troff, when it exists.
 
-usage: gen_man.py BINARY SECTION OUTPUT
+usage: gen_man.py BINARY SECTION OUTPUT             one page for the whole tool
+       gen_man.py --multi-page BINARY SECTION DIR   one page per command (TOOL.1, TOOL-SUB.1, ...)
 """
 
 import datetime
@@ -72,38 +73,62 @@ def command_section(command, path):
     return out
 
 
-def main():
-    binary, section, output = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
-    dump = json.loads(subprocess.run([binary, "--experimental-dump-help"], check=True, capture_output=True, text=True).stdout)
-    command = dump["command"]
-    name = command["commandName"]
-    date = datetime.date.fromtimestamp(pathlib.Path(binary).stat().st_mtime).isoformat()
+def page(command, path, section, date, extra_name, whole):
+    name = "-".join(path)
     lines = [
         f'.TH {name.upper()} {section} "{date}" "Stipple" "Stipple manual"',
         ".SH NAME", f"{escape(name)} \\- {escape(command.get('abstract', ''))}",
         ".SH SYNOPSIS",
     ]
     subcommands = [s for s in command.get("subcommands", []) if s.get("shouldDisplay", True)]
+    arguments = [a for a in command.get("arguments", []) if a.get("shouldDisplay", True)]
     if subcommands:
-        lines.append(f"\\fB{escape(name)}\\fR <subcommand> [options]")
+        lines.append(f"\\fB{escape(' '.join(path))}\\fR <subcommand> [options]")
     else:
-        lines.append(f"\\fB{escape(name)}\\fR " + escape(" ".join(synopsis_of(a) for a in command.get("arguments", []) if a.get("shouldDisplay", True))))
+        lines.append(f"\\fB{escape(' '.join(path))}\\fR " + escape(" ".join(synopsis_of(a) for a in arguments)))
     lines += [".SH DESCRIPTION", escape(command.get("abstract", ""))]
     if command.get("discussion"):
         lines += [".PP", escape(command["discussion"])]
     if subcommands:
         lines.append(".SH COMMANDS")
         for sub in subcommands:
-            lines += command_section(sub, [name, sub["commandName"]])
-    options = [a for a in command.get("arguments", []) if a.get("shouldDisplay", True)]
-    if options:
+            if whole:
+                lines += command_section(sub, path + [sub["commandName"]])
+            else:
+                lines += [".TP", f"\\fB{escape(' '.join(path + [sub['commandName']]))}\\fR", escape(sub.get("abstract", "")) +
+                          f" See \\fB{escape('-'.join(path + [sub['commandName']]))}\\fR({section})."]
+    if arguments:
         lines.append(".SH OPTIONS")
-        lines += option_lines(options)
-    extra = pathlib.Path(__file__).with_name(f"{name}.extra")
+        lines += option_lines(arguments)
+    extra = pathlib.Path(__file__).with_name(f"{extra_name}.extra")
     if extra.exists():
         lines.append(extra.read_text().rstrip())
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def walk(command, path):
+    yield command, path
+    for sub in command.get("subcommands", []):
+        if sub.get("shouldDisplay", True):
+            yield from walk(sub, path + [sub["commandName"]])
+
+
+def main():
+    multi = sys.argv[1] == "--multi-page"
+    arguments = sys.argv[2:] if multi else sys.argv[1:]
+    binary, section, output = arguments[0], arguments[1], pathlib.Path(arguments[2])
+    dump = json.loads(subprocess.run([binary, "--experimental-dump-help"], check=True, capture_output=True, text=True).stdout)
+    command = dump["command"]
+    name = command["commandName"]
+    date = datetime.date.fromtimestamp(pathlib.Path(binary).stat().st_mtime).isoformat()
+    if not multi:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(page(command, [name], section, date, name, whole=True))
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for sub, path in walk(command, [name]):
+        extra = "-".join(path)
+        (output / f"{extra}.{section}").write_text(page(sub, path, section, date, extra, whole=False))
 
 
 if __name__ == "__main__":
