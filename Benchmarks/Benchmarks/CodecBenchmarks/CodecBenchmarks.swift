@@ -4,9 +4,12 @@
 // available on the CI machines.
 import Benchmark
 import CodecWorkload
+import Foundation
 import StippleWire
 
 let benchmarks: @Sendable () -> Void = {
+    // `make test` (bench-check) measures only what repeats exactly on a busy machine: allocations.
+    let countsOnly = ProcessInfo.processInfo.environment["STIPPLE_BENCHMARK_COUNTS_ONLY"] != nil
     let stream = SessionStream()
     let frameCount = stream.frames.count
 
@@ -14,14 +17,16 @@ let benchmarks: @Sendable () -> Void = {
     // (x 300,000 for frames). Tolerances for `make bench`, from the spread of ten runs on the CI
     // machine kind while other builds ran (README.md): throughput may drift within the band,
     // an allocation may not appear at all.
+    let metrics: [BenchmarkMetric] = countsOnly ? [.mallocCountTotal] : [.throughput, .mallocCountTotal]
+    let tolerances: [BenchmarkMetric: BenchmarkThresholds] = [
+        .throughput: .init(relative: [.p90: 40]),
+        .mallocCountTotal: .init(absolute: [.p90: 0]),
+    ]
     let configuration = Benchmark.Configuration(
-        metrics: [.throughput, .mallocCountTotal],
+        metrics: metrics,
         maxDuration: .seconds(2),
-        maxIterations: 100,
-        thresholds: [
-            .throughput: .init(relative: [.p90: 40]),
-            .mallocCountTotal: .init(absolute: [.p90: 0]),
-        ]
+        maxIterations: countsOnly ? 5 : 100,
+        thresholds: tolerances.filter { metrics.contains($0.key) }
     )
 
     Benchmark("Decode.Swift", configuration: configuration) { benchmark in
@@ -42,14 +47,16 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Both decoders on the same bytes in each iteration, in alternating order, so that whatever
-    // else the machine does falls on both: their ratio is steadier than either time.
+    // else the machine does falls on both: their ratio is steadier than either time. The band is
+    // 100 points around the recorded ratio (about 2.0): the Swift decoder losing its lead over
+    // the C decoder fails `make bench`.
     let ratio = BenchmarkMetric.custom("Swift/C decode throughput (%)", polarity: .prefersLarger, useScalingFactor: false)
     let clock = ContinuousClock()
     Benchmark(
         "Decode.SwiftOverC",
         configuration: .init(
-            metrics: [ratio], maxDuration: .seconds(3), maxIterations: 100,
-            thresholds: [ratio: .init(relative: [.p90: 20])]
+            metrics: [ratio], maxDuration: .seconds(3), maxIterations: 100, skip: countsOnly,
+            thresholds: [ratio: .init(absolute: [.p90: 100])]
         )
     ) { benchmark in
         stream.bytes.withUnsafeBytes { bytes in
