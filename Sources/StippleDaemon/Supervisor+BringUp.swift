@@ -27,7 +27,7 @@ extension Supervisor {
         let ticket = expectAck(message.id)
         let started = ContinuousClock.now
         link?.send(message)
-        flush(at: stamp(clock.now()))
+        flush(at: stamp(inputNow()))
         let outcome = await ticket.outcome()
         let elapsed = ContinuousClock.now - started
         switch outcome {

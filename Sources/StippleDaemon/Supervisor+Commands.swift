@@ -43,7 +43,7 @@ extension Supervisor {
     /// Runs one event through the core and carries the decision out; waits for the records.
     func decide(_ event: SafetyEvent, actor: String) async throws(CommandError) -> Decision {
         let mark = failureMark
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         let before = core.phase
         let decision = core.handle(event, at: now)
         apply(decision, phaseBefore: before, at: now, actor: actor)
@@ -92,7 +92,7 @@ extension Supervisor {
             sessionID: id, clientID: command.clientID, technician: command.technician, zone: command.zone,
             cartridgeID: command.cartridgeID, pigmentLots: command.pigmentLots, penSerial: serial,
             gapOverrideReason: command.gapOverrideReason)
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         let before = core.phase
         let decision = core.handle(.openSession(request, wall: wall, bootID: clock.bootID), at: now)
         if let refusal = decision.refusal {
@@ -109,7 +109,7 @@ extension Supervisor {
         // A new session pushes its limits once it has a setpoint; nothing else to send yet.
         do { try await durable(since: mark) } catch {
             // Not recorded: do not leave a session the records do not know.
-            let nowAfter = stamp(clock.now())
+            let nowAfter = stamp(inputNow())
             let closing = core.phase
             apply(core.handle(.closeSession, at: nowAfter), phaseBefore: closing, at: nowAfter, actor: actor)
             throw error
@@ -190,7 +190,7 @@ extension Supervisor {
             pedalPressed: flags.contains(.pedalPressed), estopPressed: flags.contains(.estopPressed),
             penFaultLatched: (pen.status?.fault ?? .none) != .none || flags.contains(.faultLatched),
             connection: connection, connectionAlive: isPresent(connection), today: clock.wallNow().day)
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         let before = core.phase
         let decision = core.handle(.arm(facts), at: now)
         if let refusal = decision.refusal { throw self.refusal(refusal) }
@@ -212,12 +212,12 @@ extension Supervisor {
         let runTicket = expectAck(.motorRun)
         link?.send(.arm(.init(limitsCRC: pen.readBackLimitsCRC ?? 0)))
         link?.send(.motorRun(.init()))
-        flush(at: stamp(clock.now()))
+        flush(at: stamp(inputNow()))
         let armed = await armTicket.outcome()
         let running = await runTicket.outcome()
         for (command, outcome) in [("ARM", armed), ("MOTOR_RUN", running)] {
             guard case .answered(let status, let detail) = outcome, status == .ok else {
-                let nowFail = stamp(clock.now())
+                let nowFail = stamp(inputNow())
                 let phase = core.phase
                 apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
                 let reason = if case .answered(let status, let detail) = outcome { "\(status) (detail \(detail))" } else { "no answer" }
@@ -230,7 +230,7 @@ extension Supervisor {
         // the link dropped the queued ARM; this makes sure and says so).
         guard core.phase == .armed || core.phase == .running || core.phase == .paused else {
             link?.send(.disarm(.init()))
-            flush(at: stamp(clock.now()))
+            flush(at: stamp(inputNow()))
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
         }
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
@@ -268,7 +268,7 @@ extension Supervisor {
         if link != nil {
             let ticket = expectAck(.clearFault)
             link?.send(.clearFault(.init()))
-            flush(at: stamp(clock.now()))
+            flush(at: stamp(inputNow()))
             switch await ticket.outcome() {
             case .answered(.ok, _):
                 break

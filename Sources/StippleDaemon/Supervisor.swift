@@ -179,7 +179,7 @@ public actor Supervisor {
         if let decision = restoredDecision {
             restoredDecision = nil
             logger.notice("restored session", metadata: sessionMetadata)
-            apply(decision, phaseBefore: nil, at: stamp(clock.now()))
+            apply(decision, phaseBefore: nil, at: stamp(inputNow()))
         }
     }
 
@@ -188,6 +188,15 @@ public actor Supervisor {
         if let session = core.session { metadata["session_id"] = "\(session.request.sessionID)" }
         if let serial = pen.identity?.serial { metadata["pen_serial"] = "\(serial)" }
         return metadata
+    }
+
+    /// The time of an input that carries none (an API command, a status, a shutdown). With a real
+    /// clock: now. With the simulator's accelerated clock, the simulator drives time in steps
+    /// (`step`, `received`) and may run behind the clock when the machine is busy: an input then
+    /// happens at the latest time the simulation reached, never ahead of it — otherwise a status
+    /// request would make the pen look silent for the simulated time it has not yet run.
+    func inputNow() -> MonotonicInstant {
+        clock.isAccelerated ? lastNow : clock.now()
     }
 
     /// Time never runs backwards for the core, whatever order inputs arrive in.
@@ -201,7 +210,7 @@ public actor Supervisor {
     /// A transport to a pen is open: start a new link with HELLO (PROTOCOL.md section 6).
     /// A GPIO pen passes its own link; a serial pen (the default) gets a `HostLink`.
     public func attach(_ transport: any PenTransport, link makeLink: @escaping @Sendable () -> any PenLink = { HostLink() }) {
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         self.transport = transport
         self.makeLink = makeLink
         startLink(at: now)
@@ -221,7 +230,7 @@ public actor Supervisor {
 
     /// The transport failed or closed: the link is lost (H5/H6/H7). Stops, latches, records.
     public func detach(reason: String) {
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         transport?.close()
         transport = nil
         link = nil
@@ -655,13 +664,13 @@ public actor Supervisor {
         guard !shuttingDown else { return }
         shuttingDown = true
         notifier.notify("STOPPING=1\nSTATUS=stopping the needle, disarming, flushing the records")
-        let now = stamp(clock.now())
+        let now = stamp(inputNow())
         let before = core.phase
         apply(core.handle(.disarm, at: now), phaseBefore: before, at: now)
         if link != nil {
             for _ in 0..<20 where !(link?.isIdle ?? true) {
                 try? await Task.sleep(for: .milliseconds(10))
-                flush(at: stamp(clock.now()))
+                flush(at: stamp(inputNow()))
             }
         }
         if let snapshot = core.snapshot { persist(snapshot, actor: "stippled") }
