@@ -20,7 +20,7 @@ APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).
 PY_MODULES := pytest jsonschema yaml
 
-.PHONY: all deps build run install deb test-package test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -134,6 +134,14 @@ bench: deps
 	$(BENCHMARK) baseline read latest --no-progress
 	$(BENCHMARK) thresholds check latest --path Thresholds --no-progress
 	$(CODEC_INSTRUCTIONS)
+	$(MAKE) bench-daemon
+
+## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
+## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session
+bench-daemon: deps
+	$(SWIFT) build -c release --product stippled
+	$(SWIFT) build -c release --package-path Benchmarks --product daemon-bench
+	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled)
 
 ## bench-thresholds: record the current figures as the thresholds (on a quiet machine; review the diff)
 bench-thresholds: deps

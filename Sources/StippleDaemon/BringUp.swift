@@ -157,6 +157,8 @@ final class TappedTransport: PenTransport, Sendable {
 
     var description: String { inner.description }
 
+    var descriptor: Int32? { inner.descriptor }
+
     func write(_ bytes: [UInt8]) throws(SystemCallError) {
         try inner.write(bytes)
         bringUp.record(.toPen, bytes)

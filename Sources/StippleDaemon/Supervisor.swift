@@ -78,6 +78,9 @@ public actor Supervisor {
     let logger: Logger
     /// systemd's watchdog is fed from `step`: a hung supervisor stops feeding it.
     public nonisolated let notifier: SystemdNotifier
+    /// The supervisor's own thread (its executor), which also reads a serial pen.
+    public nonisolated let loop: SupervisorLoop
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
     var core: SafetyCore
     /// The link to the pen: `HostLink` for a serial pen, `GPIOPenLink` for a GPIO pen.
@@ -134,9 +137,10 @@ public actor Supervisor {
 
     /// A supervisor with the records' history; restores the session the records left open.
     public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String], hub: EventHub, logger: Logger,
-                notifier: SystemdNotifier = SystemdNotifier()) throws {
+                notifier: SystemdNotifier = SystemdNotifier(), loop: SupervisorLoop = SupervisorLoop()) throws {
         self.clock = clock
         self.notifier = notifier
+        self.loop = loop
         self.settings = settings
         self.records = records
         self.hub = hub
@@ -243,6 +247,12 @@ public actor Supervisor {
     }
 
     /// Bytes from the pen, read at `time`: the start of the stop path.
+    /// Runs `body` on the supervisor's thread in one hop: the in-process simulator feeds a
+    /// batch of pen steps at a time instead of hopping threads twice a step.
+    public func isolated<T: Sendable>(_ body: @Sendable (isolated Supervisor) throws -> T) rethrows -> T {
+        try body(self)
+    }
+
     public func received(_ bytes: [UInt8], at time: MonotonicInstant) {
         let entered = SystemClock.monotonicNow()
         let stopsBefore = stopsWritten

@@ -39,6 +39,13 @@ public protocol PenTransport: AnyObject, Sendable {
     func read(timeout: Duration) throws(SystemCallError) -> [UInt8]
     /// Releases the device. Idempotent.
     func close()
+    /// A descriptor that `poll` reports readable when `read` has bytes, if there is one: the
+    /// daemon then reads on its supervisor's own thread the moment bytes arrive.
+    var descriptor: Int32? { get }
+}
+
+extension PenTransport {
+    public var descriptor: Int32? { nil }
 }
 
 /// A serial device opened raw — a real pen (USB CDC-ACM or UART) or a pty served by
@@ -71,6 +78,8 @@ public final class SerialPort: PenTransport, @unchecked Sendable {
     deinit { close() }
 
     public var description: String { path }
+
+    public var descriptor: Int32? { closeLock.locked { closed ? nil : fd } }
 
     /// Raw mode: no echo, no line discipline, no translation; 8N1, 115200 baud (CDC-ACM
     /// ignores the rate), receiver on, modem lines ignored. Public for the pty server of

@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// The supervisor's own thread: its executor, and the reader of the pen's file descriptor.
+///
+/// Every input to the supervisor runs on this one thread, one at a time — API commands and
+/// other awaits arrive as jobs; the pen's bytes are read here the moment `poll` says they are
+/// there and handled at once, in the same call (no hand-over to another thread or task on the
+/// stop path: frame read → `SafetyCore` → stop frame written, on this thread). It is SwiftNIO's
+/// event loop in miniature: `poll` on a wake-up pipe and the pen, run the jobs, read the pen,
+/// tick.
+public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
+    /// What the loop watches: the pen's descriptor, what to do when it is readable, and a tick.
+    struct Watch {
+        var descriptor: Int32?
+        var onReadable: (@Sendable () -> Void)?
+        var tickPeriod: Duration?
+        var onTick: (@Sendable () -> Void)?
+    }
+
+    private let jobs = Mutex<[UnownedJob]>([])
+    private let watch = Mutex(Watch())
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let threadID = Mutex<pthread_t?>(nil)
+    private let running = Atomic<Bool>(true)
+    /// True while the loop is (about to be) blocked in `poll`: only then does a job need the
+    /// wake-up pipe (a system call per actor hop would halve the simulator's throughput).
+    private let sleeping = Atomic<Bool>(false)
+
+    public init(name: String = "stipple-supervisor") {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { fatalError("stippled: cannot create the supervisor's wake-up pipe (errno \(errno))") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = name
+        thread.stackSize = 4 << 20
+        thread.start()
+        while threadID.withLock({ $0 }) == nil { usleep(100) }
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    // MARK: - SerialExecutor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        jobs.withLock { $0.append(unowned) }
+        if sleeping.exchange(false, ordering: .sequentiallyConsistent) { wake() }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func checkIsolated() {
+        precondition(isOnLoop, "not on the supervisor's thread")
+    }
+
+    /// Whether the caller runs on the loop's thread.
+    public var isOnLoop: Bool {
+        guard let id = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(pthread_self(), id) != 0
+    }
+
+    // MARK: - Watching the pen
+
+    /// Watches `descriptor`: `onReadable` runs on the loop's thread whenever it is readable.
+    public func watch(descriptor: Int32, onReadable: @escaping @Sendable () -> Void) {
+        watch.withLock {
+            $0.descriptor = descriptor
+            $0.onReadable = onReadable
+        }
+        wake()
+    }
+
+    /// Stops watching the pen's descriptor.
+    public func unwatch() {
+        watch.withLock {
+            $0.descriptor = nil
+            $0.onReadable = nil
+        }
+        wake()
+    }
+
+    /// Runs `onTick` on the loop's thread every `period`.
+    public func tick(every period: Duration, _ onTick: @escaping @Sendable () -> Void) {
+        watch.withLock {
+            $0.tickPeriod = period
+            $0.onTick = onTick
+        }
+        wake()
+    }
+
+    /// Stops the tick.
+    public func untick() {
+        watch.withLock {
+            $0.tickPeriod = nil
+            $0.onTick = nil
+        }
+        wake()
+    }
+
+    public func stop() {
+        running.store(false, ordering: .relaxed)
+        wake()
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        threadID.withLock { $0 = pthread_self() }
+        var nextTick = ContinuousClock.now
+        var drain = [UInt8](repeating: 0, count: 256)
+        while running.load(ordering: .relaxed) {
+            let current = watch.withLock { $0 }
+            var timeout: Int32 = 1000
+            if current.tickPeriod != nil {
+                let remaining = nextTick - ContinuousClock.now
+                // Rounded up: a timeout rounded down to 0 would spin until the tick is due.
+                let milliseconds = remaining.components.seconds * 1000
+                    + (remaining.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+                timeout = Int32(clamping: max(0, min(milliseconds, 1000)))
+            }
+            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            if let descriptor = current.descriptor { fds.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)) }
+            sleeping.store(true, ordering: .sequentiallyConsistent)
+            if !jobs.withLock({ $0.isEmpty }) { timeout = 0 }
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            sleeping.store(false, ordering: .sequentiallyConsistent)
+            if ready < 0 && errno != EINTR { usleep(1000) }
+            if fds[0].revents != 0 { while read(wakeRead, &drain, drain.count) > 0 {} }
+            // The pen first: a stop never waits behind a queue of API work.
+            if fds.count > 1, fds[1].revents != 0, let onReadable = current.onReadable { onReadable() }
+            runJobs()
+            if let period = current.tickPeriod, let onTick = current.onTick, ContinuousClock.now >= nextTick {
+                nextTick = ContinuousClock.now + period
+                onTick()
+                runJobs()
+            }
+        }
+    }
+
+    private func runJobs() {
+        while true {
+            let batch = jobs.withLock { jobs -> [UnownedJob] in
+                defer { jobs.removeAll(keepingCapacity: true) }
+                return jobs
+            }
+            if batch.isEmpty { return }
+            for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
+        }
+    }
+}
