@@ -24,6 +24,17 @@ let package = Package(
         ),
         // Valgrind's client requests, so the instruction counter can count the decode alone.
         .target(name: "CCallgrind"),
+        // stippled as a process against a simulated pen on a real pty: stop reaction beside the
+        // bare pty round trip, CPU per telemetry frame, memory over a four-hour session.
+        .target(name: "CBenchPty"),
+        .executableTarget(
+            name: "daemon-bench",
+            dependencies: [
+                "CBenchPty",
+                .product(name: "StippleSim", package: "Stipple"),
+                .product(name: "StippleWire", package: "Stipple"),
+            ]
+        ),
         .executableTarget(
             name: "codec-instructions",
             dependencies: ["CodecWorkload", "CCallgrind"]

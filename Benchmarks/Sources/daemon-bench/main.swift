@@ -1,0 +1,458 @@
+// daemon-bench: stippled measured as a process, against a pen on a real pty (issue 8).
+//
+//   reaction   an over-depth TELEMETRY written into the pty → the MOTOR_STOP frame read back,
+//              p50/p99 over N events, beside the bare pty round trip p50/p99 of the same run
+//              (a child process echoing on a pty); again with 16 SSE clients attached
+//   cpu        the daemon's CPU time per telemetry frame at 1 kHz (its schedstat, less an idle
+//              baseline of the same length)
+//   memory     resident memory at start and after a four-hour session on the accelerated clock
+//
+// The pen is HardwareSim's PenSimulator run in real time on the pty's master, so the daemon
+// does its real handshake, limits read-back and arming. After the first over-depth frame the
+// session is latched; every further over-depth frame makes the core insist on the stop, which
+// goes out through the same path (frame in → core → MOTOR_STOP out) — that is what is timed.
+
+import CBenchPty
+import Foundation
+import Glibc
+import StippleSim
+import StippleWire
+import Synchronization
+
+// MARK: - Small tools
+
+func monotonicNanoseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("daemon-bench: \(message)\n".utf8))
+    exit(1)
+}
+
+func percentile(_ values: [Int64], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    let index = min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)
+    return Double(sorted[max(0, index)]) / 1000  // µs
+}
+
+/// Opens a pty pair; the slave is put in raw mode and kept open (so its settings stay).
+func openPTY() -> (master: Int32, slave: Int32, path: String) {
+    var name = [CChar](repeating: 0, count: 128)
+    let master = bench_open_pty(&name, name.count)
+    guard master >= 0 else { fail("cannot open a pty") }
+    let path = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    let slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
+    guard slave >= 0 else { fail("cannot open \(path)") }
+    makeRaw(slave)
+    makeRaw(master)
+    return (master, slave, path)
+}
+
+func makeRaw(_ fd: Int32) {
+    var attributes = termios()
+    if tcgetattr(fd, &attributes) == 0 {
+        cfmakeraw(&attributes)
+        _ = tcsetattr(fd, TCSANOW, &attributes)
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if written < 0 { if errno == EINTR || errno == EAGAIN { continue }; fail("write: \(errno)") }
+        offset += written
+    }
+}
+
+func readSome(_ fd: Int32, timeoutMs: Int32) -> [UInt8] {
+    var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&pfd, 1, timeoutMs) > 0 else { return [] }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    return count > 0 ? Array(buffer[0..<count]) : []
+}
+
+// MARK: - The API over the Unix socket
+
+func connectUnix(_ path: String) -> Int32? {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let length = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count)
+    let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+    if result != 0 { close(fd); return nil }
+    return fd
+}
+
+@discardableResult
+func http(_ socket: String, _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) -> (Int, String) {
+    guard let fd = connectUnix(socket) else { return (0, "cannot connect") }
+    defer { close(fd) }
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    for (key, value) in headers { request += "\(key): \(value)\r\n" }
+    if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
+    request += "\r\n" + (body ?? "")
+    writeAll(fd, Array(request.utf8))
+    var response: [UInt8] = []
+    while true {
+        let chunk = readSome(fd, timeoutMs: 10_000)
+        if chunk.isEmpty { break }
+        response += chunk
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let bodyText = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, bodyText)
+}
+
+func status(_ socket: String) -> [String: Any] {
+    let (_, body) = http(socket, "GET", "/v1/status")
+    return ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]) ?? [:]
+}
+
+func waitFor(_ what: String, seconds: Double = 30, _ condition: () -> Bool) {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return }
+        usleep(20_000)
+    }
+    fail("timed out waiting for \(what)")
+}
+
+/// An event stream read on a thread of its own until closed.
+final class EventStream: @unchecked Sendable {
+    let fd: Int32
+    let thread: Thread
+
+    init?(socket: String, client: String?, fullRate: Bool) {
+        guard let fd = connectUnix(socket) else { return nil }
+        self.fd = fd
+        var request = "GET /v1/events\(fullRate ? "?telemetry=full" : "") HTTP/1.1\r\nHost: localhost\r\n"
+        if let client { request += "X-Stipple-Client: \(client)\r\n" }
+        writeAll(fd, Array((request + "\r\n").utf8))
+        thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count <= 0 { return }
+            }
+        }
+        thread.start()
+    }
+
+    func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+}
+
+// MARK: - The daemon
+
+final class Daemon {
+    let process = Process()
+    let socket: String
+    var pid: Int32 { process.processIdentifier }
+
+    init(binary: String, arguments: [String], directory: String) {
+        socket = directory + "/api.sock"
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments + ["--socket", socket, "--state-dir", directory + "/state", "--log-level", "error"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        do { try process.run() } catch { fail("cannot start \(binary): \(error)") }
+        waitFor("stippled's socket") { http(socket, "GET", "/v1/status").0 == 200 }
+    }
+
+    /// CPU time so far in nanoseconds, summed over every thread (the scheduler's own account,
+    /// not clock ticks): `/proc/PID/schedstat` alone is the main thread, which in stippled
+    /// mostly sleeps while the supervisor loop and the NIO threads do the work.
+    var cpuNanoseconds: Int64 {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.reduce(0) { sum, task in
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8)) ?? "0"
+            return sum + (Int64(text.split(separator: " ").first ?? "0") ?? 0)
+        }
+    }
+
+    var residentKB: Int {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
+
+// MARK: - The pen on the pty's master
+
+/// The simulated pen, run in real time on the master side; it also watches the daemon's frames
+/// for MOTOR_STOP, and lets the benchmark write frames of its own into the stream.
+final class PtyPen: @unchecked Sendable {
+    let master: Int32
+    private let pen: Mutex<PenSimulator>
+    private let writeLock = Mutex(())
+    let stopsSeen = Atomic<Int>(0)
+    let lastStopAt = Atomic<Int64>(0)
+    /// Signalled on every MOTOR_STOP, so the benchmark waits without taking a core.
+    let stopSignal = DispatchSemaphore(value: 0)
+    private let running = Atomic<Bool>(true)
+    private let start = monotonicNanoseconds()
+
+    init(master: Int32) {
+        self.master = master
+        pen = Mutex(PenSimulator(config: PenConfig(), seed: 5))
+    }
+
+    func withPen<T>(_ body: (inout PenSimulator) -> T) -> T { pen.withLock { body(&$0) } }
+
+    func inject(_ bytes: [UInt8]) { writeLock.withLock { _ in writeAll(master, bytes) } }
+
+    func run() {
+        var decoder = FrameDecoder()
+        while running.load(ordering: .relaxed) {
+            let bytes = readSome(master, timeoutMs: 1)
+            let now = monotonicNanoseconds()
+            for byte in bytes {
+                if case .frame(let frame)? = decoder.push(byte), case .motorStop = frame.message {
+                    lastStopAt.store(now, ordering: .relaxed)
+                    stopsSeen.wrappingAdd(1, ordering: .releasing)
+                    stopSignal.signal()
+                }
+            }
+            let output = pen.withLock { pen -> [UInt8] in
+                if !bytes.isEmpty { pen.receive(bytes) }
+                pen.advance(to: MonotonicInstant(nanoseconds: now - start))
+                return pen.takeOutput()
+            }
+            if !output.isEmpty { inject(output) }
+        }
+    }
+
+    func stop() { running.store(false, ordering: .relaxed) }
+}
+
+func telemetryFrame(peakUm: UInt16, rateDhz: UInt16, motorOn: Bool) -> [UInt8] {
+    var flags: PenFlags = [.handshakeDone, .limitsSet, .cartridgePresent]
+    if motorOn { flags.formUnion([.motorOn, .pedalPressed, .armed, .runEnabled]) }
+    return FrameEncoder.encode(Frame(seq: 0, message: .telemetry(.init(
+        penTimeUs: 0, strokeCount: 0, peakProtrusionUm: peakUm, strokeRateDhz: rateDhz, motorCurrentMa: 300,
+        temperatureDc: 300, flags: flags))))
+}
+
+// MARK: - The measurements
+
+/// The bare pty round trip: 25 bytes to a child process echoing on the slave, and back.
+func ptyRoundTrips(count: Int) -> [Int64] {
+    let pty = openPTY()
+    close(pty.slave)
+    let echo = Process()
+    echo.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    echo.arguments = ["--echo", pty.path]
+    do { try echo.run() } catch { fail("cannot start the echo child: \(error)") }
+    defer { echo.terminate(); echo.waitUntilExit(); close(pty.master) }
+    let frame = telemetryFrame(peakUm: 800, rateDhz: 1200, motorOn: true)
+    usleep(200_000)
+    var samples: [Int64] = []
+    samples.reserveCapacity(count)
+    for index in 0..<(count + 200) {
+        let start = monotonicNanoseconds()
+        writeAll(pty.master, frame)
+        var got = 0
+        while got < frame.count {
+            let chunk = readSome(pty.master, timeoutMs: 1000)
+            if chunk.isEmpty { fail("the echo child stopped answering") }
+            got += chunk.count
+        }
+        if index >= 200 { samples.append(monotonicNanoseconds() - start) }  // warm-up discarded
+    }
+    return samples
+}
+
+func echoMain(_ path: String) -> Never {
+    let fd = open(path, O_RDWR | O_NOCTTY)
+    guard fd >= 0 else { exit(2) }
+    makeRaw(fd)
+    while true {
+        let bytes = readSome(fd, timeoutMs: 1000)
+        if !bytes.isEmpty { writeAll(fd, bytes) }
+    }
+}
+
+/// Over-depth frames in, MOTOR_STOP frames out, one at a time.
+func reactions(pen: PtyPen, count: Int) -> [Int64] {
+    let overDepth = telemetryFrame(peakUm: 1900, rateDhz: 1200, motorOn: true)
+    var samples: [Int64] = []
+    samples.reserveCapacity(count)
+    var misses = 0
+    while samples.count < count {
+        while pen.stopSignal.wait(timeout: .now()) == .success {}  // drain
+        let before = pen.stopsSeen.load(ordering: .acquiring)
+        let start = monotonicNanoseconds()
+        pen.inject(overDepth)
+        _ = pen.stopSignal.wait(timeout: .now() + .milliseconds(200))
+        if pen.stopsSeen.load(ordering: .acquiring) != before {
+            samples.append(pen.lastStopAt.load(ordering: .relaxed) - start)
+        } else {
+            misses += 1
+            if misses > 100 { fail("the daemon stopped answering over-depth frames") }
+        }
+        usleep(1_500)  // the pen acknowledges MOTOR_STOP and DISARM before the next frame
+    }
+    return samples
+}
+
+struct Options {
+    var stippled = "../.build/release/stippled"
+    var events = 10_000
+    var seconds = 10.0
+    var fourHours = true
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--stippled": stippled = iterator.next() ?? stippled
+            case "--events": events = Int(iterator.next() ?? "") ?? events
+            case "--seconds": seconds = Double(iterator.next() ?? "") ?? seconds
+            case "--no-four-hours": fourHours = false
+            case "--quick": events = 1000; seconds = 3; fourHours = false
+            default: fail("unknown option \(argument) (--stippled PATH, --events N, --seconds S, --no-four-hours, --quick)")
+            }
+        }
+    }
+}
+
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--echo" { echoMain(CommandLine.arguments[2]) }
+let options = Options(CommandLine.arguments)
+guard FileManager.default.isExecutableFile(atPath: options.stippled) else { fail("no stippled at \(options.stippled) (make bench builds it)") }
+let work = NSTemporaryDirectory() + "stipple-daemon-bench-\(getpid())"
+try? FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: work) }
+
+print("daemon-bench: \(options.events) events, \(Int(options.seconds)) s CPU windows, stippled \(options.stippled)")
+
+// 1. The bare pty round trip.
+let bare = ptyRoundTrips(count: options.events)
+
+// 2. The daemon on a pty pen: handshake, a session, armed and running.
+let pty = openPTY()
+let pen = PtyPen(master: pty.master)
+let penThread = Thread { pen.run() }
+penThread.start()
+let daemon = Daemon(binary: options.stippled, arguments: ["--pen", "serial:\(pty.path)"], directory: work + "/a")
+waitFor("the pen's handshake") { ((status(daemon.socket)["pen"] as? [String: Any])?["serial"] as? String) == "SIM-0001" }
+let rssStart = daemon.residentKB
+let opened = http(daemon.socket, "POST", "/v1/sessions", body: #"{"client_id": "BENCH-1", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}"#)
+guard opened.0 == 201 else { fail("opening a session: \(opened)") }
+let sessionID = ((status(daemon.socket)["session"] as? [String: Any])?["id"] as? String) ?? ""
+guard http(daemon.socket, "PUT", "/v1/sessions/\(sessionID)/setpoint", body: #"{"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}"#).0 == 200 else { fail("setpoint") }
+
+// 3. CPU per telemetry frame at 1 kHz, less an idle window of the same length.
+func cpuWindow(_ daemon: Daemon, _ pen: PtyPen, inject: Bool) -> (cpu: Int64, frames: Int) {
+    let idleFrame = telemetryFrame(peakUm: 0xFFFF, rateDhz: 0, motorOn: false)
+    let cpuBefore = daemon.cpuNanoseconds
+    let start = monotonicNanoseconds()
+    let end = start + Int64(options.seconds * 1e9)
+    var frames = 0
+    var next = start
+    while monotonicNanoseconds() < end {
+        if inject {
+            pen.inject(idleFrame)
+            frames += 1
+        }
+        next += 1_000_000
+        let wait = next - monotonicNanoseconds()
+        if wait > 0 { usleep(UInt32(wait / 1000)) }
+    }
+    return (daemon.cpuNanoseconds - cpuBefore, frames)
+}
+let idle = cpuWindow(daemon, pen, inject: false)
+let busy = cpuWindow(daemon, pen, inject: true)
+let cpuPerFrame = Double(busy.cpu - idle.cpu) / Double(max(1, busy.frames)) / 1000
+
+// 4. Armed and running: the presence stream open, the pedal down.
+waitFor("the limits read back") { ((status(daemon.socket)["pen"] as? [String: Any])?["limits_crc"] as? String) != nil }
+guard let presence = EventStream(socket: daemon.socket, client: "bench", fullRate: false) else { fail("event stream") }
+usleep(200_000)
+let armed = http(daemon.socket, "POST", "/v1/arm", headers: ["X-Stipple-Client": "bench"])
+guard armed.0 == 200 else { fail("arming: \(armed)") }
+pen.withPen { $0.setPedal(true) }
+waitFor("running") { status(daemon.socket)["phase"] as? String == "running" }
+
+// 5. The stop path: the first over-depth frame latches; every further one makes the core insist.
+let reaction = reactions(pen: pen, count: options.events)
+
+/// The daemon's own account of its stop path (read → stop written), from /metrics.
+func inDaemonReaction(_ socket: String) -> String {
+    let text = http(socket, "GET", "/metrics").1
+    func value(_ name: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+    guard let sum = value("stipple_stop_reaction_seconds_sum"), let count = value("stipple_stop_reaction_seconds_count"), count > 0 else { return "n/a" }
+    return String(format: "%.1f µs mean over %.0f stops", sum / count * 1e6, count)
+}
+let daemonSide = inDaemonReaction(daemon.socket)
+
+// 6. The same with 16 SSE clients at full telemetry rate.
+var clients: [EventStream] = []
+for _ in 0..<16 { if let stream = EventStream(socket: daemon.socket, client: nil, fullRate: true) { clients.append(stream) } }
+usleep(300_000)
+let reactionWithClients = reactions(pen: pen, count: options.events)
+for client in clients { client.close() }
+presence.close()
+daemon.stop()
+pen.stop()
+
+// 7. Memory after a four-hour session on the accelerated clock (the in-process simulator).
+var rssAfterFourHours: Int?
+var rssFourHoursStart: Int?
+if options.fourHours {
+    let scenario = work + "/pedal.json"
+    try #"{"name": "bench-four-hours", "description": "the pedal down at 10 min", "hazards": [], "seed": 3, "duration_ms": 15000000, "steps": [{"at_ms": 600000, "do": "pedal", "pressed": true}], "expect": []}"#
+        .write(toFile: scenario, atomically: true, encoding: .utf8)
+    let accelerated = Daemon(binary: options.stippled, arguments: ["--pen", "sim:\(scenario)", "--clock", "accelerated=1000"], directory: work + "/b")
+    waitFor("the simulated pen") { ((status(accelerated.socket)["pen"] as? [String: Any])?["serial"] as? String) != nil }
+    rssFourHoursStart = accelerated.residentKB
+    guard http(accelerated.socket, "POST", "/v1/sessions", body: #"{"client_id": "BENCH-2", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}"#).0 == 201 else { fail("four hours: open") }
+    let id = ((status(accelerated.socket)["session"] as? [String: Any])?["id"] as? String) ?? ""
+    _ = http(accelerated.socket, "PUT", "/v1/sessions/\(id)/setpoint", body: #"{"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}"#)
+    waitFor("the limits read back") { ((status(accelerated.socket)["pen"] as? [String: Any])?["limits_crc"] as? String) != nil }
+    guard let lease = EventStream(socket: accelerated.socket, client: "bench", fullRate: false) else { fail("event stream") }
+    usleep(100_000)
+    let armedFour = http(accelerated.socket, "POST", "/v1/arm", headers: ["X-Stipple-Client": "bench"])
+    guard armedFour.0 == 200 else { fail("four hours: arming: \(armedFour)") }
+    waitFor("the four-hour cutoff", seconds: 900) {
+        ((status(accelerated.socket)["session"] as? [String: Any])?["close_reason"] as? String) != nil
+    }
+    let reason = ((status(accelerated.socket)["session"] as? [String: Any])?["close_reason"] as? String) ?? "?"
+    if reason != "time_limit" { fail("the four-hour session ended with \(reason), not time_limit") }
+    rssAfterFourHours = accelerated.residentKB
+    lease.close()
+    accelerated.stop()
+}
+
+// MARK: - Report
+
+func row(_ name: String, _ values: [Int64]) -> String {
+    String(format: "%-44@ p50 %7.1f µs   p99 %7.1f µs", name as NSString, percentile(values, 0.5), percentile(values, 0.99))
+}
+let bareP99 = percentile(bare, 0.99)
+let reactionP99 = percentile(reaction, 0.99)
+let clientsP99 = percentile(reactionWithClients, 0.99)
+print(row("bare pty round trip", bare))
+print(row("stop reaction (over-depth frame → MOTOR_STOP)", reaction))
+print(row("stop reaction, 16 SSE clients at full rate", reactionWithClients))
+print("inside the daemon (frame read → stop written): \(daemonSide)")
+print(String(format: "stop reaction p99 / bare pty p99: %.2f (goal ≤ 2.0)", reactionP99 / bareP99))
+print(String(format: "with 16 SSE clients / without, p99: %.2f (goal ≤ 1.2)", clientsP99 / reactionP99))
+print(String(format: "daemon CPU per telemetry frame at 1 kHz: %.2f µs (goal ≤ 5 µs; %d frames, idle baseline subtracted)", cpuPerFrame, busy.frames))
+print("resident memory at start: \(rssStart / 1024) MB")
+if let before = rssFourHoursStart, let after = rssAfterFourHours {
+    print("four hours on the accelerated clock: \(before / 1024) MB at start, \(after / 1024) MB after (goal ≤ 40 MB, growth ≤ 1 MB: \(after - before) KB)")
+}
