@@ -78,37 +78,27 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
 
     /// Watches `descriptor`: `onReadable` runs on the loop's thread whenever it is readable.
     public func watch(descriptor: Int32, onReadable: @escaping @Sendable () -> Void) {
-        watch.withLock {
-            $0.descriptor = descriptor
-            $0.onReadable = onReadable
-        }
-        wake()
+        update { $0.descriptor = descriptor; $0.onReadable = onReadable }
     }
 
     /// Stops watching the pen's descriptor.
     public func unwatch() {
-        watch.withLock {
-            $0.descriptor = nil
-            $0.onReadable = nil
-        }
-        wake()
+        update { $0.descriptor = nil; $0.onReadable = nil }
     }
 
     /// Runs `onTick` on the loop's thread every `period`.
     public func tick(every period: Duration, _ onTick: @escaping @Sendable () -> Void) {
-        watch.withLock {
-            $0.tickPeriod = period
-            $0.onTick = onTick
-        }
-        wake()
+        update { $0.tickPeriod = period; $0.onTick = onTick }
     }
 
     /// Stops the tick.
     public func untick() {
-        watch.withLock {
-            $0.tickPeriod = nil
-            $0.onTick = nil
-        }
+        update { $0.tickPeriod = nil; $0.onTick = nil }
+    }
+
+    /// Changes what the loop watches and wakes it, so its next `poll` sees the change.
+    private func update(_ change: (inout Watch) -> Void) {
+        watch.withLock { change(&$0) }
         wake()
     }
 
