@@ -138,8 +138,10 @@ bench: deps
 
 ## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
 ## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session
+# stippled as `make install` and `make deb` build it (static Swift runtime): the memory figures
+# are those of the installed daemon.
 bench-daemon: deps
-	$(SWIFT) build -c release --product stippled
+	$(SWIFT) build -c release --product stippled --static-swift-stdlib
 	$(SWIFT) build -c release --package-path Benchmarks --product daemon-bench
 	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled)
 

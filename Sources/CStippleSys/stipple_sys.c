@@ -1,6 +1,9 @@
 #define _GNU_SOURCE
 #include "stipple_sys.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -15,4 +18,18 @@ int stipple_peer_credentials(int fd, stipple_ucred *out) {
     out->uid = credentials.uid;
     out->gid = credentials.gid;
     return 0;
+}
+
+void stipple_name_thread(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = 0;
+    pthread_setname_np(pthread_self(), truncated);
+}
+
+int stipple_thread_realtime(int priority) {
+    struct sched_param parameters;
+    memset(&parameters, 0, sizeof parameters);
+    parameters.sched_priority = priority;
+    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters);
 }

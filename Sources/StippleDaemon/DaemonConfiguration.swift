@@ -71,6 +71,11 @@ public struct DaemonConfiguration: Sendable {
     public var metricsPort: Int?
     /// A node_exporter textfile-collector file, rewritten every 15 s (off unless configured).
     public var metricsTextfile: String?
+    /// SCHED_FIFO priority of the supervisor's thread, the stop path (0: normal scheduling).
+    /// Asked for only with the real clock; refused by the system, the daemon runs on at
+    /// normal priority and says so (docs/deploy.md: LimitRTPRIO=).
+    public var realtimePriority = 10
+    public static let realtimePriorityRange = 0...99
     public var technicianGroup = "stipple"
     public var engineerGroup = "stipple-eng"
     /// Where the configuration came from (for the log).
@@ -78,6 +83,8 @@ public struct DaemonConfiguration: Sendable {
 
     public static let systemConfigPath = "/etc/stipple/stippled.json"
     public static let accelerationRange = 1...1000
+
+    static let realtimePriorityAllowed = "an integer 0...99 (SCHED_FIFO priority of the supervisor's thread; 0: normal scheduling)"
 
     /// The defaults: the system service's paths as root, per-user paths otherwise
     /// (`$XDG_RUNTIME_DIR/stipple/api.sock`, `$XDG_STATE_HOME/stipple/`; without those,
@@ -105,7 +112,7 @@ public struct DaemonConfiguration: Sendable {
     public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
         self.source = source
         let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups", "metrics_port", "metrics_textfile",
-                                  "discovery", "gpio"]
+                                  "discovery", "gpio", "realtime_priority"]
         for key in object.keys.sorted() where !known.contains(key) {
             problems.append(Problem(field: key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
         }
@@ -128,6 +135,13 @@ public struct DaemonConfiguration: Sendable {
                 metricsPort = port
             } else {
                 problems.append(Problem(field: "metrics_port", value: "\(raw)", allowed: "an integer port 1...65535"))
+            }
+        }
+        if let raw = object["realtime_priority"] {
+            if let number = raw as? NSNumber, !JSONBody.isBoolean(number), let priority = Int(exactly: number.doubleValue) {
+                realtimePriority = priority
+            } else {
+                problems.append(Problem(field: "realtime_priority", value: "\(raw)", allowed: Self.realtimePriorityAllowed))
             }
         }
         if let raw = object["discovery"] { applyDiscovery(raw, problems: &problems) }
@@ -216,6 +230,9 @@ public struct DaemonConfiguration: Sendable {
         if !stateDirectory.hasPrefix("/") { problems.append(Problem(field: "state_dir", value: stateDirectory, allowed: "an absolute path")) }
         if let port = metricsPort, !(1...65535).contains(port) {
             problems.append(Problem(field: "metrics_port", value: "\(port)", allowed: "1...65535 (served on 127.0.0.1 only)"))
+        }
+        if !Self.realtimePriorityRange.contains(realtimePriority) {
+            problems.append(Problem(field: "realtime_priority", value: "\(realtimePriority)", allowed: Self.realtimePriorityAllowed))
         }
         if let path = metricsTextfile, !path.hasPrefix("/") || !path.hasSuffix(".prom") {
             problems.append(Problem(field: "metrics_textfile", value: path, allowed: "an absolute path ending in .prom"))

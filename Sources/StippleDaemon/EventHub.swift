@@ -51,81 +51,229 @@ public struct DaemonEvent: Sendable {
     }
 }
 
-/// Fans events out to every open event stream without ever waiting for one: each subscriber has
-/// a bounded buffer that keeps the newest events, so a slow or stalled client loses events
-/// (and is told so by a gap in `seq`) but never delays the supervisor. Telemetry is decimated per
-/// subscriber (10 Hz unless it asked for full rate); state changes, faults and warnings always go
-/// out at once.
+/// Fans events out to every open event stream without ever waiting for one.
+///
+/// Each subscriber has a bounded buffer that keeps the newest lines, so a slow or stalled client
+/// loses events (and is told so by a gap in `id`) but never delays the supervisor. Telemetry is
+/// decimated per subscriber (10 Hz unless it asked for full rate) and is only encoded when some
+/// subscriber takes the frame. Waking a stream's task costs a thread hand-over, so a stream is
+/// woken at once for state changes, faults and warnings, but for telemetry at most once per
+/// `telemetryWakeInterval`: a full-rate engineer's stream at 1 kHz gets its frames in batches,
+/// and the supervisor's thread is not taken from the pen for every frame of every stream. The
+/// supervisor's tick (`tick()`) delivers whatever a batch left behind.
 public final class EventHub: Sendable {
-    struct Subscriber: Sendable {
-        var continuation: AsyncStream<String>.Continuation
-        var fullRate: Bool
-        var lastTelemetry: ContinuousClock.Instant?
+    public static let telemetryInterval = Duration.milliseconds(100)
+    public static let telemetryWakeInterval = Duration.milliseconds(25)
+    public static let bufferSize = 256
+
+    private struct State {
+        var next = 0
+        var seq: Int64 = 0
+        var sinks: [Int: Sink] = [:]
+        var fullRate = 0
+        var lastKeepalive: ContinuousClock.Instant?
     }
 
-    private let state = Mutex<(next: Int, subscribers: [Int: Subscriber], seq: Int64)>((0, [:], 0))
-    public static let telemetryInterval = Duration.milliseconds(100)
-    public static let bufferSize = 256
+    private let state = Mutex(State())
+    /// Read without the lock by the supervisor for every frame: most frames have no taker.
+    private let anyTelemetryTaker = Atomic<Bool>(false)
 
     public init() {}
 
-    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+    public var subscriberCount: Int { state.withLock { $0.sinks.count } }
 
-    /// A new stream of event lines; it ends when `onTermination` runs (the client went away).
-    public func subscribe(fullRate: Bool, onTermination: @escaping @Sendable () -> Void = {}) -> AsyncStream<String> {
-        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferSize))
+    /// A new stream of event lines; `onTermination` runs once when it ends (the client went
+    /// away, its task was cancelled, or the hub finished).
+    public func subscribe(fullRate: Bool, onTermination: @escaping @Sendable () -> Void = {}) -> Subscription {
+        let sink = Sink(fullRate: fullRate)
         let id = state.withLock { state in
             let id = state.next
             state.next += 1
-            state.subscribers[id] = Subscriber(continuation: continuation, fullRate: fullRate, lastTelemetry: nil)
+            state.sinks[id] = sink
+            anyTelemetryTaker.store(true, ordering: .relaxed)
             return id
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        return Subscription(sink: sink) { [weak self] in
+            self?.remove(id)
             onTermination()
         }
-        return stream
     }
 
+    private func remove(_ id: Int) {
+        state.withLock { state in
+            state.sinks.removeValue(forKey: id)
+            anyTelemetryTaker.store(!state.sinks.isEmpty, ordering: .relaxed)
+        }
+    }
+
+    /// A state change, fault, warning, pen, session or link event: every stream, at once.
     public func publish(_ event: DaemonEvent) {
-        let now = ContinuousClock.now
         state.withLock { state in
             state.seq += 1
-            let line = "id: \(state.seq)\nevent: \(event.kind.rawValue)\ndata: \(event.json)\n\n"
-            for (id, var subscriber) in state.subscribers {
-                if event.kind == .telemetry && !subscriber.fullRate {
-                    if let last = subscriber.lastTelemetry, now - last < Self.telemetryInterval { continue }
-                    subscriber.lastTelemetry = now
-                    state.subscribers[id] = subscriber
+            let line = Self.line(seq: state.seq, kind: event.kind, json: event.json)
+            for sink in state.sinks.values { sink.append(line, wake: true) }
+        }
+    }
+
+    /// A telemetry frame: `encode` (the event's JSON) runs only if some stream takes this frame.
+    public func publishTelemetry(at now: ContinuousClock.Instant = .now, _ encode: () -> String) {
+        guard anyTelemetryTaker.load(ordering: .relaxed) else { return }
+        state.withLock { state in
+            var line: String?
+            for sink in state.sinks.values where sink.takesTelemetry(at: now) {
+                if line == nil {
+                    state.seq += 1
+                    line = Self.line(seq: state.seq, kind: .telemetry, json: encode())
                 }
-                subscriber.continuation.yield(line)
+                sink.appendTelemetry(line!, at: now)
             }
         }
     }
 
-    /// A comment line to every stream, once a second: a client that died is noticed by the
-    /// failed write even when no event flows, and no idle timeout cuts a quiet stream.
-    public func keepalive() {
-        let now = ContinuousClock.now
-        let due = lastKeepalive.withLock { last in
-            if let last, now - last < .seconds(1) { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
+    /// The supervisor's tick: delivers telemetry a batch left waiting, and once a second a
+    /// comment line to every stream, so that a client that died is noticed by the failed write
+    /// even when no event flows, and no idle timeout cuts a quiet stream.
+    public func tick(at now: ContinuousClock.Instant = .now) {
         state.withLock { state in
-            for subscriber in state.subscribers.values { subscriber.continuation.yield(": keepalive\n\n") }
+            let keepalive = state.lastKeepalive.map { now - $0 >= .seconds(1) } ?? true
+            if keepalive { state.lastKeepalive = now }
+            for sink in state.sinks.values {
+                if keepalive { sink.append(": keepalive\n\n", wake: true) } else { sink.wakeIfPending() }
+            }
         }
     }
 
-    private let lastKeepalive = Mutex<ContinuousClock.Instant?>(nil)
-
     /// Ends every stream (shutdown).
     public func finishAll() {
-        let subscribers = state.withLock { state in
-            defer { state.subscribers.removeAll() }
-            return Array(state.subscribers.values)
+        let sinks = state.withLock { state in
+            defer { state.sinks.removeAll(); anyTelemetryTaker.store(false, ordering: .relaxed) }
+            return Array(state.sinks.values)
         }
-        for subscriber in subscribers { subscriber.continuation.finish() }
+        for sink in sinks { sink.finish() }
+    }
+
+    static func line(seq: Int64, kind: DaemonEvent.Kind, json: String) -> String {
+        "id: \(seq)\nevent: \(kind.rawValue)\ndata: \(json)\n\n"
+    }
+
+    // MARK: - One stream
+
+    /// One stream's buffer and its reader's wake-up.
+    final class Sink: Sendable {
+        private struct State {
+            var lines: [String] = []
+            var waiter: CheckedContinuation<String?, Never>?
+            var finished = false
+            var lastTelemetry: ContinuousClock.Instant?
+            var lastWake: ContinuousClock.Instant?
+        }
+
+        let fullRate: Bool
+        private let state = Mutex(State())
+
+        init(fullRate: Bool) { self.fullRate = fullRate }
+
+        func takesTelemetry(at now: ContinuousClock.Instant) -> Bool {
+            fullRate || state.withLock { state in state.lastTelemetry.map { now - $0 >= EventHub.telemetryInterval } ?? true }
+        }
+
+        func append(_ line: String, wake: Bool) {
+            let resumed = state.withLock { state -> (CheckedContinuation<String?, Never>, String)? in
+                guard !state.finished else { return nil }
+                if state.lines.count == EventHub.bufferSize { state.lines.removeFirst() }
+                state.lines.append(line)
+                return wake ? Self.takeBatch(&state) : nil
+            }
+            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
+        }
+
+        func appendTelemetry(_ line: String, at now: ContinuousClock.Instant) {
+            let resumed = state.withLock { state -> (CheckedContinuation<String?, Never>, String)? in
+                guard !state.finished else { return nil }
+                state.lastTelemetry = now
+                if state.lines.count == EventHub.bufferSize { state.lines.removeFirst() }
+                state.lines.append(line)
+                guard state.lastWake.map({ now - $0 >= EventHub.telemetryWakeInterval }) ?? true else { return nil }
+                state.lastWake = now
+                return Self.takeBatch(&state)
+            }
+            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
+        }
+
+        func wakeIfPending() {
+            let resumed = state.withLock { state in Self.takeBatch(&state) }
+            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
+        }
+
+        /// The waiting reader and everything buffered, if a reader waits and there is anything.
+        private static func takeBatch(_ state: inout State) -> (CheckedContinuation<String?, Never>, String)? {
+            guard let waiter = state.waiter, !state.lines.isEmpty else { return nil }
+            state.waiter = nil
+            defer { state.lines.removeAll(keepingCapacity: true) }
+            return (waiter, state.lines.joined())
+        }
+
+        func finish() {
+            let waiter = state.withLock { state in
+                state.finished = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
+
+        /// The next batch of lines; nil once finished (lines buffered before are still given).
+        func next() async -> String? {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready = state.withLock { state -> String?? in
+                        if !state.lines.isEmpty {
+                            defer { state.lines.removeAll(keepingCapacity: true) }
+                            return .some(state.lines.joined())
+                        }
+                        if state.finished { return .some(nil) }
+                        state.waiter = continuation
+                        return nil
+                    }
+                    if let ready { continuation.resume(returning: ready) }
+                }
+            } onCancel: {
+                finish()
+            }
+        }
+    }
+
+    /// An open event stream: batches of Server-Sent Event lines, in order. Ends when the hub
+    /// finishes or the reading task is cancelled; dropping it unsubscribes.
+    public final class Subscription: AsyncSequence, Sendable {
+        public typealias Element = String
+        private let sink: Sink
+        private let ended: Mutex<(@Sendable () -> Void)?>
+
+        init(sink: Sink, onEnd: @escaping @Sendable () -> Void) {
+            self.sink = sink
+            ended = Mutex(onEnd)
+        }
+
+        deinit { end() }
+
+        /// Unsubscribes (once); the stream ends.
+        public func end() {
+            sink.finish()
+            ended.withLock { $0.take() }?()
+        }
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let subscription: Subscription
+            public mutating func next() async -> String? {
+                guard let batch = await subscription.sink.next() else {
+                    subscription.end()
+                    return nil
+                }
+                return batch
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(subscription: self) }
     }
 }

@@ -99,8 +99,10 @@ public actor Supervisor {
     /// Counters for status and metrics.
     var counters = Counters()
     var metrics = DaemonMetrics()
-    /// Stops written to the pen so far (the stop path's latency is measured per call).
+    /// Stops written to the pen so far, and when the last one was (the stop path's latency is
+    /// measured per pen read, up to the write).
     var stopsWritten = 0
+    var lastStopWrittenAt = MonotonicInstant.zero
 
     /// A client's presence: event streams and pings, per process. Once the client arms, the
     /// processes that held its presence at that moment own the lease: another process using the
@@ -265,7 +267,7 @@ public actor Supervisor {
         if stopsWritten != stopsBefore {
             // From the read (real clock) or from entry (an accelerated clock is not real time).
             let start = clock.isAccelerated ? entered : time
-            metrics.stopReaction.recordNanoseconds((SystemClock.monotonicNow() - start).totalNanoseconds)
+            metrics.stopReaction.recordNanoseconds((lastStopWrittenAt - start).totalNanoseconds)
         }
     }
 
@@ -281,7 +283,7 @@ public actor Supervisor {
         metrics.sessionTime.record(Double(core.sessionElapsed(at: now).milliseconds) / 1000)
         metrics.mayMove.record(core.mayMove ? 1 : 0)
         notifier.petWatchdog()
-        hub.keepalive()
+        hub.tick()
     }
 
     /// Writes whatever the link has to send now.
@@ -409,18 +411,12 @@ public actor Supervisor {
                 if !wroteStops {
                     // Stops are on the wire before anything else happens.
                     wroteStops = true
-                    if decision.stopsNeedle {
-                        flush(at: now)
-                        stopsWritten += 1
-                    }
+                    if decision.stopsNeedle { flushStops(at: now) }
                 }
                 carryOut(action, at: now, actor: actor)
             }
         }
-        if !wroteStops && decision.stopsNeedle {
-            flush(at: now)
-            stopsWritten += 1
-        }
+        if !wroteStops && decision.stopsNeedle { flushStops(at: now) }
         if let phaseBefore, phaseBefore != core.phase, let snapshot = core.snapshot,
            !decision.actions.contains(where: { if case .persist = $0 { true } else { false } }) {
             persist(snapshot, actor: actor)
@@ -429,6 +425,13 @@ public actor Supervisor {
             hub.publish(DaemonEvent(.state, ["phase": .string(core.phase.rawValue), "from": .string(phaseBefore.rawValue)]))
             logger.info("session state", metadata: sessionMetadata)
         }
+    }
+
+    /// The stops of a decision go on the wire now, before anything else is done about it.
+    func flushStops(at now: MonotonicInstant) {
+        flush(at: now)
+        stopsWritten += 1
+        lastStopWrittenAt = SystemClock.monotonicNow()
     }
 
     func carryOut(_ action: SafetyAction, at now: MonotonicInstant, actor: String) {
@@ -570,15 +573,27 @@ public actor Supervisor {
         records?.submit("telemetry") { try $0.recordTelemetry(current.data, sessionID: current.sessionID) }
     }
 
+    /// Built by hand, not through `JSONEncoder`: this runs for every frame a stream takes (1 kHz
+    /// for an engineer's full-rate stream), on the supervisor's thread. Keys sorted, as every event.
     func publishTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
-        guard hub.subscriberCount > 0 else { return }
-        hub.publish(DaemonEvent(.telemetry, [
-            "depth_um": .optional(sample.peakProtrusionUm), "rate_hz": .double(sample.strokeRateHz),
-            "motor_on": .bool(sample.motorOn), "pedal": .bool(sample.pedalPressed),
-            "current_ma": telemetry.motorCurrentMa == 0xFFFF ? .null : .int(Int64(telemetry.motorCurrentMa)),
-            "temperature_c": telemetry.temperatureDc == Int16.min ? .null : .double(Double(telemetry.temperatureDc) / 10),
-            "session_time_ms": .int(Int64(core.sessionElapsed(at: now).milliseconds)),
-        ]))
+        hub.publishTelemetry {
+            Self.telemetryJSON(sample: sample,
+                               currentMa: telemetry.motorCurrentMa == 0xFFFF ? nil : Int(telemetry.motorCurrentMa),
+                               temperatureC: telemetry.temperatureDc == Int16.min ? nil : Double(telemetry.temperatureDc) / 10,
+                               sessionTimeMs: Int64(core.sessionElapsed(at: now).milliseconds))
+        }
+    }
+
+    static func telemetryJSON(sample: TelemetrySample, currentMa: Int?, temperatureC: Double?, sessionTimeMs: Int64) -> String {
+        func number(_ value: Double?) -> String {
+            guard let value, value.isFinite else { return "null" }
+            return "\(value)"
+        }
+        let current = currentMa.map { "\($0)" } ?? "null"
+        let depth = sample.peakProtrusionUm.map { "\($0)" } ?? "null"
+        return #"{"current_ma":\#(current),"depth_um":\#(depth),"motor_on":\#(sample.motorOn),"pedal":\#(sample.pedalPressed),"#
+            + #""rate_hz":\#(number(sample.strokeRateHz)),"session_time_ms":\#(sessionTimeMs),"#
+            + #""temperature_c":\#(number(temperatureC)),"type":"telemetry"}"#
     }
 
     // MARK: - Operator presence

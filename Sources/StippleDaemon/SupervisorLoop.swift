@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CStippleSys
 import Foundation
 import Synchronization
 
@@ -31,7 +32,35 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
     /// wake-up pipe (a system call per actor hop would halve the simulator's throughput).
     private let sleeping = Atomic<Bool>(false)
 
-    public init(name: String = "stipple-supervisor") {
+    /// Whether the loop's thread runs under SCHED_FIFO, and if not, why.
+    public enum Scheduling: Sendable, Equatable, CustomStringConvertible {
+        /// Not asked for (the default for tests; the daemon asks unless the clock is simulated).
+        case normal
+        case realtime(priority: Int)
+        /// Asked for and refused by the system (no CAP_SYS_NICE, RLIMIT_RTPRIO too low,
+        /// RestrictRealtime=): the loop runs at normal priority.
+        case refused(priority: Int, errno: Int32)
+
+        public var description: String {
+            switch self {
+            case .normal: "normal"
+            case .realtime(let priority): "SCHED_FIFO \(priority)"
+            case .refused(let priority, let errno): "normal (SCHED_FIFO \(priority) refused: \(String(cString: strerror(errno))))"
+            }
+        }
+    }
+
+    /// Set once by the thread before `init` returns.
+    private let schedulingResult = Mutex(Scheduling.normal)
+    public var scheduling: Scheduling { schedulingResult.withLock { $0 } }
+
+    /// `realtimePriority` (1...99; 0 for none): the loop's thread asks for SCHED_FIFO at that
+    /// priority, so that a pen frame wakes it ahead of the API's threads, the records' writer
+    /// and anything else on the machine at normal priority — the stop path's tail latency is
+    /// otherwise whatever the scheduler makes of a busy machine. Only this thread: the rest of
+    /// the daemon stays at normal priority. The loop never spins (it sleeps in `poll`), and
+    /// the kernel's real-time throttling still leaves the machine to others.
+    public init(name: String = "stipple-supervisor", realtimePriority: Int = 0) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { fatalError("stippled: cannot create the supervisor's wake-up pipe (errno \(errno))") }
         for fd in fds {
@@ -40,8 +69,19 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
         }
         wakeRead = fds[0]
         wakeWrite = fds[1]
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = name
+        // The thread keeps the loop alive until `stop()` ends it: the loop's state is never
+        // freed under a running thread.
+        let thread = Thread { [self] in
+            // Named for `top -H`, `perf` and `ps -L` (Foundation names only its own view of it).
+            stipple_name_thread(name)
+            if realtimePriority > 0 {
+                let result = stipple_thread_realtime(Int32(realtimePriority))
+                self.schedulingResult.withLock {
+                    $0 = result == 0 ? .realtime(priority: realtimePriority) : .refused(priority: realtimePriority, errno: result)
+                }
+            }
+            self.run()
+        }
         thread.stackSize = 4 << 20
         thread.start()
         while threadID.withLock({ $0 }) == nil { usleep(100) }

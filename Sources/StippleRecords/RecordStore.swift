@@ -43,6 +43,9 @@ public final class RecordStore: Sendable {
     /// `mayCreate` allows it (the daemon forbids it once it has created records in a state
     /// directory: a database that disappeared is an alarm, not a fresh start). An existing file
     /// that is empty or has no Stipple schema is refused: SQLite would quietly treat it as new.
+    /// The page cache of each connection, in KiB.
+    static let cacheKiB = 256
+
     public init(path: String, mayCreate: Bool = true) throws(OpenError) {
         self.path = path
         var info = stat()
@@ -58,7 +61,12 @@ public final class RecordStore: Sendable {
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // SQLite's default page cache is 2 MiB per connection, and it fills as the records
+            // grow: the daemon's memory would creep up over a long session. Records are
+            // appended and read back in order; a small cache costs nothing measurable there.
+            try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB)")
         }
+        configuration.maximumReaderCount = 2
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             let tables = try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }

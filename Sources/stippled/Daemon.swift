@@ -28,7 +28,7 @@ struct Daemon {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
-            .microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
+            .microseconds(10), .microseconds(20), .microseconds(50), .microseconds(100), .microseconds(200), .microseconds(500), .milliseconds(1),
             .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250),
         ]
         MetricsSystem.bootstrap(factory)
@@ -83,10 +83,21 @@ struct Daemon {
         var settings = Supervisor.Settings(limits: limits)
         settings.limitsFile = limitsFile
 
+        // The stop path's thread: real-time when allowed — never on the simulated clock, whose
+        // simulator runs flat out on this thread and would hold a core at real-time priority.
+        let loop = SupervisorLoop(realtimePriority: clock.isAccelerated ? 0 : configuration.realtimePriority)
+        switch loop.scheduling {
+        case .refused: logger.warning("the supervisor's thread runs at normal priority", metadata: ["scheduling": "\(loop.scheduling)"])
+        default: logger.info("the supervisor's thread", metadata: ["scheduling": "\(loop.scheduling)"])
+        }
+        var realtime = 0
+        if case .realtime(let priority) = loop.scheduling { realtime = priority }
+        Gauge(label: "stipple_supervisor_realtime_priority").record(realtime)
+
         let hub = EventHub()
         let supervisor = try Supervisor(
             clock: clock, settings: settings, records: records.map(RecordWriter.init),
-            recordsProblems: problems, hub: hub, logger: logger, notifier: notifier)
+            recordsProblems: problems, hub: hub, logger: logger, notifier: notifier, loop: loop)
         await supervisor.start()
 
         let penService: any Service

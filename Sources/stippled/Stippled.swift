@@ -84,8 +84,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "SCHED_FIFO priority of the supervisor's thread, 0...99 (0: normal scheduling; default 10).")
+    var realtimePriority: Int?
+
     func run() async throws {
         let configuration = try common.load { configuration, problems in
+            if let realtimePriority { configuration.realtimePriority = realtimePriority }
             if let pen { configuration.applyPen(pen, problems: &problems) }
             if let socket { configuration.socketPath = socket }
             if let clock { configuration.applyClock(clock, problems: &problems) }

@@ -60,4 +60,38 @@ import Testing
             "gpio: missing is outside the allowed range the GPIO pen's lines (docs/configuration.md): required with pen gpio",
         ])
     }
+
+    @Test("realtime_priority: 0...99, an integer; 10 unless set")
+    func realtimePriority() {
+        #expect(Self.configuration([:]).0.realtimePriority == 10)
+        let (off, none) = Self.configuration(["realtime_priority": 0])
+        #expect(off.realtimePriority == 0 && none.isEmpty)
+        for bad: Any in [100, -1, 2.5, "high", true] {
+            let problems = Self.configuration(["realtime_priority": bad]).1
+            #expect(problems.count == 1 && problems.first?.field == "realtime_priority", "\(bad)")
+            #expect(problems.first?.allowed.contains("0...99") == true)
+        }
+    }
+}
+
+/// The supervisor's thread asks for SCHED_FIFO only when told to, and says what it got.
+@Suite struct SupervisorLoopSchedulingTests {
+    @Test("priority 0 leaves the loop at normal scheduling; a priority is applied or its refusal reported, never fatal")
+    func scheduling() async {
+        let normal = SupervisorLoop(name: "test-normal")
+        defer { normal.stop() }
+        #expect(normal.scheduling == .normal)
+        let asked = SupervisorLoop(name: "test-realtime", realtimePriority: 5)
+        defer { asked.stop() }
+        switch asked.scheduling {
+        case .realtime(let priority): #expect(priority == 5)
+        case .refused(let priority, let errno): #expect(priority == 5 && errno != 0)
+        case .normal: Issue.record("a priority was asked for: the outcome must say so")
+        }
+        // Either way the loop runs its jobs.
+        let ran = await withCheckedContinuation { continuation in
+            asked.tick(every: .milliseconds(1)) { continuation.resume(returning: true); asked.untick() }
+        }
+        #expect(ran)
+    }
 }

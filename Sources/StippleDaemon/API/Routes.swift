@@ -179,9 +179,9 @@ struct Routes: Sendable {
             if let client { Task { await supervisor.presenceClosed(client: client, pid: pid) } }
         }
         // The first event is the whole status, carrying `type` like every other event.
-        var statusObject = (try JSONSerialization.jsonObject(with: JSONEncoder().encode(await supervisor.status()))) as? [String: Any] ?? [:]
-        statusObject["type"] = "status"
-        let status = try JSONSerialization.data(withJSONObject: statusObject, options: [.sortedKeys, .withoutEscapingSlashes])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let status = try encoder.encode(StatusEvent(status: await supervisor.status()))
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -192,6 +192,18 @@ struct Routes: Sendable {
             }
             try await writer.finish(nil)
         })
+    }
+
+    /// The status as the first event: its fields, and `type` as every event carries.
+    struct StatusEvent: Encodable {
+        var status: StatusView
+        enum Key: String, CodingKey { case type }
+
+        func encode(to encoder: any Encoder) throws {
+            try status.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode("status", forKey: .type)
+        }
     }
 
     // MARK: - Helpers

@@ -3,4 +3,13 @@
 #include <stddef.h>
 /// posix_openpt + grantpt + unlockpt + ptsname_r (Glibc's Swift module does not import them).
 int bench_open_pty(char *name, size_t capacity);
+
+/// The baselines, in plain C so that they are as bare as a process on a pty can be: opens
+/// `path` raw, then forever waits in poll() for bytes, reads them, and (echo) writes them back.
+/// Returns only if the terminal cannot be opened.
+int bench_pty_loop(const char *path, int echo);
+
+/// SCHED_FIFO at `priority` for the calling thread (processes and threads it starts run at
+/// normal priority): 0, or an errno (not root).
+int bench_realtime(int priority);
 #endif
