@@ -137,13 +137,16 @@ bench: deps
 	$(MAKE) bench-daemon
 
 ## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
-## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session
+## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session; then
+## the stop path again with two processes burning both cores (--no-realtime: the same at normal priority)
 # stippled as `make install` and `make deb` build it (static Swift runtime): the memory figures
 # are those of the installed daemon.
 bench-daemon: deps
 	$(SWIFT) build -c release --product stippled --static-swift-stdlib
 	$(SWIFT) build -c release --package-path Benchmarks --product daemon-bench
 	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled)
+	@echo "--- the stop path on a busy machine: two processes burning both cores"
+	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled) --load 2 --events 3000 --seconds 2 --no-four-hours
 
 ## bench-thresholds: record the current figures as the thresholds (on a quiet machine; review the diff)
 bench-thresholds: deps

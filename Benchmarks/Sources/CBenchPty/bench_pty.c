@@ -49,3 +49,8 @@ int bench_realtime(int priority) {
     // Reset on fork: the daemon and the threads started from here run at normal priority.
     return sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &parameters) == 0 ? 0 : errno;
 }
+
+void bench_spin(void) {
+    volatile unsigned long counter = 0;
+    for (;;) counter++;
+}

@@ -11,6 +11,12 @@
 //   memory     resident memory at start, at the start of a four-hour session on the
 //              accelerated clock, and after it
 //
+// The pen's side (the simulated pen's thread, the main thread that injects frames, the echo
+// child) runs under SCHED_FIFO above the daemon's priority when the bench runs as root: a real
+// pen is a microcontroller no host load delays. `--load N` adds N processes burning CPU at
+// normal priority during the reactions (a busy workstation); `--no-realtime` runs the daemon's
+// supervisor thread at normal priority, for comparison.
+//
 // The pen is HardwareSim's PenSimulator run in real time on the pty's master, so the daemon
 // does its real handshake, limits read-back and arming. After the first over-depth frame the
 // session is latched; every further over-depth frame makes the core insist on the stop, which
@@ -374,6 +380,7 @@ struct Options {
     var fourHours = true
     var realtime = true
     var threads = false
+    var load = 0
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -385,8 +392,9 @@ struct Options {
             case "--no-four-hours": fourHours = false
             case "--no-realtime": realtime = false
             case "--threads": threads = true
+            case "--load": load = Int(iterator.next() ?? "") ?? load
             case "--quick": events = 1000; seconds = 3; fourHours = false
-            default: fail("unknown option \(argument) (--stippled PATH, --events N, --seconds S, --no-four-hours, --no-realtime, --threads, --quick)")
+            default: fail("unknown option \(argument) (--stippled PATH, --events N, --seconds S, --no-four-hours, --no-realtime, --threads, --load N, --quick)")
             }
         }
     }
@@ -397,6 +405,7 @@ struct Options {
 /// pen thread and the echo child model that, so that what is measured is the daemon.
 let penPriority: Int32 = 20
 
+if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "--spin" { bench_spin() }
 if CommandLine.arguments.count == 3, ["--echo", "--reader"].contains(CommandLine.arguments[1]) {
     // The reader is the CPU floor: a plain process at normal priority, as the daemon's threads.
     if CommandLine.arguments[1] == "--echo" { _ = bench_realtime(penPriority) }
@@ -491,7 +500,16 @@ waitFor("running") { status(daemon.socket)["phase"] as? String == "running" }
 
 // 4. The stop path: the first over-depth frame latches; every further one makes the core
 // insist. Interleaved with the bare round trip; blocks with and without 16 SSE clients.
+// With `--load N`, N processes burn CPU at normal priority meanwhile: a busy workstation.
+let hogs = (0..<options.load).map { _ in
+    let hog = Process()
+    hog.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    hog.arguments = ["--spin"]
+    do { try hog.run() } catch { fail("cannot start a load process: \(error)") }
+    return hog
+}
 let samples = measureReactions(pen: pen, echo: echo, socket: daemon.socket, events: options.events)
+for hog in hogs { hog.terminate(); hog.waitUntilExit() }
 
 /// The daemon's own account of its stop path (frame read → stop written), from /metrics.
 func inDaemonReaction(_ socket: String) -> String {
@@ -538,7 +556,8 @@ if options.fourHours {
 func row(_ name: String, _ values: [Int64]) -> String {
     String(format: "%-50@ p50 %7.1f µs   p99 %7.1f µs", name as NSString, percentile(values, 0.5), percentile(values, 0.99))
 }
-print("stippled's supervisor thread: \(realtimePriority > 0 ? "SCHED_FIFO \(realtimePriority)" : "normal scheduling")")
+print("stippled's supervisor thread: \(realtimePriority > 0 ? "SCHED_FIFO \(realtimePriority)" : "normal scheduling")"
+      + (options.load > 0 ? "; \(options.load) processes burning CPU during the reactions" : ""))
 print(row("bare pty round trip", samples.bare))
 print(row("stop reaction (over-depth frame → MOTOR_STOP)", samples.reaction))
 print(row("bare pty round trip, 16 SSE clients attached", samples.bareWithClients))

@@ -9,6 +9,9 @@ int bench_open_pty(char *name, size_t capacity);
 /// Returns only if the terminal cannot be opened.
 int bench_pty_loop(const char *path, int echo);
 
+/// Burns a CPU forever at normal priority: the load of a busy workstation (`--load N`).
+void bench_spin(void);
+
 /// SCHED_FIFO at `priority` for the calling thread (processes and threads it starts run at
 /// normal priority): 0, or an errno (not root).
 int bench_realtime(int priority);
