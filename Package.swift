@@ -168,7 +168,8 @@ let package = Package(
         .testTarget(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
-                           "StippleGPIO", "StippleDiscovery"],
+                           "StippleGPIO", "StippleDiscovery",
+                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -45,19 +45,9 @@ public struct DiscoveryPenService: Service {
     }
 
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await ticking() }
-            group.addTask { try await discovering() }
-            try await group.next()
-            group.cancelAll()
-        }
-    }
-
-    func ticking() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try await Task.sleep(for: .milliseconds(5))
-            await supervisor.step(at: clock.now())
-        }
+        supervisor.startTicking(clock: clock)
+        defer { supervisor.stopTicking() }
+        try await cancelWhenGracefulShutdown { try await discovering() }
     }
 
     func discovering() async throws {
@@ -100,11 +90,10 @@ public struct DiscoveryPenService: Service {
         var current: (generation: Int, reader: Task<Void, Never>)?
         var generation = 0
         var unplugReason: String?
-        var backoff = Duration.milliseconds(250)
+        var backoff = Backoff()
 
         func scheduleRetry() {
-            let delay = backoff
-            backoff = min(backoff * 2, .seconds(5))
+            let delay = backoff.next()
             Task {
                 try? await Task.sleep(for: delay)
                 feed.yield(.retry)
@@ -119,7 +108,7 @@ public struct DiscoveryPenService: Service {
                 scheduleRetry()
                 return
             }
-            backoff = .milliseconds(250)
+            backoff.reset()
             tracker.markAttached(candidate)
             generation += 1
             let mine = generation

@@ -37,42 +37,21 @@ public struct GPIOPenService: Service {
     }
 
     public func run() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await ticking() }
-            group.addTask { await linking() }
-            try await group.next()
-            group.cancelAll()
-        }
-    }
-
-    /// The supervisor's timer, as for a serial pen: silence, session time, presence.
-    func ticking() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try await Task.sleep(for: .milliseconds(5))
-            await supervisor.step(at: clock.now())
-        }
+        supervisor.startTicking(clock: clock)
+        defer { supervisor.stopTicking() }
+        // The pen goes down last (services stop in reverse order): the reader ends, and the
+        // lines are requested no more.
+        await cancelWhenGracefulShutdown { await linking() }
     }
 
     func linking() async {
-        var backoff = Duration.milliseconds(250)
-        var reported = ""
         let clock = clock
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let pen: GPIOPen
-            do {
-                pen = try GPIOPen(lines: try open(), settings: settings, clock: { clock.now() })
-            } catch {
-                let text = "\(error)"
-                if text != reported {
-                    logger.error("cannot open the GPIO pen; retrying", metadata: ["error": "\(text)"])
-                    reported = text
-                }
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
-                continue
-            }
-            backoff = .milliseconds(250)
-            reported = ""
+        let settings = settings
+        var reopening = PenReopening(logger: logger, what: "the GPIO pen")
+        reopening.level = .error
+        await reopening.run(while: { true }) {
+            try GPIOPen(lines: try open(), settings: settings, clock: { clock.now() })
+        } use: { pen in
             logger.notice("GPIO pen lines requested (motor line inactive)", metadata: ["lines": "\(pen.description)", "pen_serial": "\(settings.serial)"])
             await supervisor.attach(gpio: pen)
             let reason = await read(pen)

@@ -26,12 +26,8 @@ public struct PenLinkService: Service {
     }
 
     public func run() async throws {
-        let supervisor = supervisor
-        let clock = clock
-        supervisor.loop.tick(every: tick) {
-            supervisor.assumeIsolated { $0.step(at: clock.now()) }
-        }
-        defer { supervisor.loop.untick() }
+        supervisor.startTicking(every: tick, clock: clock)
+        defer { supervisor.stopTicking() }
         // The pen link goes down last (services stop in reverse order): end the reading in
         // progress and open the device no more.
         await withGracefulShutdownHandler {
@@ -62,26 +58,11 @@ public struct PenLinkService: Service {
     }
 
     func linking() async {
-        var backoff = Duration.milliseconds(250)
-        var reported = ""
-        while !Task.isCancelled && !stopping.isStopped {
+        await PenReopening(logger: logger, what: "the pen").run(while: { !stopping.isStopped }) {
             // Released to a bring-up tool (`stipplectl selftest`): leave the device alone.
             await supervisor.bringUp.waitUntilHeld()
-            let transport: any PenTransport
-            do {
-                transport = try open()
-            } catch {
-                let text = "\(error)"
-                if text != reported {
-                    logger.warning("cannot open the pen; retrying", metadata: ["error": "\(text)"])
-                    reported = text
-                }
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
-                continue
-            }
-            backoff = .milliseconds(250)
-            reported = ""
+            return try open()
+        } use: { transport in
             await supervisor.attach(transport)
             let reason = await read(transport)
             await supervisor.detach(reason: reason)

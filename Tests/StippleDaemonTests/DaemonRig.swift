@@ -27,7 +27,7 @@ final class ManualClock: DaemonClock {
 /// The real supervisor, the real records (a temporary SQLite file) and the simulated pen behind
 /// the same bytes path, stepped together in 5 ms steps of virtual time, as `stippled --pen sim`
 /// steps them (a four-hour session runs in seconds).
-struct DaemonRig {
+struct DaemonRig: SteppedRig {
     let clock: ManualClock
     var pen: InProcessPenTransport
     let supervisor: Supervisor
@@ -105,26 +105,7 @@ struct DaemonRig {
     /// Arms while the pen and the link keep running (the arm waits for the pen's ACKs).
     func arm() async throws {
         let supervisor = supervisor
-        _ = try await perform { try await supervisor.arm(client: Self.client, actor: "test") }
-    }
-
-    /// Runs a command that waits for the pen while the pen and the link keep running.
-    @discardableResult
-    func perform<T: Sendable>(_ command: @escaping @Sendable () async throws -> T) async throws -> T {
-        let task = Task { try await command() }
-        let done = Mutex(false)
-        let watcher = Task {
-            _ = try? await task.value
-            done.withLock { $0 = true }
-        }
-        // Keep the pen and the link running until the arm has its answer (the records write
-        // before ARM goes out runs on its own queue, in real time).
-        for _ in 0..<20_000 where !done.withLock({ $0 }) {
-            await run(for: Self.step)
-            try? await Task.sleep(for: .microseconds(100))
-        }
-        _ = await watcher.value
-        return try await task.value
+        _ = try await whileRunning { try await supervisor.arm(client: Self.client, actor: "test") }
     }
 
     var phase: String { get async { await supervisor.status().phase } }

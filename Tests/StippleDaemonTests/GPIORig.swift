@@ -82,7 +82,7 @@ final class SimulatedGPIOLines: GPIOLineIO, @unchecked Sendable {
 /// over `SimulatedGPIOLines`, stepped in 1 ms steps of virtual time — the line reader's work
 /// (edges, then time) and the supervisor's (the pen's messages, its 5 ms tick) interleaved as
 /// `GPIOPenService` interleaves them.
-struct GPIORig {
+struct GPIORig: SteppedRig {
     let clock: ManualClock
     let lines: SimulatedGPIOLines
     let pen: GPIOPen
@@ -126,7 +126,9 @@ struct GPIORig {
     }
 
     /// Runs the pen, its reader and the supervisor for `duration` of virtual time.
-    func run(for duration: Duration, supervisorAlive: Bool = true) async {
+    func run(for duration: Duration) async { await run(for: duration, supervisorAlive: true) }
+
+    func run(for duration: Duration, supervisorAlive: Bool) async {
         var elapsed = Duration.zero
         while elapsed < duration {
             elapsed += Self.step
@@ -191,19 +193,4 @@ struct GPIORig {
         _ = try await whileRunning { try await supervisor.clearFault(actor: "test") }
     }
 
-    /// Runs the rig in 1 ms steps until `body` (an API command that waits for the pen) returns.
-    func whileRunning<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let task = Task { try await body() }
-        let done = Mutex(false)
-        let watcher = Task {
-            _ = try? await task.value
-            done.withLock { $0 = true }
-        }
-        for _ in 0..<20_000 where !done.withLock({ $0 }) {
-            await run(for: Self.step)
-            try? await Task.sleep(for: .microseconds(100))
-        }
-        _ = await watcher.value
-        return try await task.value
-    }
 }

@@ -68,10 +68,10 @@ import Testing
         try await rig.startRunning()
         rig.pen.withPen { $0.setEstopButton(true) }
         await rig.run(for: .milliseconds(200))
-        await #expect(throws: CommandError.self) { _ = try await rig.perform { try await rig.supervisor.clearFault(actor: "test") } }
+        await #expect(throws: CommandError.self) { _ = try await rig.whileRunning { try await rig.supervisor.clearFault(actor: "test") } }
         rig.pen.withPen { $0.setEstopButton(false) }
         await rig.run(for: .milliseconds(200))
-        let status = try await rig.perform { try await rig.supervisor.clearFault(actor: "test") }
+        let status = try await rig.whileRunning { try await rig.supervisor.clearFault(actor: "test") }
         #expect(status.phase == "open")
         await rig.run(for: .milliseconds(300))
         #expect(!rig.pen.withPen { $0.armed } && rig.pen.withPen { $0.latchedFault } == .none)
@@ -123,7 +123,7 @@ import Testing
         await again.run(for: .milliseconds(300))
         #expect(await restarted.faults == ["daemon_restarted"])
         #expect(!rig.pen.withPen { $0.motorDriven } && !rig.pen.withPen { $0.armed }, "HELLO disarmed the pen")
-        _ = try await again.perform { try await restarted.supervisor.clearFault(actor: "test") }
+        _ = try await again.whileRunning { try await restarted.supervisor.clearFault(actor: "test") }
         await again.run(for: .milliseconds(300))
         #expect(!rig.pen.withPen { $0.motorDriven }, "the pedal is still down, but nothing moves without an arm")
     }
