@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "stipple_sys.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -31,5 +32,7 @@ int stipple_thread_realtime(int priority) {
     struct sched_param parameters;
     memset(&parameters, 0, sizeof parameters);
     parameters.sched_priority = priority;
-    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters);
+    // Reset on fork: threads created from this one (libdispatch starts its workers on the
+    // thread that queues work) get normal scheduling, so that only this thread is real-time.
+    return sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &parameters) == 0 ? 0 : errno;
 }

@@ -60,7 +60,9 @@ public struct DaemonEvent: Sendable {
 /// woken at once for state changes, faults and warnings, but for telemetry at most once per
 /// `telemetryWakeInterval`: a full-rate engineer's stream at 1 kHz gets its frames in batches,
 /// and the supervisor's thread is not taken from the pen for every frame of every stream. The
-/// supervisor's tick (`tick()`) delivers whatever a batch left behind.
+/// supervisor's tick (`tick()`) delivers whatever a batch left behind, on the same schedule.
+/// Readers are resumed after every lock is released, and a batch is joined into text on the
+/// reader's side, not the supervisor's.
 public final class EventHub: Sendable {
     public static let telemetryInterval = Duration.milliseconds(100)
     public static let telemetryWakeInterval = Duration.milliseconds(25)
@@ -70,8 +72,9 @@ public final class EventHub: Sendable {
         var next = 0
         var seq: Int64 = 0
         var sinks: [Int: Sink] = [:]
-        var fullRate = 0
         var lastKeepalive: ContinuousClock.Instant?
+        /// After `finishAll()`: a stream opened now ends at once.
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -86,15 +89,17 @@ public final class EventHub: Sendable {
     /// away, its task was cancelled, or the hub finished).
     public func subscribe(fullRate: Bool, onTermination: @escaping @Sendable () -> Void = {}) -> Subscription {
         let sink = Sink(fullRate: fullRate)
-        let id = state.withLock { state in
+        let id = state.withLock { state -> Int? in
+            guard !state.closed else { return nil }
             let id = state.next
             state.next += 1
             state.sinks[id] = sink
             anyTelemetryTaker.store(true, ordering: .relaxed)
             return id
         }
+        if id == nil { sink.finish() }  // shutting down: the stream ends after its first event
         return Subscription(sink: sink) { [weak self] in
-            self?.remove(id)
+            if let id { self?.remove(id) }
             onTermination()
         }
     }
@@ -108,45 +113,53 @@ public final class EventHub: Sendable {
 
     /// A state change, fault, warning, pen, session or link event: every stream, at once.
     public func publish(_ event: DaemonEvent) {
-        state.withLock { state in
+        let wakes = state.withLock { state -> [Sink.Wake] in
             state.seq += 1
             let line = Self.line(seq: state.seq, kind: event.kind, json: event.json)
-            for sink in state.sinks.values { sink.append(line, wake: true) }
+            return state.sinks.values.compactMap { $0.append(line) }
         }
+        for wake in wakes { wake.resume() }
     }
 
     /// A telemetry frame: `encode` (the event's JSON) runs only if some stream takes this frame.
     public func publishTelemetry(at now: ContinuousClock.Instant = .now, _ encode: () -> String) {
         guard anyTelemetryTaker.load(ordering: .relaxed) else { return }
-        state.withLock { state in
+        let wakes = state.withLock { state -> [Sink.Wake] in
             var line: String?
+            var wakes: [Sink.Wake] = []
             for sink in state.sinks.values where sink.takesTelemetry(at: now) {
                 if line == nil {
                     state.seq += 1
                     line = Self.line(seq: state.seq, kind: .telemetry, json: encode())
                 }
-                sink.appendTelemetry(line!, at: now)
+                if let wake = sink.appendTelemetry(line!, at: now) { wakes.append(wake) }
             }
+            return wakes
         }
+        for wake in wakes { wake.resume() }
     }
 
-    /// The supervisor's tick: delivers telemetry a batch left waiting, and once a second a
-    /// comment line to every stream, so that a client that died is noticed by the failed write
-    /// even when no event flows, and no idle timeout cuts a quiet stream.
+    /// The supervisor's tick: delivers telemetry a batch left waiting (no sooner than the wake
+    /// interval allows), and once a second a comment line to every stream with nothing else
+    /// waiting, so that a client that died is noticed by the failed write even when no event
+    /// flows, and no idle timeout cuts a quiet stream.
     public func tick(at now: ContinuousClock.Instant = .now) {
-        state.withLock { state in
+        let wakes = state.withLock { state -> [Sink.Wake] in
             let keepalive = state.lastKeepalive.map { now - $0 >= .seconds(1) } ?? true
             if keepalive { state.lastKeepalive = now }
-            for sink in state.sinks.values {
-                if keepalive { sink.append(": keepalive\n\n", wake: true) } else { sink.wakeIfPending() }
-            }
+            return state.sinks.values.compactMap { $0.tick(at: now, keepalive: keepalive) }
         }
+        for wake in wakes { wake.resume() }
     }
 
-    /// Ends every stream (shutdown).
+    /// Ends every stream, and any opened later (shutdown).
     public func finishAll() {
         let sinks = state.withLock { state in
-            defer { state.sinks.removeAll(); anyTelemetryTaker.store(false, ordering: .relaxed) }
+            defer {
+                state.sinks.removeAll()
+                state.closed = true
+                anyTelemetryTaker.store(false, ordering: .relaxed)
+            }
             return Array(state.sinks.values)
         }
         for sink in sinks { sink.finish() }
@@ -160,12 +173,26 @@ public final class EventHub: Sendable {
 
     /// One stream's buffer and its reader's wake-up.
     final class Sink: Sendable {
+        /// A reader to resume, with what it is given: resumed once every lock is released.
+        struct Wake {
+            let waiter: CheckedContinuation<[String]?, Never>
+            let lines: [String]
+            func resume() { waiter.resume(returning: lines) }
+        }
+
         private struct State {
-            var lines: [String] = []
-            var waiter: CheckedContinuation<String?, Never>?
+            var lines = LineRing(capacity: EventHub.bufferSize)
+            var waiter: CheckedContinuation<[String]?, Never>?
             var finished = false
             var lastTelemetry: ContinuousClock.Instant?
             var lastWake: ContinuousClock.Instant?
+
+            /// The waiting reader and everything buffered, if a reader waits and there is anything.
+            mutating func takeBatch() -> Wake? {
+                guard let waiter, !lines.isEmpty else { return nil }
+                self.waiter = nil
+                return Wake(waiter: waiter, lines: lines.drain())
+            }
         }
 
         let fullRate: Bool
@@ -177,40 +204,41 @@ public final class EventHub: Sendable {
             fullRate || state.withLock { state in state.lastTelemetry.map { now - $0 >= EventHub.telemetryInterval } ?? true }
         }
 
-        func append(_ line: String, wake: Bool) {
-            let resumed = state.withLock { state -> (CheckedContinuation<String?, Never>, String)? in
+        /// An event that goes out at once.
+        func append(_ line: String) -> Wake? {
+            state.withLock { state in
                 guard !state.finished else { return nil }
-                if state.lines.count == EventHub.bufferSize { state.lines.removeFirst() }
                 state.lines.append(line)
-                return wake ? Self.takeBatch(&state) : nil
+                return state.takeBatch()
             }
-            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
         }
 
-        func appendTelemetry(_ line: String, at now: ContinuousClock.Instant) {
-            let resumed = state.withLock { state -> (CheckedContinuation<String?, Never>, String)? in
+        func appendTelemetry(_ line: String, at now: ContinuousClock.Instant) -> Wake? {
+            state.withLock { state in
                 guard !state.finished else { return nil }
                 state.lastTelemetry = now
-                if state.lines.count == EventHub.bufferSize { state.lines.removeFirst() }
                 state.lines.append(line)
-                guard state.lastWake.map({ now - $0 >= EventHub.telemetryWakeInterval }) ?? true else { return nil }
-                state.lastWake = now
-                return Self.takeBatch(&state)
+                return Self.wakeIfDue(&state, at: now)
             }
-            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
         }
 
-        func wakeIfPending() {
-            let resumed = state.withLock { state in Self.takeBatch(&state) }
-            if let (waiter, batch) = resumed { waiter.resume(returning: batch) }
+        func tick(at now: ContinuousClock.Instant, keepalive: Bool) -> Wake? {
+            state.withLock { state in
+                guard !state.finished else { return nil }
+                // A keepalive only where nothing else waits: it never pushes out an event.
+                if keepalive && state.lines.isEmpty {
+                    state.lines.append(": keepalive\n\n")
+                    return state.takeBatch()
+                }
+                return Self.wakeIfDue(&state, at: now)
+            }
         }
 
-        /// The waiting reader and everything buffered, if a reader waits and there is anything.
-        private static func takeBatch(_ state: inout State) -> (CheckedContinuation<String?, Never>, String)? {
-            guard let waiter = state.waiter, !state.lines.isEmpty else { return nil }
-            state.waiter = nil
-            defer { state.lines.removeAll(keepingCapacity: true) }
-            return (waiter, state.lines.joined())
+        private static func wakeIfDue(_ state: inout State, at now: ContinuousClock.Instant) -> Wake? {
+            guard state.waiter != nil, state.lastWake.map({ now - $0 >= EventHub.telemetryWakeInterval }) ?? true else { return nil }
+            let wake = state.takeBatch()
+            if wake != nil { state.lastWake = now }
+            return wake
         }
 
         func finish() {
@@ -223,18 +251,19 @@ public final class EventHub: Sendable {
         }
 
         /// The next batch of lines; nil once finished (lines buffered before are still given).
-        func next() async -> String? {
+        func next() async -> [String]? {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
-                    let ready = state.withLock { state -> String?? in
-                        if !state.lines.isEmpty {
-                            defer { state.lines.removeAll(keepingCapacity: true) }
-                            return .some(state.lines.joined())
-                        }
-                        if state.finished { return .some(nil) }
+                    let (ready, displaced) = state.withLock { state -> ([String]??, CheckedContinuation<[String]?, Never>?) in
+                        if !state.lines.isEmpty { return (.some(state.lines.drain()), nil) }
+                        if state.finished { return (.some(nil), nil) }
+                        // One reader at a time: a second reader ends the stream for both
+                        // (nobody is left waiting forever).
+                        let displaced = state.waiter
                         state.waiter = continuation
-                        return nil
+                        return (nil, displaced)
                     }
+                    displaced?.resume(returning: nil)
                     if let ready { continuation.resume(returning: ready) }
                 }
             } onCancel: {
@@ -270,10 +299,37 @@ public final class EventHub: Sendable {
                     subscription.end()
                     return nil
                 }
-                return batch
+                return batch.joined()
             }
         }
 
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(subscription: self) }
+    }
+}
+
+/// The newest `capacity` lines, oldest first: appending to a full ring drops the oldest in
+/// constant time (a stalled full-rate stream costs the supervisor no shifting).
+struct LineRing {
+    private var storage: [String] = []
+    private var start = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var isEmpty: Bool { storage.isEmpty }
+
+    mutating func append(_ line: String) {
+        if storage.count < capacity {
+            storage.append(line)
+        } else {
+            storage[start] = line
+            start = (start + 1) % capacity
+        }
+    }
+
+    /// Everything, oldest first; the ring is empty afterwards.
+    mutating func drain() -> [String] {
+        defer { storage = []; start = 0 }
+        return start == 0 ? storage : Array(storage[start...] + storage[..<start])
     }
 }

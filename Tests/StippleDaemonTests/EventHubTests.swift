@@ -91,6 +91,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         #expect(received.withLock { $0.count } == 1, "frames within the wake interval wait for a batch")
         hub.tick(at: start + .milliseconds(10))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(received.withLock { $0.count } == 1, "the tick, too, wakes a stream no sooner than the wake interval")
+        hub.tick(at: start + EventHub.telemetryWakeInterval)
         try await waitFor(2)
         #expect(Self.ids(received.withLock { $0[1] }).count >= 9, "the tick delivered the waiting frames in one batch")
         hub.publish(DaemonEvent(.state, ["phase": "faulted"]))
@@ -125,6 +128,38 @@ import Testing
         #expect(batches.count == 1, "lines published before the finish are still given")
         #expect(ended.withLock { $0 } == 3)
         hub.publish(DaemonEvent(.session, ["state": "open"]))  // nobody left: nothing happens
+    }
+
+    @Test("a stream opened during shutdown ends at once; a second reader ends the stream instead of waiting forever")
+    func shutdownAndMisuse() async throws {
+        let hub = EventHub()
+        let reading = hub.subscribe(fullRate: false)
+        let first = Task { [reading] in
+            var iterator = reading.makeAsyncIterator()
+            return await iterator.next()
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        var second = reading.makeAsyncIterator()
+        #expect(await second.next() == nil)
+        #expect(await first.value == nil)
+
+        hub.finishAll()
+        let ended = Shared(false)
+        let late = hub.subscribe(fullRate: true) { ended.withLock { $0 = true } }
+        var iterator = late.makeAsyncIterator()
+        #expect(await iterator.next() == nil)
+        #expect(ended.withLock { $0 } && hub.subscriberCount == 0)
+    }
+
+    @Test("the ring keeps the newest lines, oldest first, through any number of wraps")
+    func lineRing() {
+        var ring = LineRing(capacity: 4)
+        #expect(ring.isEmpty && ring.drain().isEmpty)
+        for count in [1, 4, 5, 11] {
+            for index in 0..<count { ring.append("\(index)") }
+            #expect(ring.drain() == (max(0, count - 4)..<count).map { "\($0)" }, "\(count) lines")
+            #expect(ring.isEmpty)
+        }
     }
 
     @Test("the hand-built telemetry event is the JSON a client expects, nulls for what the pen did not measure")

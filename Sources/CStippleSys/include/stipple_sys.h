@@ -21,8 +21,9 @@ int stipple_peer_credentials(int fd, stipple_ucred *out);
 /// Names the calling thread (as `top -H`, `ps -L` and `perf` show it; at most 15 bytes kept).
 void stipple_name_thread(const char *name);
 
-/// Puts the calling thread under SCHED_FIFO at `priority` (1...99). Allowed for root, with
-/// CAP_SYS_NICE, or within RLIMIT_RTPRIO (systemd's LimitRTPRIO=). Returns 0, or an errno.
+/// Puts the calling thread under SCHED_FIFO at `priority` (1...99); threads it creates run at
+/// normal priority (SCHED_RESET_ON_FORK). Allowed for root, with CAP_SYS_NICE, or within
+/// RLIMIT_RTPRIO (systemd's LimitRTPRIO=). Returns 0, or an errno.
 int stipple_thread_realtime(int priority);
 
 #endif
