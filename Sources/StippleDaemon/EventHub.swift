@@ -78,8 +78,9 @@ public final class EventHub: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Read without the lock by the supervisor for every frame: most frames have no taker.
-    private let anyTelemetryTaker = Atomic<Bool>(false)
+    /// Whether any stream is open, read without the lock by the supervisor for every frame and
+    /// tick: most of the time nobody watches.
+    private let anyStream = Atomic<Bool>(false)
 
     public init() {}
 
@@ -94,7 +95,7 @@ public final class EventHub: Sendable {
             let id = state.next
             state.next += 1
             state.sinks[id] = sink
-            anyTelemetryTaker.store(true, ordering: .relaxed)
+            anyStream.store(true, ordering: .relaxed)
             return id
         }
         if id == nil { sink.finish() }  // shutting down: the stream ends after its first event
@@ -107,7 +108,7 @@ public final class EventHub: Sendable {
     private func remove(_ id: Int) {
         state.withLock { state in
             state.sinks.removeValue(forKey: id)
-            anyTelemetryTaker.store(!state.sinks.isEmpty, ordering: .relaxed)
+            anyStream.store(!state.sinks.isEmpty, ordering: .relaxed)
         }
     }
 
@@ -123,7 +124,7 @@ public final class EventHub: Sendable {
 
     /// A telemetry frame: `encode` (the event's JSON) runs only if some stream takes this frame.
     public func publishTelemetry(at now: ContinuousClock.Instant = .now, _ encode: () -> String) {
-        guard anyTelemetryTaker.load(ordering: .relaxed) else { return }
+        guard anyStream.load(ordering: .relaxed) else { return }
         let wakes = state.withLock { state -> [Sink.Wake] in
             var line: String?
             var wakes: [Sink.Wake] = []
@@ -143,7 +144,9 @@ public final class EventHub: Sendable {
     /// interval allows), and once a second a comment line to every stream with nothing else
     /// waiting, so that a client that died is noticed by the failed write even when no event
     /// flows, and no idle timeout cuts a quiet stream.
-    public func tick(at now: ContinuousClock.Instant = .now) {
+    public func tick(at now: @autoclosure () -> ContinuousClock.Instant = .now) {
+        guard anyStream.load(ordering: .relaxed) else { return }
+        let now = now()
         let wakes = state.withLock { state -> [Sink.Wake] in
             let keepalive = state.lastKeepalive.map { now - $0 >= .seconds(1) } ?? true
             if keepalive { state.lastKeepalive = now }
@@ -158,7 +161,7 @@ public final class EventHub: Sendable {
             defer {
                 state.sinks.removeAll()
                 state.closed = true
-                anyTelemetryTaker.store(false, ordering: .relaxed)
+                anyStream.store(false, ordering: .relaxed)
             }
             return Array(state.sinks.values)
         }

@@ -50,11 +50,18 @@ struct SimPenService: Service {
             let target = clock.now() - origin
             // One hop onto the supervisor's thread per batch, not two per 5 ms step: the
             // supervisor has a thread of its own, and an accelerated clock would otherwise
-            // spend its time switching threads.
+            // spend its time switching threads. A batch holds that thread for at most
+            // `batchBudget` of real time: when the simulation cannot keep up with the clock (a
+            // debug build, a busy machine) it falls behind — simulated time runs slower than
+            // the factor — rather than starving the API's commands queued behind it.
             let start = (simulated, pending)
             (simulated, pending) = await supervisor.isolated { supervisor in
                 var (simulated, pending) = start
+                let deadline = ContinuousClock.now + Self.batchBudget
+                var steps = 0
                 while simulated < target {
+                    steps += 1
+                    if steps % 16 == 0 && ContinuousClock.now >= deadline { break }
                     simulated += Self.step
                     let instant = MonotonicInstant.zero + simulated
                     let strokes = pen.withPen { $0.strokeCount }
@@ -70,9 +77,14 @@ struct SimPenService: Service {
                 }
                 return (simulated, pending)
             }
-            try await Task.sleep(for: .milliseconds(1))
+            // Caught up: wait for the clock. Behind: straight on — the next batch queues
+            // behind whatever commands came meanwhile.
+            if simulated >= target { try await Task.sleep(for: .milliseconds(1)) }
         }
     }
+
+    /// The longest a batch of simulation holds the supervisor's thread.
+    static let batchBudget = Duration.milliseconds(5)
 
     static func isDue(_ step: Scenario.Step, at instant: MonotonicInstant, strokes: UInt32) -> Bool {
         switch step.trigger {

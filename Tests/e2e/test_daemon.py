@@ -225,6 +225,29 @@ def test_h4_accelerated_cutoff_survives_sigkill_at_3_50(workdir):
         daemon.stop()
 
 
+def test_api_answers_promptly_while_the_accelerated_simulator_runs_flat_out(workdir):
+    """At 1000x a debug build cannot simulate as fast as the clock runs. The simulator then
+    falls behind (simulated time runs slower than the factor); it must never hold the
+    supervisor's thread so long that API commands wait seconds behind it (they did: 4-8 s)."""
+    daemon = Daemon(workdir, "sim", extra=["--clock", "accelerated=1000"])
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        time.sleep(2)  # well behind by now, if it cannot keep up
+        slowest = 0.0
+        for _ in range(10):
+            start = time.monotonic()
+            api.status()
+            slowest = max(slowest, time.monotonic() - start)
+        start = time.monotonic()
+        session = open_session(api)  # a mutation: answered once its record is durable
+        assert api.post(f"/v1/sessions/{session}/close").status == 200
+        slowest = max(slowest, (time.monotonic() - start) / 2)
+        assert slowest < 1.0, f"an API call took {slowest:.2f} s while the simulator ran"
+    finally:
+        daemon.stop()
+
+
 def test_config_errors_exit_78_listing_every_problem(workdir):
     config = os.path.join(workdir, "bad.json")
     with open(config, "w") as f:
