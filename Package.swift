@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CStippleSys", cSettings: strictC),
         .target(
             name: "StippleTransport",
-            dependencies: ["CStippleSys", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["StippleWire", "CStippleSys", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
         // libudev and libgpiod as Debian 12 ships them (libudev-dev, libgpiod-dev 1.6: the v1 API).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import StippleSafety
+import StippleTransport
 import StippleWire
 
 /// Where the daemon's time comes from. The safety core never reads a clock: the supervisor
@@ -35,11 +36,7 @@ public struct SystemClock: DaemonClock {
     public var isAccelerated: Bool { false }
     public var description: String { "real" }
 
-    public static func monotonicNow() -> MonotonicInstant {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
-    }
+    public static func monotonicNow() -> MonotonicInstant { MonotonicClock.now() }
 
     /// Linux's per-boot id; a constant fallback keeps restarts on one boot exact elsewhere.
     static func readBootID() -> String {

@@ -6,11 +6,7 @@ import StippleTransport
 import StippleWire
 
 /// The monotonic clock, as the daemon and the pen protocol count time.
-func monotonicNow() -> MonotonicInstant {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
-}
+func monotonicNow() -> MonotonicInstant { MonotonicClock.now() }
 
 /// Opens a pen's serial port for a bring-up command that talks to it directly. The port is
 /// opened exactly as stippled opens it (`SerialPort`: raw, TIOCEXCL, flock), so a port the

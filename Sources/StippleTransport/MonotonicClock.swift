@@ -2,8 +2,8 @@
 import Glibc
 import StippleWire
 
-/// CLOCK_MONOTONIC: real time, for a pen served on a pty and a host talking to a device (never
-/// the virtual clock of the in-process rigs).
+/// CLOCK_MONOTONIC: the one real clock of the daemon, the tools and the pen served on a pty
+/// (never the virtual clock of the in-process rigs), as the pen protocol counts time.
 public enum MonotonicClock {
     public static func now() -> MonotonicInstant {
         var ts = timespec()
