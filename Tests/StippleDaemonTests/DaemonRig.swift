@@ -74,18 +74,6 @@ struct DaemonRig: SteppedRig {
         }
     }
 
-    /// Runs until `condition` holds (checked every step), at most `limit`.
-    @discardableResult
-    func run(until limit: Duration, _ condition: @Sendable () async -> Bool) async -> Bool {
-        var elapsed = Duration.zero
-        while elapsed < limit {
-            if await condition() { return true }
-            await run(for: Self.step)
-            elapsed += Self.step
-        }
-        return await condition()
-    }
-
     static let client = "gui-test"
 
     /// Opens a session on the connected pen, sets an upper-dermis setpoint, arms, presses the

@@ -72,14 +72,9 @@ struct NoDevices: DeviceEnumerator {
             penA.stop()
             penB.stop()
         }
-        let directory = DaemonRig.temporaryDirectory()
-        let store = try RecordStore(path: directory + "/stipple.db")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let (supervisor, store) = try await RealTimeSupervisor.make()
+        let logger = RealTimeSupervisor.quietLogger
         let clock = SystemClock()
-        let supervisor = try Supervisor(clock: clock, settings: .init(limits: .defaults), records: RecordWriter(store: store),
-                                        recordsProblems: [], hub: EventHub(), logger: logger)
-        await supervisor.start()
         let source = ScriptedEventSource()
         let service = DiscoveryPenService(supervisor: supervisor, clock: clock, logger: logger, matcher: PenMatcher(),
                                           enumerator: NoDevices(), makeSource: { _ in source }, open: { try SerialPort(path: $0) })

@@ -36,14 +36,9 @@ final class IdleRealTimeLines: GPIOLineIO {
 /// `GPIOPenLink`, and when the lines fail the link is lost and the lines are requested again.
 @Suite(.serialized) struct GPIOPenServiceTests {
     @Test func theServiceAttachesLosesAndRequestsTheLinesAgain() async throws {
-        let directory = DaemonRig.temporaryDirectory()
-        let store = try RecordStore(path: directory + "/stipple.db")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let (supervisor, _) = try await RealTimeSupervisor.make()
+        let logger = RealTimeSupervisor.quietLogger
         let clock = SystemClock()
-        let supervisor = try Supervisor(clock: clock, settings: .init(limits: .defaults), records: RecordWriter(store: store),
-                                        recordsProblems: [], hub: EventHub(), logger: logger)
-        await supervisor.start()
         let opened = Mutex<[IdleRealTimeLines]>([])
         let service = GPIOPenService(supervisor: supervisor, clock: clock, settings: GPIORig.settings, logger: logger) {
             let lines = IdleRealTimeLines()

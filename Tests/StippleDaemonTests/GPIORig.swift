@@ -141,17 +141,6 @@ struct GPIORig: SteppedRig {
         }
     }
 
-    @discardableResult
-    func run(until limit: Duration, _ condition: @Sendable () async -> Bool) async -> Bool {
-        var elapsed = Duration.zero
-        while elapsed < limit {
-            if await condition() { return true }
-            await run(for: Self.step)
-            elapsed += Self.step
-        }
-        return await condition()
-    }
-
     var strokes: UInt32 { lines.withModel { $0.strokeCount } }
     var motorPowered: Bool { lines.withModel { $0.motorPowered } }
     var motorLine: Bool { lines.withModel { $0.level(.motorEnable) } }

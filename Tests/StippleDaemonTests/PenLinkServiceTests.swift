@@ -10,24 +10,13 @@ import Testing
 /// The serial pen's service in real time on a real pty: it reconnects after the pen goes away,
 /// and once the daemon shuts down it lets go of the pen for good.
 @Suite(.serialized) struct PenLinkServiceTests {
-    static func supervisor() async throws -> Supervisor {
-        let store = try RecordStore(path: DaemonRig.temporaryDirectory() + "/stipple.db")
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let supervisor = try Supervisor(clock: SystemClock(), settings: .init(limits: .defaults), records: RecordWriter(store: store),
-                                        recordsProblems: [], hub: EventHub(), logger: logger)
-        await supervisor.start()
-        return supervisor
-    }
-
     @Test("a graceful shutdown ends the reading, and the pen's device is never opened again")
     func shutdownLetsGoForGood() async throws {
         let (pen, _) = try DiscoveryServiceTests.pty(serial: "SIM-0001", seed: 21)
         defer { pen.stop() }
-        let supervisor = try await Self.supervisor()
+        let (supervisor, _) = try await RealTimeSupervisor.make()
         let opens = Shared(0)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = RealTimeSupervisor.quietLogger
         let service = PenLinkService(supervisor: supervisor, clock: SystemClock(), logger: logger) {
             opens.withLock { $0 += 1 }
             return try SerialPort(path: pen.devicePath)
@@ -48,12 +37,11 @@ import Testing
     func reconnectsWithBackoff() async throws {
         let (pen, _) = try DiscoveryServiceTests.pty(serial: "SIM-0001", seed: 22)
         defer { pen.stop() }
-        let supervisor = try await Self.supervisor()
+        let (supervisor, _) = try await RealTimeSupervisor.make()
         let opens = Shared(0)
         let plugged = Shared(false)
         let current = Shared<Unpluggable?>(nil)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        let logger = RealTimeSupervisor.quietLogger
         let service = PenLinkService(supervisor: supervisor, clock: SystemClock(), logger: logger) {
             opens.withLock { $0 += 1 }
             guard plugged.withLock({ $0 }) else { throw SystemCallError("open /dev/stipple/pen", errno: ENOENT) }

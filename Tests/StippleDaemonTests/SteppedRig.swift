@@ -1,3 +1,7 @@
+import Foundation
+import Logging
+import StippleDaemon
+import StippleRecords
 import Synchronization
 
 /// A test rig whose pen and link advance only when the test steps them (`DaemonRig`, `GPIORig`).
@@ -8,6 +12,18 @@ protocol SteppedRig {
 }
 
 extension SteppedRig {
+    /// Runs until `condition` holds (checked every step), at most `limit`.
+    @discardableResult
+    func run(until limit: Duration, _ condition: @Sendable () async -> Bool) async -> Bool {
+        var elapsed = Duration.zero
+        while elapsed < limit {
+            if await condition() { return true }
+            await run(for: Self.step)
+            elapsed += Self.step
+        }
+        return await condition()
+    }
+
     /// Runs `command` — an API command that waits for the pen's answer — while the rig keeps
     /// stepping, until it returns. (The records' writes it waits for run on their own queue, in
     /// real time: the loop also yields real time between steps.)
@@ -25,5 +41,23 @@ extension SteppedRig {
         }
         _ = await watcher.value
         return try await task.value
+    }
+}
+
+/// A real-time supervisor with fresh records, for the services' tests (which run in real time,
+/// against ptys and simulated lines, not stepped).
+enum RealTimeSupervisor {
+    static var quietLogger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    static func make() async throws -> (Supervisor, RecordStore) {
+        let store = try RecordStore(path: DaemonRig.temporaryDirectory() + "/stipple.db")
+        let supervisor = try Supervisor(clock: SystemClock(), settings: .init(limits: .defaults), records: RecordWriter(store: store),
+                                        recordsProblems: [], hub: EventHub(), logger: quietLogger)
+        await supervisor.start()
+        return (supervisor, store)
     }
 }
