@@ -158,6 +158,8 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
         threadID.withLock { $0 = pthread_self() }
         var nextTick = ContinuousClock.now
         var drain = [UInt8](repeating: 0, count: 256)
+        // Allocated once: the loop goes round once per pen frame.
+        var fds = [pollfd](repeating: pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0), count: 2)
         while running.load(ordering: .relaxed) {
             let current = watch.withLock { $0 }
             var timeout: Int32 = 1000
@@ -168,16 +170,17 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
                     + (remaining.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
                 timeout = Int32(clamping: max(0, min(milliseconds, 1000)))
             }
-            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            if let descriptor = current.descriptor { fds.append(pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)) }
+            fds[0].revents = 0
+            fds[1] = pollfd(fd: current.descriptor ?? -1, events: Int16(POLLIN), revents: 0)
+            let watched = current.descriptor == nil ? 1 : 2
             sleeping.store(true, ordering: .sequentiallyConsistent)
             if !jobs.withLock({ $0.isEmpty }) { timeout = 0 }
-            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            let ready = poll(&fds, nfds_t(watched), timeout)
             sleeping.store(false, ordering: .sequentiallyConsistent)
             if ready < 0 && errno != EINTR { usleep(1000) }
             if fds[0].revents != 0 { while read(wakeRead, &drain, drain.count) > 0 {} }
             // The pen first: a stop never waits behind a queue of API work.
-            if fds.count > 1, fds[1].revents != 0, let onReadable = current.onReadable { onReadable() }
+            if watched > 1, fds[1].revents != 0, let onReadable = current.onReadable { onReadable() }
             runJobs()
             if let period = current.tickPeriod, let onTick = current.onTick, ContinuousClock.now >= nextTick {
                 nextTick = ContinuousClock.now + period

@@ -88,6 +88,20 @@ import Testing
         case .refused(let priority, let errno): #expect(priority == 5 && errno != 0)
         case .normal: Issue.record("a priority was asked for: the outcome must say so")
         }
+        // Real-time, the loop alone: a thread it starts (libdispatch starts its workers on the
+        // thread that queues work) runs at normal priority.
+        if case .realtime = asked.scheduling {
+            let policies = await withCheckedContinuation { (continuation: CheckedContinuation<(Int32, Int32), Never>) in
+                asked.tick(every: .milliseconds(1)) {
+                    asked.untick()
+                    let own = sched_getscheduler(0) & ~0x4000_0000  // without SCHED_RESET_ON_FORK
+                    let started = Thread { continuation.resume(returning: (own, sched_getscheduler(0))) }
+                    started.start()
+                }
+            }
+            #expect(policies.0 == SCHED_FIFO, "the loop's own thread")
+            #expect(policies.1 == SCHED_OTHER, "a thread the loop started")
+        }
         // Either way the loop runs its jobs.
         let ran = await withCheckedContinuation { continuation in
             asked.tick(every: .milliseconds(1)) { continuation.resume(returning: true); asked.untick() }

@@ -162,6 +162,19 @@ import Testing
         }
     }
 
+    @Test("the stream's first event is the whole status, with the type every event carries")
+    func statusEvent() async throws {
+        let rig = try await DaemonRig()
+        let status = await rig.supervisor.status()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let plain = try #require(try JSONSerialization.jsonObject(with: encoder.encode(status)) as? [String: Any])
+        let event = try #require(try JSONSerialization.jsonObject(with: encoder.encode(Routes.StatusEvent(status: status))) as? [String: Any])
+        #expect(event["type"] as? String == "status")
+        #expect(Set(event.keys) == Set(plain.keys).union(["type"]), "every field of the status, and type")
+        #expect(event["phase"] as? String == status.phase)
+    }
+
     @Test("the hand-built telemetry event is the JSON a client expects, nulls for what the pen did not measure")
     func telemetryJSON() throws {
         let sample = TelemetrySample(peakProtrusionUm: 812, strokeRateHz: 120.5, motorOn: true, pedalPressed: true)

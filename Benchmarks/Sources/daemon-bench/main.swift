@@ -51,10 +51,7 @@ func percentile(_ values: [Int64], _ p: Double) -> Double {
 
 /// Opens a pty pair; the slave is put in raw mode and kept open (so its settings stay).
 func openPTY() -> (master: Int32, slave: Int32, path: String) {
-    var name = [CChar](repeating: 0, count: 128)
-    let master = bench_open_pty(&name, name.count)
-    guard master >= 0 else { fail("cannot open a pty") }
-    let path = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    guard let (master, path) = try? PseudoTerminal.open() else { fail("cannot open a pty") }
     let slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
     guard slave >= 0 else { fail("cannot open \(path)") }
     makeRaw(slave)

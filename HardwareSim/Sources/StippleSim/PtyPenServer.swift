@@ -1,5 +1,4 @@
 #if canImport(Glibc)
-import CPty
 import Glibc
 import StippleTransport
 import StippleWire
@@ -23,11 +22,8 @@ public final class PtyPenServer: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
 
     public init(config: PenConfig = PenConfig(), seed: UInt64 = 1) throws {
-        var name = [CChar](repeating: 0, count: 128)
-        master = stipple_open_pty(&name, name.count)
-        guard master >= 0 else { throw SystemCallError("opening a pseudo-terminal", errno: errno) }
+        (master, devicePath) = try PseudoTerminal.open()
         do throws(SystemCallError) {
-            devicePath = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             slave = open(devicePath, O_RDWR | O_NOCTTY | O_CLOEXEC)
             guard slave >= 0 else { throw SystemCallError("open \(devicePath)", errno: errno) }
             do throws(SystemCallError) { try SerialPort.makeRaw(slave, path: devicePath) } catch {

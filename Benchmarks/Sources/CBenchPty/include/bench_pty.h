@@ -1,9 +1,6 @@
 #ifndef BENCH_PTY_H
 #define BENCH_PTY_H
 #include <stddef.h>
-/// posix_openpt + grantpt + unlockpt + ptsname_r (Glibc's Swift module does not import them).
-int bench_open_pty(char *name, size_t capacity);
-
 /// The baselines, in plain C so that they are as bare as a process on a pty can be: opens
 /// `path` raw, then forever waits in poll() for bytes, reads them, and (echo) writes them back.
 /// Returns only if the terminal cannot be opened.
