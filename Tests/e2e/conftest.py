@@ -243,7 +243,7 @@ class Daemon:
             os.unlink(self.socket)
         self.process = subprocess.Popen(
             [str(STIPPLED), "--pen", self.pen, "--socket", self.socket, "--state-dir", self.state, *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env, preexec_fn=self.preexec())
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -256,6 +256,10 @@ class Daemon:
                     pass
             time.sleep(0.02)
         raise AssertionError(f"stippled did not come up: {self.log_text()[-2000:]}")
+
+    def preexec(self):
+        """What the child runs before exec (a subclass limits its resources); nothing here."""
+        return None
 
     def log_text(self):
         self.log.flush()
