@@ -13,8 +13,9 @@ struct Arm: ParsableCommand {
         abstract: "Arm the pen and hold it armed while this command runs (Ctrl-C disarms).",
         discussion: """
             Runs every arming check; a refusal lists each failed check. While it runs, this command is \
-            the operator-presence lease the daemon requires: it keeps the event stream open and shows \
-            the live view (as `watch`). Ctrl-C disarms and exits 0. If the needle is stopped any other \
+            the operator-presence lease the daemon requires: it keeps the event stream open, sends a \
+            sign of life every 250 ms (a stopped or hung stipplectl loses the lease within a second), \
+            and shows the live view (as `watch`). Ctrl-C disarms and exits 0. If the needle is stopped any other \
             way it exits by itself: 5 when a fault stopped it, 0 when it was disarmed or the session closed. \
             The needle moves only while the pedal is pressed. `watch --arm` is the same command.
             """)
@@ -95,7 +96,9 @@ final class LiveSession {
         limits = (try? client.get("/v1/limits").json) ?? .null
         let reader = EventStreamReader(client: client, clientID: arm ? clientID : nil, fullRate: options.fullRate, queue: queue)
         reader.start()
+        let pinger = arm ? PresencePinger(client: client, clientID: clientID) : nil
         defer {
+            pinger?.close()
             reader.close()
             view.finish()
         }
@@ -103,6 +106,7 @@ final class LiveSession {
         guard let first = try waitForStatus() else { return }
         // When arming, nothing is shown before the answer: a refusal prints only the problem.
         handle(first, show: !arm)
+        pinger?.start()
         if arm {
             let reply: DaemonClient.Reply
             do {

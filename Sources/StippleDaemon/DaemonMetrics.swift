@@ -18,6 +18,16 @@ struct DaemonMetrics {
     private var faults: [String: Counter] = [:]
     private var last = HostLink.Statistics()
 
+    /// The stop path's latency. A metric must never take the process down: the Prometheus
+    /// histogram of durations traps on a negative value when it renders, so an interval is kept
+    /// within 0...1 h whatever the clocks did (a simulated pen's frame times can run ahead of the
+    /// real clock).
+    func recordStopReaction(_ reaction: Duration) {
+        stopReaction.recordNanoseconds(Self.clamped(reaction).totalNanoseconds)
+    }
+
+    static func clamped(_ duration: Duration) -> Duration { min(max(duration, .zero), .seconds(3600)) }
+
     mutating func rejected(reason: String) {
         if rejections[reason] == nil { rejections[reason] = Counter(label: "stipple_pen_frames_rejected_total", dimensions: [("reason", reason)]) }
         rejections[reason]?.increment()

@@ -173,7 +173,9 @@ extension Supervisor {
         return status()
     }
 
-    public func arm(client: String, actor: String) async throws(CommandError) -> StatusView {
+    /// Arms on behalf of `holder`: the peer (uid and pid from its socket) and client id that
+    /// asked. The lease goes to that peer's own event stream under that client id, and only to it.
+    public func arm(_ holder: PresenceTable.Holder, actor: String) async throws(CommandError) -> StatusView {
         let mark = failureMark
         if !recordsProblems.isEmpty || !(records?.failedWrites.isEmpty ?? false) {
             throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
@@ -182,18 +184,31 @@ extension Supervisor {
         if let refusal = pen.versionRefusal {
             throw CommandError(.conflict, "protocol_incompatible", refusal, state: core.phase.rawValue)
         }
-        let connection = connection(for: client)
+        let candidate = presence.candidate(for: holder, at: presenceNow())
+        let connection = try? candidate.get()
         let flags = pen.telemetry?.flags ?? pen.status?.flags ?? []
         let facts = ArmingFacts(
             pen: pen.identity, hostProtocolMajor: Int(ProtocolVersion.major), hostProtocolMinor: Int(ProtocolVersion.minor),
             readBackLimitsCRC: pen.readBackLimitsCRC, cartridge: pen.cartridge,
             pedalPressed: flags.contains(.pedalPressed), estopPressed: flags.contains(.estopPressed),
             penFaultLatched: (pen.status?.fault ?? .none) != .none || flags.contains(.faultLatched),
-            connection: connection, connectionAlive: isPresent(connection), today: clock.wallNow().day)
+            connection: connection, connectionAlive: connection != nil, today: clock.wallNow().day)
         let now = stamp(inputNow())
         let before = core.phase
         let decision = core.handle(.arm(facts), at: now)
-        if let refusal = decision.refusal { throw self.refusal(refusal) }
+        if let refusal = decision.refusal {
+            var error = self.refusal(refusal)
+            if case .failure(let why) = candidate {
+                // The core says the check failed; the presence table says what to do about it.
+                error.armingFailures = error.armingFailures.map { failure in
+                    failure.code == .clientNotConnected ? ArmingFailure(.clientNotConnected, why.description) : failure
+                }
+            }
+            throw error
+        }
+        // From this moment the lease is that one stream's: if it closes or goes quiet while the
+        // records are written or the pen answers, the core stops and latches.
+        if let connection { presence.bind(connection) }
         // The cartridge binds to the session durably before the pen is armed.
         let wall = clock.wallNow().secondsSince1970
         let cartridge = pen.cartridge
@@ -202,8 +217,6 @@ extension Supervisor {
         }
         apply(decision, phaseBefore: before, at: now, actor: actor)
         try await durable(since: mark)
-        // The lease is now held by the processes that hold it at this moment, and only by them.
-        bindLease(connection)
         // Anything may have happened while the records were written (a fault, an e-stop).
         guard core.phase == .armed else {
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
@@ -235,7 +248,7 @@ extension Supervisor {
         }
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
         // by its over-depth switch: the record says so.
-        audit("armed", actor: actor, ["client": client, "depth": pen.identity?.hasDepthSensor == false ? "mechanical" : "measured"])
+        audit("armed", actor: actor, ["client": holder.client, "pid": "\(holder.pid)", "depth": pen.identity?.hasDepthSensor == false ? "mechanical" : "measured"])
         try await durable(since: mark)
         return status()
     }
@@ -325,5 +338,6 @@ extension Supervisor {
 
     public var limits: SafetyLimits { core.limits }
 
-    public func presenceConnection(for client: String) -> ConnectionID { connection(for: client) }
+    /// The stream that holds the lease, if any (tests, status).
+    public var leaseHolder: ConnectionID? { presence.lease }
 }

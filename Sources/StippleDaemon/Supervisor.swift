@@ -57,7 +57,7 @@ public struct CommandError: Error, Sendable {
 public actor Supervisor {
     public struct Settings: Sendable {
         public var limits: SafetyLimits
-        /// The arming client must hold its event stream open or ping at least this often.
+        /// The arming client must hold its event stream open and ping at least this often.
         public var presenceTimeout: Duration = .seconds(1)
         /// How long an API command waits for the pen's ACK.
         public var ackTimeout: Duration = .seconds(2)
@@ -89,10 +89,12 @@ public actor Supervisor {
     var makeLink: @Sendable () -> any PenLink = { HostLink() }
     var transport: (any PenTransport)?
     var pen = PenView()
+    /// The core's time (`stamp`), and the clock reading it was last advanced from.
     var lastNow = MonotonicInstant.zero
+    var lastReading = MonotonicInstant.zero
     var ackTickets: [AckTicket] = []
-    var leases: [ConnectionID: Lease] = [:]
-    var connectionIDs: [String: ConnectionID] = [:]
+    /// Who holds the operator-presence lease (`PresenceTable`).
+    var presence: PresenceTable
     var aggregate: (sessionID: String, data: TelemetryAggregate)?
     var linkRestartDue: MonotonicInstant?
     var shuttingDown = false
@@ -103,26 +105,6 @@ public actor Supervisor {
     /// measured per pen read, up to the write).
     var stopsWritten = 0
     var lastStopWrittenAt = MonotonicInstant.zero
-
-    /// A client's presence: event streams and pings, per process. Once the client arms, the
-    /// processes that held its presence at that moment own the lease: another process using the
-    /// same client id (a second GUI, a dashboard) can neither keep it alive nor take it over.
-    struct Lease {
-        var streams: [Int32: Int] = [:]
-        var pings: [Int32: ContinuousClock.Instant] = [:]
-        var owners: Set<Int32>?
-        var lastSeen: ContinuousClock.Instant
-
-        func holds(_ pid: Int32, within timeout: Duration) -> Bool {
-            (streams[pid] ?? 0) > 0 || pings[pid].map { ContinuousClock.now - $0 <= timeout } ?? false
-        }
-
-        func isPresent(within timeout: Duration) -> Bool {
-            let candidates = owners ?? Set(streams.keys).union(pings.keys)
-            return candidates.contains { holds($0, within: timeout) }
-                || (owners == nil && streams.isEmpty && pings.isEmpty && ContinuousClock.now - lastSeen <= timeout)
-        }
-    }
 
     struct Counters {
         var telemetryFrames = 0
@@ -147,6 +129,7 @@ public actor Supervisor {
         self.records = records
         self.hub = hub
         self.logger = logger
+        presence = PresenceTable(window: settings.presenceTimeout)
         var problems = recordsProblems
         var history = SafetyHistory()
         var restore: SessionSnapshot?
@@ -169,11 +152,13 @@ public actor Supervisor {
                 restore, limits: settings.limits, history: history, at: now, wall: clock.wallNow(), bootID: clock.bootID)
             self.core = core
             lastNow = now
+            lastReading = now
             // Records of the restore itself (faults latched, locks) go out as any decision does.
             restoredDecision = decision
         } else {
             core = try SafetyCore(limits: settings.limits, history: history)
             lastNow = now
+            lastReading = now
         }
     }
 
@@ -202,14 +187,29 @@ public actor Supervisor {
     /// happens at the latest time the simulation reached, never ahead of it — otherwise a status
     /// request would make the pen look silent for the simulated time it has not yet run.
     func inputNow() -> MonotonicInstant {
-        clock.isAccelerated ? lastNow : clock.now()
+        clock.isAccelerated ? lastReading : clock.now()
     }
 
-    /// Time never runs backwards for the core, whatever order inputs arrive in.
+    /// The core's time from a clock reading. It never runs backwards, whatever order inputs
+    /// arrive in, and it is the sum of the clock's forward steps (issue 15 item 17): a reading far
+    /// behind the latest one (a clock stepped back, which CLOCK_MONOTONIC should never do) counts
+    /// zero and later readings count from it, so time keeps its real rate instead of standing
+    /// still until the clock catches up. A reading only a little behind is an input that waited
+    /// its turn (stamped when read, handled after a tick): it counts zero and moves nothing.
     func stamp(_ time: MonotonicInstant) -> MonotonicInstant {
-        lastNow = max(lastNow, time)
+        if time >= lastReading {
+            lastNow = lastNow + (time - lastReading)
+            lastReading = time
+        } else if lastReading - time > Self.clockStepBack {
+            logger.warning("the monotonic clock stepped back: counting on from the new reading",
+                           metadata: ["step_ms": "\((lastReading - time).milliseconds)"])
+            lastReading = time
+        }
         return lastNow
     }
+
+    /// How far behind the latest reading an input may be and still be an input that waited.
+    static let clockStepBack = Duration.milliseconds(250)
 
     // MARK: - The link
 
@@ -265,9 +265,10 @@ public actor Supervisor {
         for event in events { handle(event, at: now) }
         flush(at: now)
         if stopsWritten != stopsBefore {
-            // From the read (real clock) or from entry (an accelerated clock is not real time).
-            let start = clock.isAccelerated ? entered : time
-            metrics.stopReaction.recordNanoseconds((lastStopWrittenAt - start).totalNanoseconds)
+            // From the read, when its time is a CLOCK_MONOTONIC reading; otherwise from entry (a
+            // simulated pen's times are virtual, and may be ahead of the real clock).
+            let start = clock.isAccelerated || time > entered ? entered : time
+            metrics.recordStopReaction(lastStopWrittenAt - start)
         }
     }
 
@@ -465,7 +466,13 @@ public actor Supervisor {
         case .sessionClosed(let reason):
             if let snapshot = core.snapshot {
                 flushAggregate()
-                records?.submit("close") { try $0.closeSession(snapshot, reason: reason, at: wall, actor: actor) }
+                // A session closed by its time limit closed as of that limit in the record, even
+                // when the daemon noticed late (it was down at 4:00).
+                let clock = snapshot.session.clock
+                let closedAt = reason == .timeLimit
+                    ? min(wall, clock.startedWall.secondsSince1970 + Int64(clock.elapsedAtCheckpoint.components.seconds))
+                    : wall
+                records?.submit("close") { try $0.closeSession(snapshot, reason: reason, at: closedAt, actor: actor) }
             }
             hub.publish(DaemonEvent(.session, ["state": "closed", "reason": .string(reason.rawValue), "session_id": .optional(sessionID)]))
             logger.notice("session closed", metadata: ["reason": "\(reason.rawValue)"].merging(sessionMetadata) { a, _ in a })
@@ -598,86 +605,45 @@ public actor Supervisor {
 
     // MARK: - Operator presence
 
-    func connection(for client: String) -> ConnectionID {
-        if let id = connectionIDs[client] { return id }
-        let id = ConnectionID(UInt64(connectionIDs.count + 1))
-        connectionIDs[client] = id
-        return id
+    /// The real monotonic clock: presence stays on real time under an accelerated simulator.
+    func presenceNow() -> MonotonicInstant { SystemClock.monotonicNow() }
+
+    /// An event stream opened by `holder` (client id and the peer credentials of its connection):
+    /// its id, which the stream hands back when it closes.
+    public func presenceOpened(_ holder: PresenceTable.Holder) -> ConnectionID {
+        presence.open(holder, at: presenceNow())
     }
 
-    /// An event stream of `client` opened by process `pid`. Refused (false) when the client's
-    /// lease belongs to other processes.
+    /// An event stream closed. If it held the lease, the lease is lost now: the needle stops.
+    public func presenceClosed(_ id: ConnectionID) {
+        guard let lost = presence.close(id) else { return }
+        clientLost(lost, why: "its event stream closed")
+    }
+
+    /// A sign of life from `holder` (`POST /v1/presence`). False when the holder has no event
+    /// stream: a ping alone keeps nothing alive.
     @discardableResult
-    public func presenceOpened(client: String, pid: Int32 = 0) -> Bool {
-        let id = connection(for: client)
-        var lease = leases[id] ?? Lease(lastSeen: .now)
-        if let owners = lease.owners, !owners.contains(pid) { return false }
-        lease.streams[pid, default: 0] += 1
-        lease.lastSeen = .now
-        leases[id] = lease
-        return true
+    public func ping(_ holder: PresenceTable.Holder) -> Bool {
+        presence.sign(holder, at: presenceNow()) > 0
     }
 
-    /// An event stream of `client` closed; the lease runs out one timeout later.
-    public func presenceClosed(client: String, pid: Int32 = 0) {
-        let id = connection(for: client)
-        guard var lease = leases[id], let count = lease.streams[pid] else { return }
-        lease.streams[pid] = count > 1 ? count - 1 : nil
-        lease.pings[pid] = .now
-        lease.lastSeen = .now
-        leases[id] = lease
+    /// The lease holder is gone: the core stops the needle and latches `operator_lost`.
+    func clientLost(_ id: ConnectionID, why: String) {
+        let now = stamp(inputNow())
+        let before = core.phase
+        logger.warning("operator presence lost", metadata: ["connection": "\(id.value)", "why": "\(why)"])
+        apply(core.handle(.clientDisconnected(id), at: now), phaseBefore: before, at: now)
     }
 
-    /// A presence ping from `client`'s process `pid` (a GUI that keeps no event stream open).
-    @discardableResult
-    public func ping(client: String, pid: Int32 = 0) -> Bool {
-        let id = connection(for: client)
-        var lease = leases[id] ?? Lease(lastSeen: .now)
-        if let owners = lease.owners, !owners.contains(pid) { return false }
-        lease.pings[pid] = .now
-        lease.lastSeen = .now
-        leases[id] = lease
-        if leases.count > Self.maximumLeases { pruneLeases() }
-        return true
-    }
-
-    /// Made-up client ids cannot grow the daemon's memory without bound.
-    static let maximumLeases = 256
-
-    func pruneLeases() {
-        for (id, lease) in leases where lease.owners == nil && !lease.isPresent(within: settings.presenceTimeout) {
-            leases.removeValue(forKey: id)
-        }
-        if connectionIDs.count > 4 * Self.maximumLeases {
-            connectionIDs = connectionIDs.filter { leases[$0.value] != nil }
-        }
-    }
-
-    func isPresent(_ id: ConnectionID) -> Bool {
-        leases[id]?.isPresent(within: settings.presenceTimeout) ?? false
-    }
-
-    /// At arming: the processes present now own the lease until the session is disarmed.
-    func bindLease(_ id: ConnectionID) {
-        guard var lease = leases[id] else { return }
-        let timeout = settings.presenceTimeout
-        lease.owners = Set(Set(lease.streams.keys).union(lease.pings.keys).filter { lease.holds($0, within: timeout) })
-        leases[id] = lease
-    }
-
-    /// Presence runs on real time even with an accelerated clock: a person's GUI does not speed up.
+    /// Run on every tick: a lease holder silent past the window loses the lease; a lease binds
+    /// only while the session is armed.
     func checkPresence(at now: MonotonicInstant) {
-        for (id, lease) in leases where !lease.isPresent(within: settings.presenceTimeout) {
-            leases.removeValue(forKey: id)
-            let before = core.phase
-            apply(core.handle(.clientDisconnected(id), at: now), phaseBefore: before, at: now)
-        }
-        // A lease binds only while the session is armed.
         if core.phase != .armed && core.phase != .running && core.phase != .paused {
-            for (id, lease) in leases where lease.owners != nil {
-                leases[id]?.owners = nil
-                _ = lease
-            }
+            presence.release()
+            return
+        }
+        if let lost = presence.expire(at: presenceNow()) {
+            clientLost(lost, why: "no sign of life within \(presence.window.clockText)")
         }
     }
 

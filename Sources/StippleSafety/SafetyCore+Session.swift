@@ -146,6 +146,8 @@ extension SafetyCore {
         runningSince = nil
         if var session {
             session.clock.checkpoint(at: now, wall: lastWall)
+            // Closed by the time limit: it used exactly the limit, even when the close came late.
+            if reason == .timeLimit { session.clock.cap(at: limits.sessionLength) }
             self.session = session
             // The session was active at least until its start plus its session time.
             let end = max(lastWall, session.clock.startedWall + session.clock.elapsed(at: now))

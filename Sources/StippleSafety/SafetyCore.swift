@@ -108,8 +108,13 @@ public struct SafetyCore: Sendable {
         return SessionSnapshot(session: session, phase: phase, faults: faults, closeReason: closeReason, warningsGiven: warningsGiven)
     }
 
-    /// Session time at `now`; zero without a session.
-    public func sessionElapsed(at now: MonotonicInstant) -> Duration { session?.clock.elapsed(at: now) ?? .zero }
+    /// Session time at `now`; zero without a session. A closed session's time is the final time
+    /// recorded at its close: it no longer counts.
+    public func sessionElapsed(at now: MonotonicInstant) -> Duration {
+        guard let session else { return .zero }
+        if closeReason != nil { return SessionClock.plausible(session.clock.elapsedAtCheckpoint) }
+        return session.clock.elapsed(at: now)
+    }
 
     /// Session time left at `now`.
     public func sessionRemaining(at now: MonotonicInstant) -> Duration {
@@ -138,6 +143,8 @@ public struct SafetyCore: Sendable {
     /// Handles one event at monotonic time `now`.
     public mutating func handle(_ event: SafetyEvent, at now: MonotonicInstant) -> Decision {
         var actions: [SafetyAction] = []
+        // Every reading counts toward session time (forward steps only), whatever the event.
+        if closeReason == nil, phase != .closed { session?.clock.observe(now) }
         // Time first: no event is ever handled as if the four hours had not run out.
         checkSessionTime(at: now, into: &actions)
         let refusal: SafetyRefusal?

@@ -37,12 +37,25 @@ public struct SessionClock: Hashable, Sendable, Codable {
     /// A persisted session time within 0...`maximumElapsed`.
     static func plausible(_ elapsed: Duration) -> Duration { min(max(.zero, elapsed), maximumElapsed) }
 
-    /// Folds the time since the last checkpoint in; the result is what to persist. A reading
-    /// behind the checkpoint keeps the checkpoint (time never runs backwards).
+    /// Folds the time since the last checkpoint in; the result is what to persist.
     public mutating func checkpoint(at now: MonotonicInstant, wall: WallTime) {
-        elapsedAtCheckpoint = elapsed(at: now)
-        checkpointMonotonic = max(checkpointMonotonic, now)
+        observe(now)
         checkpointWall = max(checkpointWall, wall)
+    }
+
+    /// One reading of the monotonic clock. Session time is the sum of the forward steps between
+    /// successive readings: a reading behind the last one adds nothing and gives nothing back,
+    /// and later readings count from it — so a clock that keeps stepping back still reaches the
+    /// four hours at the real rate, instead of standing still until it has caught up (H4).
+    public mutating func observe(_ now: MonotonicInstant) {
+        elapsedAtCheckpoint = elapsed(at: now)
+        checkpointMonotonic = now
+    }
+
+    /// Session time never beyond `limit`: a session closed by its time limit used exactly that
+    /// much, even when the close was noticed late (a daemon that was down at 4:00).
+    public mutating func cap(at limit: Duration) {
+        elapsedAtCheckpoint = min(Self.plausible(elapsedAtCheckpoint), limit)
     }
 
     /// The clock after a restart, and whether its reading can be trusted.

@@ -70,11 +70,14 @@ struct DaemonRig: SteppedRig {
             let instant = MonotonicInstant.zero + (now - clock.start)
             let output = pen.step(to: instant)
             if !output.isEmpty { await supervisor.received(output, at: now) }
+            await supervisor.ping(Self.holder)
             await supervisor.step(at: now)
         }
     }
 
     static let client = "gui-test"
+    /// The test\'s GUI: a client id and made-up credentials; the rig pings for it every step.
+    static let holder = PresenceTable.Holder(uid: 1000, pid: 4242, client: client)
 
     /// Opens a session on the connected pen, sets an upper-dermis setpoint, arms, presses the
     /// pedal: the needle runs.
@@ -84,7 +87,7 @@ struct DaemonRig: SteppedRig {
                                pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
         _ = try await supervisor.setSetpoint(setpoint, actor: "test")
         await run(for: .milliseconds(200))
-        await supervisor.presenceOpened(client: Self.client)
+        _ = await supervisor.presenceOpened(Self.holder)
         try await arm()
         pen.withPen { $0.setPedal(true) }
         await run(for: .milliseconds(600))
@@ -93,7 +96,7 @@ struct DaemonRig: SteppedRig {
     /// Arms while the pen and the link keep running (the arm waits for the pen's ACKs).
     func arm() async throws {
         let supervisor = supervisor
-        _ = try await whileRunning { try await supervisor.arm(client: Self.client, actor: "test") }
+        _ = try await whileRunning { try await supervisor.arm(Self.holder, actor: "test") }
     }
 
     var phase: String { get async { await supervisor.status().phase } }

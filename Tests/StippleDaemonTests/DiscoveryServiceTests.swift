@@ -95,9 +95,18 @@ struct NoDevices: DeviceEnumerator {
             OpenSessionCommand(sessionID: nil, clientID: "C-1", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
                                pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
         _ = try await supervisor.setSetpoint(Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
-        await supervisor.presenceOpened(client: "gui")
+        let gui = PresenceTable.Holder(uid: 1000, pid: 4242, client: "gui")
+        _ = await supervisor.presenceOpened(gui)
+        // The GUI's signs of life, as a real client sends them (the lease needs more than an open stream).
+        let pinger = Task {
+            while !Task.isCancelled {
+                await supervisor.ping(gui)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { pinger.cancel() }
         #expect(await Self.waitFor("limits read back") { await supervisor.status().pen.limitsCRC != nil })
-        _ = try await supervisor.arm(client: "gui", actor: "test")
+        _ = try await supervisor.arm(gui, actor: "test")
         penA.perform("pedal down")
         #expect(await Self.waitFor("running") { await supervisor.status().phase == "running" })
 

@@ -137,7 +137,10 @@ struct GPIORig: SteppedRig {
             let hasMessages = (try? pen.process(lines.edges(upTo: now), at: now)) ?? false
             guard supervisorAlive else { continue }
             if hasMessages { await supervisor.received([], at: now) }
-            if (now - clock.start).totalNanoseconds % 5_000_000 == 0 { await supervisor.step(at: now) }  // the service's 5 ms tick
+            if (now - clock.start).totalNanoseconds % 5_000_000 == 0 {  // the service's 5 ms tick
+                await supervisor.ping(Self.holder)
+                await supervisor.step(at: now)
+            }
         }
     }
 
@@ -149,6 +152,8 @@ struct GPIORig: SteppedRig {
     var faults: [String] { get async { await supervisor.status().faults } }
 
     static let client = "gui-gpio"
+    /// The test\'s GUI: a client id and made-up credentials; the rig pings for it every step.
+    static let holder = PresenceTable.Holder(uid: 1000, pid: 4242, client: client)
 
     /// Opens a session on the GPIO pen, types its cartridge, sets the setpoint, arms, presses
     /// the pedal: the needle runs.
@@ -165,14 +170,14 @@ struct GPIORig: SteppedRig {
         _ = try await supervisor.setCartridge(id: Self.cartridge, lot: "LOT-7", expiryDay: 40_000, needleCount: 3, needleDiameterUm: 250, actor: "test")
         _ = try await supervisor.setSetpoint(Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
         await run(for: .milliseconds(50))
-        await supervisor.presenceOpened(client: Self.client)
+        _ = await supervisor.presenceOpened(Self.holder)
         try await arm()
     }
 
     /// Arms while the pen keeps running (the arm waits for the records, then the ACKs).
     func arm() async throws {
         let supervisor = supervisor
-        _ = try await whileRunning { try await supervisor.arm(client: Self.client, actor: "test") }
+        _ = try await whileRunning { try await supervisor.arm(Self.holder, actor: "test") }
     }
 
     /// Clears the latch while the pen keeps running (the supervisor waits for the pen's answer

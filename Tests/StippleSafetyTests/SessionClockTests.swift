@@ -29,6 +29,64 @@ import Testing
         #expect(rig.send(.setSetpoint(Rig.setpoint)).refusal?.code == .illegalTransition)
     }
 
+    @Test("H4 (issue 15 item 17): a clock that keeps stepping back still reaches 4:00 at the real rate")
+    func h4BackwardStepsNeverGiveTimeBack() {
+        var clock = SessionClock(startedAt: MonotonicInstant(nanoseconds: 0), wall: WallTime(secondsSince1970: 0), bootID: "b")
+        var reading = MonotonicInstant(nanoseconds: 0)
+        var real = Duration.zero
+        // Every minute of real time the clock also steps back by 30 s: session time must still be
+        // the real time that passed.
+        for _ in 0..<240 {
+            reading = reading + .seconds(60)
+            real += .seconds(60)
+            clock.observe(reading)
+            reading = reading + .seconds(-30)
+            clock.observe(reading)
+        }
+        #expect(clock.elapsed(at: reading) == .seconds(4 * 3600))
+        #expect(real == .seconds(4 * 3600))
+        // A backward reading never takes anything away.
+        #expect(clock.elapsed(at: reading + .seconds(-3600)) == .seconds(4 * 3600))
+    }
+
+    @Test("H4 (issue 15 item 17): the core closes at 4:00 of forward steps, whatever the clock does backwards")
+    func h4CoreWithBackwardSteps() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        let start = rig.core.sessionElapsed(at: rig.now)
+        var closed = false
+        var forward = start
+        while !closed && forward < .seconds(5 * 3600) {
+            rig.advance(.seconds(10))
+            forward += .seconds(10)
+            _ = rig.send(.tick(wall: rig.wall))
+            rig.now = rig.now + .seconds(-7)  // the clock steps back after every reading
+            let decision = rig.send(.tick(wall: rig.wall))
+            closed = rig.core.closeReason == .timeLimit || decision.actions.contains(.sessionClosed(.timeLimit))
+        }
+        #expect(closed)
+        #expect(forward <= .seconds(4 * 3600) + .seconds(10), "closed after \(forward.clockText) of real time")
+    }
+
+    @Test("H4 (issue 15 item 18): a closed session shows its final session time; a late cutoff records 4:00")
+    func h4ClosedSessionTimeIsFinal() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        rig.advance(.seconds(3600))
+        rig.send(.closeSession)
+        let final = rig.core.sessionElapsed(at: rig.now)
+        rig.advance(.seconds(7200))
+        #expect(rig.core.sessionElapsed(at: rig.now) == final, "the closed session's clock still counts")
+
+        var late = Rig()
+        late.runPastSpinUp()
+        late.advance(.seconds(4 * 3600 + 19 * 60))  // nobody looked at 4:00 (the daemon was down)
+        late.send(.tick(wall: late.wall))
+        #expect(late.core.closeReason == .timeLimit)
+        #expect(late.core.sessionElapsed(at: late.now) == .seconds(4 * 3600))
+        #expect(late.core.snapshot?.session.clock.elapsedAtCheckpoint == .seconds(4 * 3600))
+    }
+
     @Test("H4: the cutoff holds on any event, not only on ticks")
     func h4CutoffOnAnyEvent() {
         var rig = Rig()

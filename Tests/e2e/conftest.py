@@ -121,9 +121,12 @@ class API:
 
 
 class EventStream:
-    """GET /v1/events on its own connection, read on a thread; it is the client's presence lease."""
+    """GET /v1/events on its own connection, read on a thread. With a client id it is that client's
+    presence: this process also pings (POST /v1/presence every 250 ms) as a live GUI does, since
+    the daemon does not take an open socket alone as a sign of life. `ping=False` holds the stream
+    but sends no sign of life (a hung client)."""
 
-    def __init__(self, socket_path, client=None, full=False):
+    def __init__(self, socket_path, client=None, full=False, ping=True):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(socket_path)
         query = "?telemetry=full" if full else ""
@@ -135,6 +138,25 @@ class EventStream:
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        self.pinging = threading.Event()
+        if client and ping:
+            self.pinging.set()
+            self.socket_path = socket_path
+            self.client = client
+            threading.Thread(target=self._ping, daemon=True).start()
+
+    def _ping(self):
+        api = API(self.socket_path)
+        while self.pinging.is_set():
+            try:
+                api.post("/v1/presence", headers={"X-Stipple-Client": self.client}, check_spec=False)
+            except OSError:
+                pass
+            time.sleep(0.25)
+
+    def stop_pinging(self):
+        """The client hangs: its socket stays open, its signs of life stop."""
+        self.pinging.clear()
 
     def _read(self):
         buffer = b""
@@ -163,6 +185,7 @@ class EventStream:
             return [e["data"] for e in self.events if e["event"] == kind]
 
     def close(self):
+        self.pinging.clear()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

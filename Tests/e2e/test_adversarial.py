@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from conftest import API, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session
+from conftest import API, BUILD, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session
 
 SETPOINT = {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}
 
@@ -171,36 +171,124 @@ def test_h12_idle_connections_cannot_block_the_api_estop(api, daemon):
 # --- Operator presence --------------------------------------------------------------------------
 
 
+def _ctl_arm(daemon, client_id):
+    """`stipplectl arm` as the GUI: its own process holds the stream, pings and arms."""
+    return subprocess.Popen([str(BUILD / "stipplectl"), "arm", "--client-id", client_id, "--socket", daemon.socket],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_motor_stopped(pen, since, limit):
+    while pen.motor_on() and time.monotonic() - since < limit:
+        time.sleep(0.05)
+    return not pen.motor_on()
+
+
+def _kill(*processes):
+    for process in processes:
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait()
+
+
 def test_operator_presence_lease_is_not_kept_alive_by_another_process_with_the_same_client_id(api, pen, daemon):
-    """The GUI that armed crashes, but a second process (a dashboard, a second GUI instance, any
-    member) has an event stream open with the same self-chosen client id: the lease is keyed by that
-    string only, so the needle keeps running with nobody at the GUI that armed it."""
+    """Issue 15 item 1: the GUI that armed as gui-1 is SIGKILLed while another process keeps a
+    stream open as gui-1 and pings as gui-1: the lease belongs to the connection and the
+    credentials of the GUI that armed, so the needle stops."""
     session = open_session(api)
     assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
-    curl = ["curl", "-sN", "--unix-socket", daemon.socket]
-    gui = subprocess.Popen(curl + ["-H", "X-Stipple-Client: gui-1", "http://localhost/v1/events"], stdout=subprocess.DEVNULL)
-    other = None
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    gui = _ctl_arm(daemon, "gui-1")
+    other = EventStream(daemon.socket, client="gui-1")  # this process: same name, other pid, pinging
     try:
-        time.sleep(0.5)
-        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
-        assert api.post("/v1/arm", headers={"X-Stipple-Client": "gui-1"}).status == 200
+        api.wait(lambda s: s["phase"] == "armed", what="armed by the GUI")
         pen.command("pedal on", expect="pedal")
         api.wait(lambda s: s["phase"] == "running", what="running")
-        other = subprocess.Popen(curl + ["http://localhost/v1/events?client=gui-1"], stdout=subprocess.DEVNULL)
         time.sleep(0.3)
         gui.send_signal(signal.SIGKILL)
         gui.wait()
         crashed = time.monotonic()
-        while pen.motor_on() and time.monotonic() - crashed < 3.0:
-            time.sleep(0.05)
-        status = api.status()
-        assert not pen.motor_on(), f"the arming GUI crashed 3 s ago and the needle still runs: {status['phase']} {status['faults']}"
-        assert "operator_lost" in status["faults"], status
+        assert _wait_motor_stopped(pen, crashed, 3.0), f"the arming GUI crashed 3 s ago and the needle still runs: {api.status()}"
+        status = api.wait(lambda s: "operator_lost" in s["faults"], timeout=5, what="operator_lost")
+        assert not status["may_move"]
     finally:
-        for process in (gui, other):
-            if process and process.poll() is None:
-                process.kill()
-                process.wait()
+        other.close()
+        _kill(gui)
+
+
+def test_arm_with_another_users_client_id_and_no_stream_is_refused(api, pen, daemon):
+    """Issue 15 item 2: a member with no stream of its own POSTs /v1/arm with the client id of
+    somebody else's open stream: refused, nothing armed."""
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    curl = ["curl", "-sN", "--unix-socket", daemon.socket]
+    owner = subprocess.Popen(curl + ["-H", "X-Stipple-Client: gui-owner", "http://localhost/v1/events"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        refused = api.post("/v1/arm", headers={"X-Stipple-Client": "gui-owner"})
+        assert refused.status == 409, refused
+        codes = [f["code"] for f in refused.json["arming_failures"]]
+        assert codes == ["client_not_connected"], refused.json
+        assert "no event stream of its own" in refused.json["arming_failures"][0]["message"], refused.json
+        assert api.status()["phase"] == "open"
+    finally:
+        _kill(owner)
+
+
+def test_a_stopped_client_loses_the_lease(api, pen, daemon):
+    """Issue 15 item 3: the GUI that armed is stopped (SIGSTOP, as Ctrl-Z): its socket stays open,
+    its signs of life stop; the needle stops within the presence window."""
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    gui = _ctl_arm(daemon, "gui-stopped")
+    try:
+        api.wait(lambda s: s["phase"] == "armed", what="armed by the GUI")
+        pen.command("pedal on", expect="pedal")
+        api.wait(lambda s: s["phase"] == "running", what="running")
+        gui.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        status = api.wait(lambda s: "operator_lost" in s["faults"], timeout=5, what="operator_lost after SIGSTOP")
+        assert gui.poll() is None, "the client is stopped, not dead: its socket is still open"
+        assert _wait_motor_stopped(pen, stopped, 3.0)
+        assert not status["may_move"]
+    finally:
+        _kill(gui)
+
+
+def test_a_hung_stream_without_pings_cannot_arm_and_loses_the_lease(api, pen, daemon):
+    """Issue 15 item 3, in one process: a stream with no sign of life cannot hold a lease."""
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    stream = EventStream(daemon.socket, client=CLIENT)
+    try:
+        assert api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}).status == 200
+        pen.command("pedal on", expect="pedal")
+        api.wait(lambda s: s["phase"] == "running", what="running")
+        stream.stop_pinging()
+        api.wait(lambda s: "operator_lost" in s["faults"], timeout=5, what="operator_lost")
+        assert api.post("/v1/presence", headers={"X-Stipple-Client": "never-streamed"}).status == 409
+    finally:
+        stream.close()
+
+
+def test_made_up_ids_and_ping_bursts_never_alias_a_lease(api, pen, daemon):
+    """Issue 15 item 4: many refused arms with made-up ids and bursts of presence pings; then a
+    new id arms nothing on an existing lease, and the real holder's lease is untouched."""
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    for n in range(300):
+        api.post("/v1/presence", headers={"X-Stipple-Client": f"made-up-{n}"}, check_spec=False)
+        if n % 10 == 0:
+            assert api.post("/v1/arm", headers={"X-Stipple-Client": f"made-up-{n}"}, check_spec=False).status == 409
+    for n in range(40):
+        burst = EventStream(daemon.socket, client=f"burst-{n}", ping=False)
+        burst.close()
+    assert api.post("/v1/arm", headers={"X-Stipple-Client": "brand-new"}).status == 409
+    assert api.status()["phase"] == "open"
 
 
 # --- H9: a pen without a cartridge reader -------------------------------------------------------

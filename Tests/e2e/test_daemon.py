@@ -341,3 +341,60 @@ def test_systemd_ready_and_watchdog_are_notified(workdir, pen):
     finally:
         daemon.stop()
         listener.close()
+
+
+def _metrics_ok(api, daemon, after):
+    response = api.get("/metrics")
+    assert response.status == 200, (after, response)
+    assert daemon.process.poll() is None, f"stippled died reading /metrics after {after}: {daemon.log_text()[-1500:]}"
+    for line in response.body.splitlines():
+        if line.startswith("stipple_stop_reaction_seconds_sum"):
+            assert float(line.split()[-1]) >= 0, line
+    return response.body
+
+
+def test_metrics_never_trap_after_any_event_with_the_in_process_simulator(workdir):
+    """Issue 15 item 7: GET /metrics after an e-stop killed a `--pen sim` daemon (a negative stop
+    reaction in the Prometheus histogram: the simulator's frame times run ahead of the real clock)."""
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        _metrics_ok(api, daemon, "start")
+        session = open_session(api)
+        assert api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}).status == 200
+        stream = EventStream(daemon.socket, client=CLIENT)
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+        assert api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}).status == 200
+        _metrics_ok(api, daemon, "arm")
+        for _ in range(5):
+            assert api.post("/v1/estop").status == 200
+            _metrics_ok(api, daemon, "estop")
+            time.sleep(0.1)
+            _metrics_ok(api, daemon, "estop, later")
+        stream.close()
+        api.wait(lambda s: s["phase"] == "faulted", what="faulted")
+        api.post("/v1/clear-fault")
+        _metrics_ok(api, daemon, "clear-fault")
+        assert api.post("/v1/stop").status == 200
+        _metrics_ok(api, daemon, "stop")
+        assert api.post(f"/v1/sessions/{session}/close").status == 200
+        _metrics_ok(api, daemon, "close")
+    finally:
+        daemon.stop()
+
+
+def test_metrics_never_trap_after_any_event_with_a_serial_pen(api, pen, daemon):
+    _, stream = arm_running(api, pen, daemon)
+    _metrics_ok(api, daemon, "running")
+    assert api.post("/v1/estop").status == 200
+    _metrics_ok(api, daemon, "estop")
+    pen.command("pedal off", expect="pedal")
+    pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+    _metrics_ok(api, daemon, "a pen fault")
+    stream.close()
+    time.sleep(0.2)
+    _metrics_ok(api, daemon, "presence lost")
+    pen.stop()
+    api.wait(lambda s: not s["pen"].get("connected"), what="the link lost")
+    _metrics_ok(api, daemon, "link lost")

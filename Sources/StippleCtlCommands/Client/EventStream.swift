@@ -165,3 +165,34 @@ final class InterruptHandler: @unchecked Sendable {
     }
 }
 #endif
+
+/// The holder's signs of life (`POST /v1/presence`, every 250 ms) on a thread of its own: the
+/// daemon does not count an open stream as a person at the controls (a process stopped with
+/// Ctrl-Z keeps its socket open), so a lease needs these too. Sent from this same process, as the
+/// daemon checks the pid; a stopped or hung stipplectl stops sending them and loses the lease.
+final class PresencePinger: @unchecked Sendable {
+    let client: DaemonClient
+    let clientID: String
+    let stop = StopFlag()
+    let interval: TimeInterval = 0.25
+
+    init(client: DaemonClient, clientID: String) {
+        self.client = client
+        self.clientID = clientID
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while !stop.isSet {
+                // A refusal (the stream not yet registered, the daemon restarting) is not fatal
+                // here: the event stream reports what matters, and the lease simply runs out.
+                _ = try? client.post("/v1/presence", headers: ["X-Stipple-Client": clientID])
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+        thread.name = "stipplectl-presence"
+        thread.start()
+    }
+
+    func close() { stop.raise() }
+}

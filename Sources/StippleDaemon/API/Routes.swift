@@ -42,21 +42,22 @@ struct Routes: Sendable {
         v1.put("sessions/:id/cartridge") { request, context in try await setCartridge(request, context) }
         v1.put("sessions/:id/setpoint") { request, context in try await setSetpoint(request, context) }
         v1.post("arm") { request, context in
-            let client = try clientID(request)
-            return try await perform(context) { actor in try await supervisor.arm(client: client, actor: actor) }
+            let holder = try holder(request, context)
+            return try await perform(context) { actor in try await supervisor.arm(holder, actor: actor) }
         }
         v1.post("disarm") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor) } }
         v1.post("stop") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor, kind: "stop") } }
         v1.post("estop") { _, context in try await perform(context) { actor in try await supervisor.emergencyStop(actor: actor) } }
         v1.post("clear-fault") { _, context in try await perform(context) { actor in try await supervisor.clearFault(actor: actor) } }
         v1.post("presence") { request, context in
-            let client = try clientID(request)
-            guard await supervisor.ping(client: client, pid: context.peer?.pid ?? 0) else {
-                throw Problem(409, "client_id_in_use", "client \(client) armed the pen from another process, which holds its presence: use your own client id")
+            let holder = try holder(request, context)
+            guard await supervisor.ping(holder) else {
+                throw Problem(409, "no_event_stream",
+                              "\(holder) holds no event stream: open GET /v1/events with the same X-Stipple-Client from this process, then ping")
             }
             return Response(status: .noContent)
         }
-        v1.get("events") { request, context in try await events(request, pid: context.peer?.pid ?? 0) }
+        v1.get("events") { request, context in try await events(request, context) }
         v1.get("limits") { _, _ in
             let limits = await supervisor.limits
             return try json(LimitsView(limits))
@@ -163,7 +164,7 @@ struct Routes: Sendable {
 
     /// Server-Sent Events: state changes, faults and warnings at once; telemetry at ≤ 10 Hz, or
     /// every frame with `?telemetry=full`. An open stream is the client's presence lease.
-    func events(_ request: Request, pid: Int32) async throws -> Response {
+    func events(_ request: Request, _ context: APIContext) async throws -> Response {
         let query = request.uri.queryParameters
         let full = query.get("telemetry") == "full"
         if let telemetry = query.get("telemetry"), !["full", "decimated"].contains(telemetry) {
@@ -172,11 +173,12 @@ struct Routes: Sendable {
         let client = request.headers[.stippleClient] ?? query.get("client")
         if let client { try Self.checkClientID(client) }
         let supervisor = supervisor
-        if let client, !(await supervisor.presenceOpened(client: client, pid: pid)) {
-            throw Problem(409, "client_id_in_use", "client \(client) armed the pen from another process, which holds its presence: use your own client id")
-        }
+        // The stream's presence belongs to this connection and the credentials read from it.
+        let presence: ConnectionID? = if let client, let peer = context.peer {
+            await supervisor.presenceOpened(PresenceTable.Holder(uid: peer.uid, pid: peer.pid, client: client))
+        } else { nil }
         let stream = supervisor.hub.subscribe(fullRate: full) {
-            if let client { Task { await supervisor.presenceClosed(client: client, pid: pid) } }
+            if let presence { Task { await supervisor.presenceClosed(presence) } }
         }
         // The first event is the whole status, carrying `type` like every other event.
         let encoder = JSONEncoder()
@@ -212,6 +214,13 @@ struct Routes: Sendable {
         guard (1...64).contains(client.count), client.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
             throw Problem.field("X-Stipple-Client", "\"\(client.prefix(80))\"", "1...64 letters, digits, - or _", status: 400)
         }
+    }
+
+    /// Who asks: the client id the caller chose, scoped by the peer credentials of its socket.
+    func holder(_ request: Request, _ context: APIContext) throws(Problem) -> PresenceTable.Holder {
+        let client = try clientID(request)
+        guard let peer = context.peer else { throw Problem(403, "no_credentials", "the caller's credentials cannot be read") }
+        return PresenceTable.Holder(uid: peer.uid, pid: peer.pid, client: client)
     }
 
     func clientID(_ request: Request) throws(Problem) -> String {
