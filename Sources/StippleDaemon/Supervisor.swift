@@ -335,7 +335,13 @@ public actor Supervisor {
                 let before = core.phase
                 apply(core.handle(.cartridgeRemoved, at: now), phaseBefore: before, at: now)
             } else {
-                pen.cartridge = CartridgeInfo(message)
+                let cartridge = CartridgeInfo(message)
+                pen.cartridge = cartridge
+                // Another cartridge while armed stops (H10), with or without a removal first.
+                if let cartridge {
+                    let before = core.phase
+                    apply(core.handle(.cartridgeReported(cartridge), at: now), phaseBefore: before, at: now)
+                }
             }
             hub.publish(DaemonEvent(.pen, ["cartridge": .optional(pen.cartridge?.id), "event": .string(message.event.description)]))
         case .acknowledged(let message, let status, let detail):

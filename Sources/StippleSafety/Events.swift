@@ -25,6 +25,11 @@ public enum FaultReason: String, Hashable, Sendable, Codable, CaseIterable {
     case penReset = "pen_reset"
     /// The cartridge left the pen while armed (H10).
     case cartridgeRemoved = "cartridge_removed"
+    /// The pen reported another cartridge (another id, lot, expiry or needles) while armed, with
+    /// or without a removal first (H10): the new one must pass every H9 check before any arm.
+    case cartridgeChanged = "cartridge_changed"
+    /// The pen acknowledged a stop but kept reporting strokes: the daemon sent ESTOP (H1, H12).
+    case penUnresponsive = "pen_unresponsive"
     /// Emergency stop, from any source (H12).
     case emergencyStop = "emergency_stop"
     /// The operator's client (the GUI) that armed went away: its event stream closed and no
@@ -146,6 +151,8 @@ public enum SafetyEvent: Hashable, Sendable {
     case penReset
     case linkLost
     case cartridgeRemoved
+    /// The pen reported the cartridge it holds (CARTRIDGE inserted, or a reader's answer).
+    case cartridgeReported(CartridgeInfo)
     case clientDisconnected(ConnectionID)
     /// The technician clears a latched fault. The core judges whether the cause is gone from
     /// the telemetry it has seen itself, never from what the caller says.

@@ -88,7 +88,9 @@ extension SafetyCore {
         actions.append(.armPen)
         phase = .armed
         armedConnection = connection
+        armedCartridge = facts.cartridge
         armedAt = now
+        motionStoppedAt = nil  // from here, a motor on without the pedal is unexpected motion
         penHasDepthSensor = facts.pen?.hasDepthSensor ?? true
         pedalPressed = false
         rateViolationRun = 0

@@ -56,16 +56,20 @@ extension SafetyCore {
             return
         }
         pedal(sample.pedalPressed, at: now, into: &actions)
-        if sample.motorOn {
-            switch phase {
-            case .running:
-                break
-            case _ where motionStoppedAt.map { now - $0 <= Self.stopGrace } ?? false:
-                break
-            case .faulted:
-                actions.append(.stopNeedle(nil))  // already latched: keep insisting
+        if sample.motorOn && phase != .running {
+            // When did the daemon take motion away? A latch is a stop too.
+            let stoppedAt = phase == .faulted ? max(motionStoppedAt ?? .zero, faultLatchedAt ?? .zero) : motionStoppedAt
+            let grace = Self.stopGrace + Self.strokePeriod(rate)
+            if let stoppedAt, now - stoppedAt <= grace {
+                if phase == .faulted { actions.append(.stopNeedle(nil)) }  // keep insisting
+            } else if let stoppedAt {
+                // The pen was told to stop (and acknowledged, or the link would have given up)
+                // and still strokes: ESTOP, the one command a pen must obey, and a latch.
+                actions.append(.emergencyStopPen)
+                latch(.penUnresponsive, detail: "the pen still reports strokes \((now - stoppedAt).milliseconds) ms after it was stopped (\(phase.rawValue))",
+                      at: now, into: &actions)
                 return
-            default:
+            } else {
                 actions.append(.emergencyStopPen)
                 latch(.unexpectedMotion, detail: "the pen reports its motor on while the session is \(phase.rawValue)", at: now, into: &actions)
                 return

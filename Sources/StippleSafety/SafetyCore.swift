@@ -50,6 +50,8 @@ public struct SafetyCore: Sendable {
     var phaseBeforeFault: SessionPhase = .noSession
     var faultLatchedAt: MonotonicInstant?
     var armedConnection: ConnectionID?
+    /// The cartridge the arming checks passed for: any other reported while armed stops (H10).
+    var armedCartridge: CartridgeInfo?
     var armedAt: MonotonicInstant?
     /// Whether the pen armed for this session reports a depth for every stroke.
     var penHasDepthSensor = true
@@ -75,9 +77,16 @@ public struct SafetyCore: Sendable {
 
     /// How often the session clock is handed out for persisting while a session is open.
     public static let persistInterval = Duration.seconds(10)
-    /// A motor still reported on this soon after the pedal is released is the last stroke
-    /// finishing, not unexpected motion.
-    public static let stopGrace = Duration.milliseconds(100)
+    /// A motor still reported on this long (plus one stroke period) after the daemon took motion
+    /// away is the last stroke finishing, or a frame already on its way; beyond it, a pen that
+    /// was stopped and keeps stroking gets ESTOP and `pen_unresponsive` (issue 15 item 9).
+    public static let stopGrace = Duration.milliseconds(50)
+
+    /// One stroke at `rateHz`, at most one stroke at the stall limit (an implausible rate adds nothing).
+    static func strokePeriod(_ rateHz: Double) -> Duration {
+        guard rateHz.isFinite, rateHz >= AbsoluteLimits.stallHz else { return .milliseconds(Int64(1000 / AbsoluteLimits.stallHz)) }
+        return .microseconds(Int64(1_000_000 / rateHz))
+    }
     /// A pen still reporting itself armed this soon after the core disarmed it is a DISARM on
     /// its way (retransmitted, if need be), not a pen that ignores it.
     public static let disarmGrace = Duration.milliseconds(500)
@@ -193,6 +202,12 @@ public struct SafetyCore: Sendable {
             refusal = nil
         case .cartridgeRemoved:
             if isArmedPhase { latch(.cartridgeRemoved, detail: "the cartridge was removed while armed", at: now, into: &actions) }
+            refusal = nil
+        case .cartridgeReported(let cartridge):
+            if isArmedPhase, let armed = armedCartridge, armed != cartridge {
+                latch(.cartridgeChanged, detail: "the pen now reports cartridge \(cartridge.id) (lot \(cartridge.lot)); it was armed with \(armed.id) (lot \(armed.lot))",
+                      at: now, into: &actions)
+            }
             refusal = nil
         case .clientDisconnected(let connection):
             if isArmedPhase, connection == armedConnection {

@@ -130,14 +130,72 @@ import Testing
         #expect(decision.faultsLatched == [.unexpectedMotion], "motor on without the pedal")
     }
 
-    @Test func theLastStrokeAfterAStopIsNotUnexpected() {
+    @Test("after a stop the last stroke is no fault; strokes beyond one period + 50 ms get ESTOP and pen_unresponsive")
+    func theLastStrokeAfterAStopIsNotUnexpected() {
         var rig = Rig()
         rig.runPastSpinUp()
         rig.send(.disarm)
         rig.advance(.milliseconds(7))
         #expect(rig.send(.telemetry(rig.stroke(pedal: true))).faultsLatched.isEmpty)
         rig.advance(.milliseconds(200))
-        #expect(rig.send(.telemetry(rig.stroke(pedal: true))).faultsLatched == [.unexpectedMotion])
+        let decision = rig.send(.telemetry(rig.stroke(pedal: true)))
+        #expect(decision.actions.first == .emergencyStopPen)
+        #expect(decision.faultsLatched == [.penUnresponsive])
+    }
+
+    @Test("issue 15 item 9: a pen that acknowledges stops but keeps stroking gets ESTOP within one stroke period + 50 ms, then pen_unresponsive")
+    func penThatDoesNotObey() {
+        for rate in [50.0, 120.0, 150.0] {
+            for cause in ["over_depth", "disarm", "estop-api"] {
+                var rig = Rig()
+                rig.runPastSpinUp()
+                let stoppedAt = rig.now
+                switch cause {
+                case "over_depth": #expect(rig.send(.telemetry(rig.stroke(depth: 1400))).faultsLatched == [.overDepth])
+                case "disarm": rig.send(.disarm)
+                default: rig.send(.emergencyStop(.api))
+                }
+                // The lying pen: every stroke keeps coming, motor on, as if nothing was said.
+                var estopAt: MonotonicInstant?
+                var stopsBefore = 0
+                for _ in 0..<200 where estopAt == nil {
+                    rig.advance(.microseconds(Int64(1_000_000 / rate)))
+                    let decision = rig.send(.telemetry(rig.stroke(rate: rate, pedal: true)))
+                    if decision.actions.contains(.emergencyStopPen) && !(cause == "estop-api" && rig.now - stoppedAt <= .milliseconds(50)) {
+                        estopAt = rig.now
+                        #expect(decision.actions.first == .emergencyStopPen, "the ESTOP leads the decision")
+                    } else if !decision.actions.isEmpty {
+                        stopsBefore += 1
+                    }
+                }
+                let bound = Duration.milliseconds(50) + .microseconds(Int64(1_000_000 / rate)) * 2
+                #expect(estopAt.map { $0 - stoppedAt <= bound } ?? false, "\(cause) at \(rate) Hz: ESTOP after \(estopAt.map { ($0 - stoppedAt).milliseconds } ?? -1) ms")
+                #expect(rig.core.faults.contains(.penUnresponsive), "\(cause) at \(rate) Hz: \(rig.core.faults)")
+                #expect(rig.core.phase == .faulted)
+            }
+        }
+    }
+
+    @Test("H10 (issue 15 item 10): another cartridge reported while armed or running stops and latches; the same one does not")
+    func h10CartridgeChanged() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        let same = rig.goodFacts.cartridge!
+        #expect(rig.send(.cartridgeReported(same)).faultsLatched.isEmpty)
+        var swapped = same
+        swapped.id = "CART-USED-ELSEWHERE"
+        let decision = rig.send(.cartridgeReported(swapped))
+        #expect(decision.firstActionIsStop && decision.faultsLatched == [.cartridgeChanged])
+        // Only the lot changed (a relabelled cartridge): also another cartridge.
+        var armed = Rig()
+        armed.arm()
+        var relabelled = same
+        relabelled.lot = "OTHER-LOT"
+        #expect(armed.send(.cartridgeReported(relabelled)).faultsLatched == [.cartridgeChanged])
+        // Not armed: nothing to stop; arming checks the new one (H9).
+        var open = Rig()
+        open.openWithSetpoint()
+        #expect(open.send(.cartridgeReported(swapped)).faultsLatched.isEmpty)
     }
 
     @Test("H11: a pen reset while armed needs a fresh arm, and a daemon restart never leaves it armed")

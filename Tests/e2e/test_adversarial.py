@@ -551,3 +551,50 @@ def test_config_unusable_state_dir_and_scenario_exit_78_listing_both(workdir):
     result = subprocess.run([str(STIPPLED), "--config", config], capture_output=True, text=True, timeout=30)
     assert result.returncode == 78, (result.returncode, result.stderr[-600:])
     assert "state_dir" in result.stderr and f"pen: sim:{bad_scenario}" in result.stderr, result.stderr
+
+
+# --- Issue 15 items 9, 10: a pen that does not obey; a cartridge swapped while armed -------------
+
+
+def test_a_pen_that_acknowledges_stops_but_keeps_stroking_gets_estop_and_pen_unresponsive(api, pen, daemon):
+    """The technician stops; the (hostile) pen acknowledges MOTOR_STOP and DISARM and keeps
+    stroking. The daemon escalates to ESTOP, latches pen_unresponsive and records it."""
+    session, stream = arm_running(api, pen, daemon)
+    try:
+        pen.command("fault ignores_stops", expect="")
+        stopped = api.post("/v1/stop")
+        assert stopped.status == 200, stopped
+        status = api.wait(lambda s: "pen_unresponsive" in s["faults"], timeout=5, what="pen_unresponsive")
+        assert not status["may_move"]
+        deadline = time.monotonic() + 3
+        while pen.motor_on() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pen.motor_on(), "the ESTOP the daemon sent stops even this pen"
+        entries = api.get("/v1/audit?limit=10000").json
+        assert any(e["kind"] == "fault" and "pen_unresponsive" in json.dumps(e["payload"]) for e in entries), entries[-5:]
+    finally:
+        stream.close()
+
+
+def test_a_cartridge_swapped_while_running_stops_and_the_new_one_is_checked(api, pen, daemon):
+    """H10: another cartridge reported while running (no removal event first) stops and latches;
+    the new cartridge is then refused by the arming checks (H9) until the technician records it."""
+    session, stream = arm_running(api, pen, daemon)
+    try:
+        pen.command("fault reused_cartridge id=SIM-CART-OTHER", expect="")
+        status = api.wait(lambda s: "cartridge_changed" in s["faults"], timeout=5, what="cartridge_changed")
+        assert not status["may_move"]
+        deadline = time.monotonic() + 3
+        while pen.motor_on() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pen.motor_on()
+        pen.command("pedal off", expect="pedal")
+        api.wait(lambda s: (s["pen"].get("cartridge") or {}).get("id") == "SIM-CART-OTHER", what="the new cartridge reported")
+        cleared = api.post("/v1/clear-fault")
+        assert cleared.status == 200, cleared
+        refused = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert refused.status == 409, refused
+        codes = [f["code"] for f in refused.json["arming_failures"]]
+        assert "cartridge_mismatch" in codes, refused.json
+    finally:
+        stream.close()

@@ -49,6 +49,8 @@ public struct PenSimulator: Sendable {
         var runEnabled = false
         var fault = FaultCode.none
         var estopLatched = false
+        /// The hostile test double's flag (`PenFault.ignoresStops`).
+        var ignoresStops = false
         var lastHostFrame = MonotonicInstant.zero
         var lastCommand: (seq: UInt8, id: UInt8, status: AckStatus, detail: UInt8)?
         var txSeq: UInt8 = 0
@@ -168,6 +170,7 @@ public struct PenSimulator: Sendable {
         case .firmwareReset(let cause): boot(cause: cause)
         case .versionMismatch(let major): protocolMajor = major
         case .insertCartridge(let cartridge): insertCartridge(cartridge)
+        case .ignoresStops: fw.ignoresStops = true
         default: break  // mechanical faults were applied above
         }
     }
@@ -479,6 +482,7 @@ public struct PenSimulator: Sendable {
             fw.runEnabled = false
             return (.ok, 0)
         case .disarm:
+            if fw.ignoresStops { return (.ok, 0) }  // the hostile double: says yes, does nothing
             stopMotion()
             return (.ok, 0)
         case .motorRun:
@@ -488,6 +492,7 @@ public struct PenSimulator: Sendable {
             fw.runEnabled = true
             return (.ok, 0)
         case .motorStop:
+            if fw.ignoresStops { return (.ok, 0) }
             fw.runEnabled = false
             return (.ok, 0)
         case .readCartridge:

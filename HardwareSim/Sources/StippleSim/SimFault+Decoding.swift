@@ -43,6 +43,7 @@ extension Scenario.Action {
         case "firmware_reset":
             self = .penFault(.firmwareReset(p.contains(.cause) ? try p.named(.cause, ResetCause.allKnown, \.name) : .brownout))
         case "version_mismatch": self = .penFault(.versionMismatch(major: try int(.major, 2)))
+        case "ignores_stops": self = .penFault(.ignoresStops)
         case "reused_cartridge": self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-0001"))))
         case "expired_cartridge":
             self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-EXP"), expiryDays: try int(.expiryDays, 19_000))))

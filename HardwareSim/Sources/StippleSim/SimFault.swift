@@ -32,6 +32,10 @@ public enum PenFault: Hashable, Sendable {
     case versionMismatch(major: Int)
     /// A cartridge goes into the slot (a reused, expired or wrong-size one, in the scenarios).
     case insertCartridge(SimCartridge)
+    /// A hostile test double, not a firmware behaviour: the pen acknowledges MOTOR_STOP and
+    /// DISARM and keeps the motor running. ESTOP still stops it (issue 15 item 9: the daemon
+    /// must escalate to ESTOP and latch `pen_unresponsive`).
+    case ignoresStops
 }
 
 /// Faults of the byte link between host and pen, applied by `SimLink`.
@@ -71,6 +75,7 @@ public enum FaultCatalogue {
         Entry(name: "firmware_hang", parameters: "", summary: "the firmware stops answering; the watchdog resets it (H5, H6)"),
         Entry(name: "firmware_reset", parameters: "cause: power_on|brownout|watchdog|software|pin (default brownout)", summary: "the pen resets and comes back disarmed (H11)"),
         Entry(name: "version_mismatch", parameters: "major (default 2)", summary: "the pen speaks another protocol major from the next HELLO (H17)"),
+        Entry(name: "ignores_stops", parameters: "", summary: "a hostile pen: acknowledges MOTOR_STOP and DISARM and keeps stroking; only ESTOP stops it (the daemon escalates)"),
         Entry(name: "reused_cartridge", parameters: "id (default SIM-CART-0001)", summary: "a cartridge already used is inserted (H9; the daemon's ledger refuses it)"),
         Entry(name: "expired_cartridge", parameters: "id, expiry_days (default 19000)", summary: "an expired cartridge is inserted (H9; the daemon refuses it)"),
         Entry(name: "wrong_size_cartridge", parameters: "needles (default 5), diameter_um (default 350)", summary: "a non-conforming cartridge is inserted; the pen refuses to arm (H9)"),
