@@ -146,7 +146,23 @@ struct ClearFault: SimpleControl {
 }
 
 struct Limits: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The limits in force.", subcommands: [LimitsShow.self], defaultSubcommand: LimitsShow.self)
+    static let configuration = CommandConfiguration(abstract: "The limits in force.", subcommands: [LimitsShow.self, LimitsReset.self], defaultSubcommand: LimitsShow.self)
+}
+
+struct LimitsReset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reset",
+        abstract: "Drop the limits tightened at run time; the configuration's apply again (engineers; recorded with the reason).",
+        discussion: "Limits tightened with PUT /v1/limits stay in force across restarts and configuration edits; this is the only way back. Refused while a session is open.")
+
+    @OptionGroup var options: GlobalOptions
+    @Option(help: "Why the limits are reset (recorded in the audit log).") var reason: String
+
+    func run() throws {
+        let body = try JSONSerialization.data(withJSONObject: ["reason": reason])
+        let reply = try options.client().post("/v1/limits/reset", body: body)
+        options.print(reply) { "limits reset (reason recorded)\n" + LimitsShow.text($0) }
+    }
 }
 
 struct LimitsShow: ParsableCommand {

@@ -84,6 +84,9 @@ extension Supervisor {
         guard records != nil else {
             throw CommandError(.unavailable, "records_unavailable", "sessions need the records: \(recordsProblems.joined(separator: "; "))")
         }
+        guard !limitsChanging else {
+            throw CommandError(.conflict, "limits_changing", "an engineer is changing the limits: try again in a moment", state: core.phase.rawValue)
+        }
         let mark = failureMark
         let wall = clock.wallNow()
         let id = command.sessionID ?? Self.newSessionID(wall: wall)
@@ -308,31 +311,61 @@ extension Supervisor {
     }
 
     /// Tightens the limits (engineers): only while no session is open, only tighter than now.
+    /// Recorded durably, with its audit entry, before it takes effect: a refusal means nothing
+    /// changed, and a restart never runs with looser limits (issue 15 items 5 and 16).
     public func changeLimits(_ limits: SafetyLimits, actor: String) async throws(CommandError) -> SafetyLimits {
-        let mark = failureMark
         let problems = limits.validate() + limits.loosenings(comparedTo: core.limits)
         guard problems.isEmpty else {
             throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: problems)
         }
-        guard core.phase == .noSession || core.phase == .closed else {
+        return try await replaceLimits(limits, actor: actor) { store, wall in
+            try store.saveRuntimeLimits(limits, actor: actor, at: wall)
+        }
+    }
+
+    /// An engineer's explicit, recorded reset: the run-time tightening is dropped and the
+    /// configuration's limits apply again. The only way limits ever loosen.
+    public func resetLimits(reason: String, actor: String) async throws(CommandError) -> SafetyLimits {
+        let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else {
+            throw CommandError(.badRequest, "reason_missing", "a reset needs a reason, which is recorded",
+                               violations: [LimitViolation(field: "reason", value: "missing", allowed: "1...1000 characters")])
+        }
+        let configured = settings.configuredLimits
+        return try await replaceLimits(configured, actor: actor) { store, wall in
+            try store.resetRuntimeLimits(actor: actor, reason: trimmed, at: wall)
+        }
+    }
+
+    /// Records the change first, then swaps the core's limits — only while no session is open, and
+    /// with no session opening while the record is written.
+    func replaceLimits(_ limits: SafetyLimits, actor: String,
+                       record: @escaping @Sendable (RecordStore, Int64) throws -> Void) async throws(CommandError) -> SafetyLimits {
+        guard core.phase == .noSession || core.phase == .closed, !limitsChanging else {
             throw CommandError(.conflict, "session_open", "limits change only while no session is open", state: core.phase.rawValue)
         }
         do {
-            core = try SafetyCore(limits: limits, history: core.history)
+            _ = try SafetyCore(limits: limits, history: core.history)  // refused before anything is recorded
         } catch {
             throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
         }
-        // Kept in the state directory: a restart, even in the middle of a session, never runs
-        // with looser limits than these (the daemon loads the tighter set at start).
-        if let path = settings.limitsFile {
-            do {
-                try JSONEncoder().encode(LimitsView(limits)).write(to: URL(fileURLWithPath: path), options: .atomic)
-            } catch {
-                throw CommandError(.unavailable, "records_unavailable", "the new limits could not be saved to \(path): \(error)")
-            }
+        guard let records else {
+            throw CommandError(.unavailable, "records_unavailable", "limits change only with working records: \(recordsProblems.joined(separator: "; "))")
         }
-        audit("limits_changed", actor: actor, ["limits": String(decoding: (try? JSONEncoder().encode(limits)) ?? Data(), as: UTF8.self)])
-        try await durable(since: mark)
+        limitsChanging = true
+        defer { limitsChanging = false }
+        let wall = clock.wallNow().secondsSince1970
+        do {
+            try await records.submit("limits") { store in try record(store, wall) }.durable()
+        } catch {
+            counters.recordFailures += 1
+            throw CommandError(.unavailable, "records_unavailable", "the limits were not changed: they could not be recorded (\(error))", state: core.phase.rawValue)
+        }
+        // The history may have grown while the record was written: keep the newest.
+        do { core = try SafetyCore(limits: limits, history: core.history) } catch {
+            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
+        }
+        logger.notice("limits changed", metadata: ["actor": "\(actor)"])
         return core.limits
     }
 

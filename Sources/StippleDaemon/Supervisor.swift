@@ -61,10 +61,14 @@ public actor Supervisor {
         public var presenceTimeout: Duration = .seconds(1)
         /// How long an API command waits for the pen's ACK.
         public var ackTimeout: Duration = .seconds(2)
-        /// Where limits tightened at run time are kept (the state directory), if anywhere.
-        public var limitsFile: String?
+        /// The configuration's own limits: what an engineer's reset returns to (`limits` is the
+        /// tightest of these and the run-time tightening kept in the records).
+        public var configuredLimits: SafetyLimits
 
-        public init(limits: SafetyLimits) { self.limits = limits }
+        public init(limits: SafetyLimits, configuredLimits: SafetyLimits? = nil) {
+            self.limits = limits
+            self.configuredLimits = configuredLimits ?? limits
+        }
     }
 
     let clock: any DaemonClock
@@ -98,6 +102,8 @@ public actor Supervisor {
     var aggregate: (sessionID: String, data: TelemetryAggregate)?
     var linkRestartDue: MonotonicInstant?
     var shuttingDown = false
+    /// A limits change is being recorded: no session may open until it is in force.
+    var limitsChanging = false
     /// Counters for status and metrics.
     var counters = Counters()
     var metrics = DaemonMetrics()

@@ -194,6 +194,18 @@ public final class RecordStore: Sendable {
                 CREATE INDEX sessions_by_client ON sessions(client_id, opened_at);
                 """)
         }
+        // Limits tightened at run time live here, not in a side file (issue 15 item 5): one row,
+        // written in the same transaction as its audit entry (`RecordStore+Limits.swift`).
+        migrator.registerMigration("v2-runtime-limits") { db in
+            try db.execute(sql: """
+                CREATE TABLE runtime_limits (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    limits TEXT NOT NULL,
+                    audit_seq INTEGER NOT NULL REFERENCES audit(seq),
+                    changed_at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

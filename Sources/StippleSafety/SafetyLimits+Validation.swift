@@ -86,4 +86,35 @@ extension SafetyLimits {
         tighter(penDeadmanMs <= current.penDeadmanMs, "pen_deadman_ms", penDeadmanMs, "at most \(current.penDeadmanMs) ms")
         return problems
     }
+
+    /// The tightest of two limit sets, field by field: bands intersected, maxima the smaller,
+    /// minima the larger, every warning of both. The limits in force are the tightest of the
+    /// configuration and the run-time tightening, so neither can loosen the other (issue 15 item
+    /// 5). The result may fail `validate()` (two bands that do not overlap): the caller refuses it.
+    public func tightest(with other: SafetyLimits) -> SafetyLimits {
+        var result = self
+        func intersect(_ a: DepthBand, _ b: DepthBand) -> DepthBand {
+            DepthBand(minUm: max(a.minUm, b.minUm), maxUm: min(a.maxUm, b.maxUm))
+        }
+        result.epidermis = intersect(epidermis, other.epidermis)
+        result.upperDermis = intersect(upperDermis, other.upperDermis)
+        result.frontTemplesMaxUm = min(frontTemplesMaxUm, other.frontTemplesMaxUm)
+        result.crownMaxUm = min(crownMaxUm, other.crownMaxUm)
+        result.backSidesMaxUm = min(backSidesMaxUm, other.backSidesMaxUm)
+        result.scarMaxUm = min(scarMaxUm, other.scarMaxUm)
+        result.siteCeilingUm = min(siteCeilingUm, other.siteCeilingUm)
+        result.depthToleranceUm = min(depthToleranceUm, other.depthToleranceUm)
+        result.rateMinHz = max(rateMinHz, other.rateMinHz)
+        result.rateMaxHz = min(rateMaxHz, other.rateMaxHz)
+        result.rateTolerance = min(rateTolerance, other.rateTolerance)
+        result.rateViolationStrokes = min(rateViolationStrokes, other.rateViolationStrokes)
+        result.spinUpGrace = min(spinUpGrace, other.spinUpGrace)
+        result.telemetrySilence = min(telemetrySilence, other.telemetrySilence)
+        result.sessionWarnings = Array(Set(sessionWarnings + other.sessionWarnings)).sorted()
+        result.sessionLength = min(sessionLength, other.sessionLength)
+        result.minimumSessionGap = max(minimumSessionGap, other.minimumSessionGap)
+        result.penTripMarginUm = min(penTripMarginUm, other.penTripMarginUm)
+        result.penDeadmanMs = min(penDeadmanMs, other.penDeadmanMs)
+        return result
+    }
 }

@@ -38,6 +38,9 @@ struct Daemon {
         try FileManager.default.createDirectory(atPath: (configuration.socketPath as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
 
+        // A state directory others may write to could have its records replaced: refused.
+        try StartupChecks.stateDirectoryIsPrivate(configuration.stateDirectory)
+
         // One daemon per state directory: two would each keep their own copy of the history and
         // defeat the gap rule and the cartridge ledger between them.
         let lock = try StateDirectoryLock(directory: configuration.stateDirectory)
@@ -58,6 +61,7 @@ struct Daemon {
             let store = try RecordStore(path: configuration.databasePath, mayCreate: !FileManager.default.fileExists(atPath: marker))
             if case .damaged(let damage) = store.health { problems += damage }
             records = store
+            StartupChecks.makePrivate(configuration.databasePath)
             if !FileManager.default.fileExists(atPath: marker) {
                 _ = FileManager.default.createFile(atPath: marker, contents: Data("records created here; if stipple.db is missing, restore it\n".utf8))
             }
@@ -67,21 +71,10 @@ struct Daemon {
         for problem in problems { logger.critical("records cannot be trusted: arming is refused", metadata: ["problem": "\(problem)"]) }
 
         // Limits an engineer tightened at run time stay in force across restarts, even in the
-        // middle of a session: the tighter of those and the configuration's.
-        let limitsFile = configuration.stateDirectory + "/limits.json"
-        var limits = configuration.limits
-        if let data = FileManager.default.contents(atPath: limitsFile) {
-            if let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-               let stored = try? LimitsView.apply(object, over: configuration.limits),
-               stored.validate().isEmpty, stored.loosenings(comparedTo: configuration.limits).isEmpty {
-                limits = stored
-                logger.notice("limits tightened at run time are in force", metadata: ["file": "\(limitsFile)"])
-            } else {
-                logger.warning("ignoring run-time limits that are invalid or looser than the configuration", metadata: ["file": "\(limitsFile)"])
-            }
-        }
-        var settings = Supervisor.Settings(limits: limits)
-        settings.limitsFile = limitsFile
+        // middle of a session: the tightest of those (kept in the records) and the configuration's.
+        // Stored limits that cannot be read or verified refuse the start (exit 78): never looser.
+        let limits = try StartupChecks.limitsInForce(configuration: configuration, records: records, logger: logger)
+        let settings = Supervisor.Settings(limits: limits, configuredLimits: configuration.limits)
 
         // The stop path's thread: real-time when allowed — never on the simulated clock, whose
         // simulator runs flat out on this thread and would hold a core at real-time priority.

@@ -122,3 +122,32 @@ import Testing
         #expect(allowed.refusal == nil && allowed.actions == [.applySetpoint(Setpoint(layer: .upperDermis, depthUm: 600, rateHz: 100))])
     }
 }
+
+@Suite struct TightestLimitsTests {
+    @Test("issue 15 item 5: the tightest of two sets never loosens either, field by field")
+    func tightestNeverLoosens() {
+        var config = SafetyLimits.defaults
+        config.frontTemplesMaxUm = 900
+        config.rateMaxHz = 140
+        var runtime = SafetyLimits.defaults
+        runtime.crownMaxUm = 800
+        runtime.upperDermis = DepthBand(minUm: 450, maxUm: 950)
+        runtime.sessionWarnings = [.seconds(3600)]
+        let both = config.tightest(with: runtime)
+        #expect(both.crownMaxUm == 800 && both.frontTemplesMaxUm == 900 && both.rateMaxHz == 140)
+        #expect(both.upperDermis == DepthBand(minUm: 450, maxUm: 950))
+        #expect(both.sessionWarnings == [.seconds(3600)])
+        #expect(both.loosenings(comparedTo: config).isEmpty && both.loosenings(comparedTo: runtime).isEmpty)
+        #expect(both.validate().isEmpty)
+        #expect(runtime.tightest(with: config) == both, "order does not matter")
+    }
+
+    @Test("bands that do not overlap leave a set that validate() refuses")
+    func disjointBandsAreRefused() {
+        var a = SafetyLimits.defaults
+        a.epidermis = DepthBand(minUm: 200, maxUm: 250)
+        var b = SafetyLimits.defaults
+        b.epidermis = DepthBand(minUm: 300, maxUm: 400)
+        #expect(!a.tightest(with: b).validate().isEmpty)
+    }
+}

@@ -23,7 +23,7 @@ struct Routes: Sendable {
         ("PUT", "/v1/sessions/{id}/cartridge"), ("PUT", "/v1/sessions/{id}/setpoint"),
         ("POST", "/v1/arm"), ("POST", "/v1/disarm"), ("POST", "/v1/stop"), ("POST", "/v1/estop"), ("POST", "/v1/clear-fault"),
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
-        ("GET", "/v1/limits"), ("PUT", "/v1/limits"),
+        ("GET", "/v1/limits"), ("PUT", "/v1/limits"), ("POST", "/v1/limits/reset"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
     ] + BringUpRoutes.table
 
@@ -63,6 +63,7 @@ struct Routes: Sendable {
             return try json(LimitsView(limits))
         }
         v1.put("limits") { request, context in try await changeLimits(request, context) }
+        v1.post("limits/reset") { request, context in try await resetLimits(request, context) }
         v1.get("audit") { request, _ in try auditList(request) }
         router.get("metrics") { _, _ in
             guard let metrics else { throw Problem(404, "no_metrics", "metrics are not enabled") }
@@ -128,6 +129,16 @@ struct Routes: Sendable {
         let body = try await JSONBody.read(request)
         let limits = try LimitsView.apply(body.object, over: await supervisor.limits)
         return try await perform(context) { actor in LimitsView(try await supervisor.changeLimits(limits, actor: actor)) }
+    }
+
+    func resetLimits(_ request: Request, _ context: APIContext) async throws -> Response {
+        guard context.peer?.role == .engineer else {
+            throw Problem(403, "engineers_only", "resetting limits needs group stipple-eng (you are a technician)")
+        }
+        let body = try await JSONBody.read(request)
+        try body.refuseUnknown(["reason"])
+        let reason = try body.string("reason", maxLength: 1000) ?? ""
+        return try await perform(context) { actor in LimitsView(try await supervisor.resetLimits(reason: reason, actor: actor)) }
     }
 
     func listSessions(_ request: Request) throws -> Response {
