@@ -321,12 +321,19 @@ public actor Supervisor {
             aggregateTelemetry(telemetry, sample: sample, at: now)
             publishTelemetry(telemetry, sample: sample, at: now)
         case .fault(let fault):
+            if fault.code == .reset {
+                penRebooted("the pen sent FAULT reset (cause \(fault.detail))", at: now)
+                return
+            }
             let before = core.phase
-            if fault.code == .reset { pen.readBackLimitsCRC = nil }
             apply(core.handle(.penFault(fault.code), at: now), phaseBefore: before, at: now)
             logger.warning("pen fault", metadata: ["fault_code": "\(fault.code)", "detail": "\(fault.detail)", "value": "\(fault.value)"])
         case .status(let status):
             pen.status = status
+            if status.state == .boot && pen.identity != nil && pen.versionRefusal == nil {
+                penRebooted("the pen's STATUS says boot after the handshake", at: now)
+                return
+            }
             if status.fault != .none {
                 let before = core.phase
                 apply(core.handle(.penFault(status.fault), at: now), phaseBefore: before, at: now)
@@ -369,6 +376,34 @@ public actor Supervisor {
             logger.error("pen stopped answering", metadata: ["command": "\(message.id)"])
             hub.publish(DaemonEvent(.link, ["state": "not_answering", "command": .string("\(message.id)")]))
         }
+    }
+
+    /// The pen rebooted (PROTOCOL.md rule 1: FAULT `reset` once at boot, STATUS `boot`): it forgot
+    /// its limits, setpoint and arm. Before this link's handshake that is just the pen starting.
+    /// After it, mid-session (a brown-out, a watchdog, a power cycle, a firmware update that
+    /// may speak another protocol): an armed session latches `pen_reset` (a fresh arm is needed),
+    /// the reset is recorded (audit log, and the session report), and the daemon repeats the
+    /// handshake and pushes the limits again by itself — the version rule (H17) runs again too.
+    func penRebooted(_ why: String, at now: MonotonicInstant) {
+        let handshakeDone = pen.identity != nil
+        pen.readBackLimitsCRC = nil
+        let before = core.phase
+        apply(core.handle(.penFault(.reset), at: now), phaseBefore: before, at: now)
+        guard handshakeDone else {
+            logger.info("pen booted", metadata: ["why": "\(why)"])
+            return
+        }
+        var metadata = sessionMetadata
+        metadata["why"] = "\(why)"
+        logger.warning("pen reset during the link: repeating the handshake and pushing the limits", metadata: metadata)
+        audit("pen_reset", actor: "stippled", ["why": why, "pen_serial": pen.identity?.serial ?? "", "phase_before": before.rawValue])
+        if let sessionID = core.session?.request.sessionID, core.closeReason == nil {
+            let wall = clock.wallNow().secondsSince1970
+            records?.submit("warning") { try $0.recordWarning("pen_reset", detail: "the pen reset (\(why)); the handshake was repeated and the limits pushed again", sessionID: sessionID, at: wall) }
+        }
+        hub.publish(DaemonEvent(.pen, ["state": "reset", "reason": .string(why)]))
+        failAckWaiters()
+        startLink(at: now)
     }
 
     /// HELLO_REPLY: version rule, identity, then the core pushes limits and setpoint again.

@@ -598,3 +598,45 @@ def test_a_cartridge_swapped_while_running_stops_and_the_new_one_is_checked(api,
         assert "cartridge_mismatch" in codes, refused.json
     finally:
         stream.close()
+
+
+# --- Issue 15 item 11: a pen that resets mid-session ----------------------------------------------
+
+
+def test_a_pen_reset_mid_session_is_noticed_the_handshake_repeated_and_a_fresh_arm_needed(api, pen, daemon):
+    session, stream = arm_running(api, pen, daemon)
+    try:
+        before = api.get("/v1/audit?limit=10000").json
+        pen.command("fault firmware_reset cause=brownout", expect="")
+        status = api.wait(lambda s: "pen_reset" in s["faults"], timeout=5, what="pen_reset latched")
+        assert not status["may_move"]
+        # Without a daemon restart, the handshake is repeated and the limits pushed and read back.
+        api.wait(lambda s: s["pen"].get("serial") == "SIM-0001" and s["pen"].get("limits_crc"), timeout=10,
+                 what="the limits pushed again after the reset")
+        audit = api.get("/v1/audit?limit=10000").json
+        assert any(e["kind"] == "pen_reset" for e in audit[len(before):]), audit[-5:]
+        report = api.get(f"/v1/sessions/{session}/report").json
+        assert any(w["kind"] == "pen_reset" for w in report["warnings"]), report["warnings"]
+        pen.command("pedal off", expect="pedal")
+        assert api.post("/v1/clear-fault").status == 200
+        assert api.status()["phase"] == "open", "a reset never leaves the session armed"
+        rearmed = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert rearmed.status == 200, rearmed
+    finally:
+        stream.close()
+
+
+def test_a_pen_that_reboots_into_another_protocol_is_refused_naming_both_versions(api, pen, daemon):
+    open_session(api)
+    api.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the pen")
+    pen.command("fault version_mismatch major=2", expect="")
+    pen.command("fault firmware_reset cause=software", expect="")
+    armed = None
+    for _ in range(100):
+        problem = api.post("/v1/arm", headers={"X-Stipple-Client": "nobody-streams"}, check_spec=False)
+        if problem.json and problem.json.get("code") == "protocol_incompatible":
+            armed = problem
+            break
+        time.sleep(0.05)
+    assert armed is not None, "the re-handshake never noticed the new version"
+    assert "2." in armed.json["detail"] and "1." in armed.json["detail"], armed.json
