@@ -12,7 +12,13 @@ public final class RecordWriter: Sendable {
     private let queue = DispatchQueue(label: "stipple.records")
     private let failures = Mutex<[String]>([])
 
-    public init(store: RecordStore) { self.store = store }
+    /// Where each new audit head is kept outside the database, if anywhere (`AuditWitness`).
+    let witness: AuditWitness?
+
+    public init(store: RecordStore, witness: AuditWitness? = nil) {
+        self.store = store
+        self.witness = witness
+    }
 
     /// The result of one submitted write.
     public final class Ticket: Sendable {
@@ -48,6 +54,8 @@ public final class RecordWriter: Sendable {
         queue.async { [self] in
             do {
                 try body(store)
+                // Committed: only now may a witness see the head it made.
+                if let witness = self.witness, let head = try? store.auditHead() { witness.record(head) }
                 ticket.complete(.success(()))
             } catch {
                 self.failures.withLock { $0.append("\(what): \(error)") }

@@ -111,7 +111,9 @@ extension Supervisor {
         let problems = recordsProblems + (records?.failedWrites ?? [])
         return StatusView(
             phase: core.phase.rawValue, faults: core.faults.map(\.rawValue), session: session, pen: penView,
-            records: records == nil ? "unavailable: \(problems.joined(separator: "; "))" : problems.isEmpty ? "ok" : "damaged: \(problems.joined(separator: "; "))",
+            records: records == nil ? "unavailable: \(problems.joined(separator: "; "))"
+                : !problems.isEmpty ? "damaged: \(problems.joined(separator: "; "))"
+                : !recordsInconsistencies.isEmpty ? "inconsistent: \(recordsInconsistencies.joined(separator: "; "))" : "ok",
             clock: clock.description, mayMove: core.mayMove)
     }
 }

@@ -180,6 +180,10 @@ extension Supervisor {
     /// asked. The lease goes to that peer's own event stream under that client id, and only to it.
     public func arm(_ holder: PresenceTable.Holder, actor: String) async throws(CommandError) -> StatusView {
         let mark = failureMark
+        if !recordsInconsistencies.isEmpty {
+            throw CommandError(.conflict, "records_inconsistent", "arming is refused while the records disagree with the audit log: " +
+                               recordsInconsistencies.joined(separator: "; "), state: core.phase.rawValue)
+        }
         if !recordsProblems.isEmpty || !(records?.failedWrites.isEmpty ?? false) {
             throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
                                (recordsProblems + (records?.failedWrites ?? [])).joined(separator: "; "), state: core.phase.rawValue)

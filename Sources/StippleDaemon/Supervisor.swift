@@ -76,6 +76,8 @@ public actor Supervisor {
     let records: RecordWriter?
     /// Why the records cannot be trusted (arming refused), if they cannot.
     var recordsProblems: [String]
+    /// What the tables lost that the audit chain shows (arming refused: `records_inconsistent`).
+    var recordsInconsistencies: [String]
     public nonisolated let hub: EventHub
     /// The engineers' tap on the link and the serial port's release gate (Supervisor+BringUp).
     public nonisolated let bringUp = BringUp()
@@ -126,7 +128,14 @@ public actor Supervisor {
     }
 
     /// A supervisor with the records' history; restores the session the records left open.
-    public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String], hub: EventHub, logger: Logger,
+    ///
+    /// The audit chain is the authority (issue 15 item 13): the history the core gets is the
+    /// tables' with everything the chain shows added, a restored session's time is never less
+    /// than the chain recorded, and whatever the tables lost that the chain shows (and anything
+    /// `recordsInconsistencies` names, such as a truncated chain) refuses arming with
+    /// `records_inconsistent` while the API keeps serving, so people can see why.
+    public init(clock: any DaemonClock, settings: Settings, records: RecordWriter?, recordsProblems: [String],
+                recordsInconsistencies: [String] = [], hub: EventHub, logger: Logger,
                 notifier: SystemdNotifier = SystemdNotifier(), loop: SupervisorLoop = SupervisorLoop()) throws {
         self.clock = clock
         self.notifier = notifier
@@ -137,13 +146,21 @@ public actor Supervisor {
         self.logger = logger
         presence = PresenceTable(window: settings.presenceTimeout)
         var problems = recordsProblems
+        var inconsistencies = recordsInconsistencies
         var history = SafetyHistory()
         var restore: SessionSnapshot?
         if let records {
             do {
-                history = try records.store.loadHistory()
+                let facts = try records.store.chainFacts()
+                history = try records.store.history(merging: facts)
+                inconsistencies += try records.store.inconsistencies(with: facts)
                 switch try records.store.sessionToRestore() {
-                case .success(let snapshot): restore = snapshot
+                case .success(var snapshot):
+                    // The larger session time wins: a checkpoint behind the chain gives nothing back.
+                    if let chain = facts.sessions[snapshot.session.request.sessionID] {
+                        snapshot.session.clock.raise(atLeast: .milliseconds(chain.maxSessionTimeMs))
+                    }
+                    restore = snapshot
                 case .failure(let error): problems.append(error.description)
                 case nil: break
                 }
@@ -152,6 +169,10 @@ public actor Supervisor {
             }
         }
         self.recordsProblems = problems
+        self.recordsInconsistencies = inconsistencies
+        for inconsistency in inconsistencies {
+            logger.critical("the records disagree with the audit log: arming is refused", metadata: ["problem": "\(inconsistency)"])
+        }
         let now = clock.now()
         if let restore {
             let (core, decision) = try SafetyCore.restoring(
@@ -714,6 +735,8 @@ public actor Supervisor {
         if let snapshot = core.snapshot { persist(snapshot, actor: "stippled") }
         flushAggregate()
         try? await records?.barrier().durable()
+        // A clean shutdown leaves nothing in the -wal: stipple.db alone is then whole (item 12).
+        try? await records?.submit("checkpoint") { try $0.checkpoint() }.durable()
         transport?.close()
         transport = nil
         hub.finishAll()

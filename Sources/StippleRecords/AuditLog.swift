@@ -112,7 +112,16 @@ extension RecordStore {
     }
 
     /// Walks the whole chain and reports the first broken link, if any.
-    public func verifyAudit() throws -> AuditVerification { try Self.verifyAudit(pool) }
+    /// Walks the chain; also fails when it no longer contains the head a witness saw (a
+    /// truncated tail leaves a chain whose every remaining link holds).
+    public func verifyAudit() throws -> AuditVerification {
+        var result = try Self.verifyAudit(pool)
+        if result.ok, let head = witnessed.withLock({ $0 }), let problem = try missing(head) {
+            result.firstBroken = problem
+            result.brokenSeq = head.seq
+        }
+        return result
+    }
 
     static func verifyAudit(_ pool: DatabasePool) throws -> AuditVerification {
         try pool.read { db in

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import GRDB
 import StippleSafety
+import Synchronization
 
 /// The daemon's durable records in SQLite: WAL, `synchronous=FULL` (a commit is on disk before
 /// it returns), foreign keys, versioned migrations. Every write is one transaction that also
@@ -18,6 +19,12 @@ public final class RecordStore: Sendable {
     public let path: String
     /// What the checks at open found: `.healthy`, or exactly what is wrong.
     public let health: Health
+    /// The newest head a witness outside the database saw (`expect(_:)`): `verifyAudit` fails
+    /// when the chain no longer contains it.
+    let witnessed = Mutex<AuditHead?>(nil)
+
+    /// The chain must contain this head (a witness saw it); a chain that does not is broken.
+    public func expect(_ head: AuditHead) { witnessed.withLock { $0 = head } }
 
     public enum Health: Hashable, Sendable, CustomStringConvertible {
         case healthy
@@ -71,6 +78,11 @@ public final class RecordStore: Sendable {
             pool = try DatabasePool(path: path, configuration: configuration)
             let tables = try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
             let isNew = tables.isEmpty
+            if isNew && !mayCreate {
+                // The state directory had records: a file with no tables lost them (copied
+                // without its -wal, or replaced). Never migrated as a fresh one.
+                throw OpenError(path: path, reason: "the database has no tables, though this state directory had records (copied without its -wal? replaced?): refusing to start new records over it")
+            }
             if !isNew && !tables.contains("grdb_migrations") {
                 throw OpenError(path: path, reason: "the file is an SQLite database without Stipple's schema (tables: \(tables.joined(separator: ", ")))")
             }

@@ -52,6 +52,12 @@ public struct SessionClock: Hashable, Sendable, Codable {
         checkpointMonotonic = now
     }
 
+    /// Session time at least `elapsed` (another record, such as the audit chain, shows more):
+    /// the larger time wins, nothing is given back.
+    public mutating func raise(atLeast elapsed: Duration) {
+        elapsedAtCheckpoint = max(Self.plausible(elapsedAtCheckpoint), Self.plausible(elapsed))
+    }
+
     /// Session time never beyond `limit`: a session closed by its time limit used exactly that
     /// much, even when the close was noticed late (a daemon that was down at 4:00).
     public mutating func cap(at limit: Duration) {

@@ -57,9 +57,22 @@ struct Daemon {
         // Once records exist in this state directory, a missing database is an alarm, never a
         // fresh start (the marker says records were made here).
         let marker = configuration.stateDirectory + "/.records-created"
+        // The newest audit head a witness outside the database saw: the chain must contain it
+        // (a truncated tail, an old copy, a lost -wal are caught here; `AuditWitness`).
+        let witnessed = AuditWitness.witnessed(stateDirectory: configuration.stateDirectory)
+        var inconsistencies: [String] = []
         do {
-            let store = try RecordStore(path: configuration.databasePath, mayCreate: !FileManager.default.fileExists(atPath: marker))
+            let mayCreate = !FileManager.default.fileExists(atPath: marker) && witnessed == nil
+            let store = try RecordStore(path: configuration.databasePath, mayCreate: mayCreate)
             if case .damaged(let damage) = store.health { problems += damage }
+            if let witnessed {
+                store.expect(witnessed)
+                do {
+                    if let problem = try store.missing(witnessed) { inconsistencies.append(problem) }
+                } catch {
+                    inconsistencies.append("the audit log cannot be compared with its witness: \(error)")
+                }
+            }
             records = store
             StartupChecks.makePrivate(configuration.databasePath)
             if !FileManager.default.fileExists(atPath: marker) {
@@ -69,6 +82,7 @@ struct Daemon {
             problems.append("\(error)")
         }
         for problem in problems { logger.critical("records cannot be trusted: arming is refused", metadata: ["problem": "\(problem)"]) }
+        let witness = AuditWitness(stateDirectory: configuration.stateDirectory, logger: logger)
 
         // Limits an engineer tightened at run time stay in force across restarts, even in the
         // middle of a session: the tightest of those (kept in the records) and the configuration's.
@@ -89,8 +103,8 @@ struct Daemon {
 
         let hub = EventHub()
         let supervisor = try Supervisor(
-            clock: clock, settings: settings, records: records.map(RecordWriter.init),
-            recordsProblems: problems, hub: hub, logger: logger, notifier: notifier, loop: loop)
+            clock: clock, settings: settings, records: records.map { RecordWriter(store: $0, witness: witness) },
+            recordsProblems: problems, recordsInconsistencies: inconsistencies, hub: hub, logger: logger, notifier: notifier, loop: loop)
         await supervisor.start()
 
         let penService: any Service

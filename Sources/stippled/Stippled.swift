@@ -15,7 +15,7 @@ struct Stippled: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stippled",
         abstract: "The Stipple daemon: drives an SMP pen safely and serves the local API.",
-        subcommands: [Run.self, VerifyAudit.self],
+        subcommands: [Run.self, VerifyAudit.self, Backup.self, Restore.self],
         defaultSubcommand: Run.self)
 }
 
@@ -96,28 +96,5 @@ struct Run: AsyncParsableCommand {
             if let logLevel { configuration.applyLogLevel(logLevel, problems: &problems) }
         }
         try await Daemon(configuration: configuration).run()
-    }
-}
-
-struct VerifyAudit: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "verify-audit",
-        abstract: "Walk the audit log's hash chain and report the first broken link (exit 1 if any).")
-
-    @OptionGroup var common: CommonOptions
-
-    func run() async throws {
-        let configuration = try common.load()
-        let store: RecordStore
-        do { store = try RecordStore(path: configuration.databasePath) } catch {
-            print("stippled verify-audit: \(error)")
-            throw ExitCode(2)
-        }
-        let result = try store.verifyAudit()
-        if let broken = result.firstBroken {
-            print("audit chain BROKEN after \(result.entries) entries: \(broken)")
-            throw ExitCode(1)
-        }
-        print("audit chain verified: \(result.entries) entries, every link holds")
     }
 }
