@@ -110,6 +110,10 @@ extension SimpleControl {
     func run() throws {
         let reply = try options.client().post(Self.path)
         options.print(reply) { "\(Self.done): \(StatusText.brief($0))" }
+        // A stop always acts; if its record could not be written, say so (the daemon keeps it).
+        if let detail = reply.json["unrecorded"]["detail"].string {
+            FileHandle.standardError.write(Data("warning: \(detail)\n".utf8))
+        }
     }
 }
 

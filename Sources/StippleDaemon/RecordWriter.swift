@@ -46,30 +46,96 @@ public final class RecordWriter: Sendable {
         }
     }
 
+    /// A write that failed and must still land (it records something that happened: a fault, a
+    /// stop, the session's state), retried in order before anything newer is written.
+    private struct Pending {
+        let what: String
+        let body: @Sendable (RecordStore) throws -> Void
+    }
+
+    /// Only touched on `queue`.
+    private nonisolated(unsafe) var pending: [Pending] = []
+    private let pendingWhat = Mutex<[String]>([])
+    /// Whether the newest write failed: the disk refused the last thing asked of it.
+    private let lastFailed = Mutex<String?>(nil)
+
     /// Submits a write; it runs after every write submitted before it.
+    ///
+    /// - `retry: true` (facts that happened: faults, stops, state, warnings): a failed write is
+    ///   kept in memory and retried, in order, before every later write and on `retryPending()`,
+    ///   so it is recorded as soon as the disk has room again;
+    /// - `retry: false` (what a command asks for before it takes effect: a setpoint, an arm, a
+    ///   limits change): a failed write is dropped — the command is refused, and nothing of it
+    ///   may appear in the records later.
     @discardableResult
-    public func submit(_ what: String, _ body: @escaping @Sendable (RecordStore) throws -> Void) -> Ticket {
+    public func submit(_ what: String, retry: Bool = true, _ body: @escaping @Sendable (RecordStore) throws -> Void) -> Ticket {
         let ticket = Ticket()
         let store = store
         queue.async { [self] in
             do {
+                try drainPending(store)
                 try body(store)
                 // Committed: only now may a witness see the head it made.
                 if let witness = self.witness, let head = try? store.auditHead() { witness.record(head) }
+                lastFailed.withLock { $0 = nil }
                 ticket.complete(.success(()))
             } catch {
                 self.failures.withLock { $0.append("\(what): \(error)") }
+                lastFailed.withLock { $0 = "\(what): \(error)" }
+                if retry { keep(Pending(what: what, body: body)) }
                 ticket.complete(.failure(error))
             }
         }
         return ticket
     }
 
-    /// A ticket that completes when everything submitted so far is durable.
-    public func barrier() -> Ticket { submit("barrier") { _ in } }
+    /// Runs on `queue`: the kept writes first, in order; stops at the first that still fails.
+    private func drainPending(_ store: RecordStore) throws {
+        while let first = pending.first {
+            try first.body(store)
+            pending.removeFirst()
+            _ = pendingWhat.withLock { $0.removeFirst() }
+        }
+    }
 
-    /// Writes that failed since the start (shown in status; the daemon refuses to arm after one).
+    private func keep(_ write: Pending) {
+        pending.append(write)
+        pendingWhat.withLock { $0.append(write.what) }
+    }
+
+    /// While the records are not writable: the kept writes again, then a probe write (a barrier
+    /// touches no disk and proves nothing). The supervisor calls it about once a second.
+    public func retryPending(at wall: Int64) {
+        guard !isWritable else { return }
+        submit("probe", retry: false) { try $0.probeWrite(at: wall) }
+    }
+
+    /// The disk refused a write at start (the daemon starts faulted, never armable).
+    public func startedUnwritable(_ why: String) { lastFailed.withLock { $0 = why } }
+
+    /// Whether the records take writes now: nothing kept waiting, and the newest write landed.
+    public var isWritable: Bool { unrecorded.isEmpty && lastFailed.withLock { $0 == nil } }
+
+    /// Why the records are not writable, in words (status, refusals); nil when they are.
+    public var unwritableReason: String? {
+        let kept = unrecorded
+        let last = lastFailed.withLock { $0 }
+        if kept.isEmpty && last == nil { return nil }
+        var parts: [String] = []
+        if let last { parts.append("the last write failed (\(last))") }
+        if !kept.isEmpty { parts.append("\(kept.count) record(s) kept in memory until the disk has room: \(kept.prefix(5).joined(separator: ", "))") }
+        return parts.joined(separator: "; ")
+    }
+
+    /// A ticket that completes when everything submitted so far is durable.
+    public func barrier() -> Ticket { submit("barrier", retry: false) { _ in } }
+
+    /// Writes that failed since the start (the last ones shown in status).
     public var failedWrites: [String] { failures.withLock { $0 } }
+
+    /// Records of things that happened that are not on disk yet (kept in memory and retried):
+    /// while there are any, arming is refused.
+    public var unrecorded: [String] { pendingWhat.withLock { $0 } }
 
     /// How many writes have failed since the start: a command compares it before and after.
     public var failureCount: Int { failures.withLock { $0.count } }

@@ -108,12 +108,13 @@ extension Supervisor {
             limitsCRC: pen.readBackLimitsCRC.map { "0x" + String($0, radix: 16) },
             link: stats.map { StatusView.Link(framesReceived: $0.framesReceived, framesRejected: $0.framesRejected, penFramesLost: $0.penFramesLost,
                                               retransmissions: $0.retransmissions, commandsGivenUp: $0.commandsGivenUp) })
-        let problems = recordsProblems + (records?.failedWrites ?? [])
+        let problems = recordsProblems
+        let unwritable = records?.unwritableReason
         return StatusView(
             phase: core.phase.rawValue, faults: core.faults.map(\.rawValue), session: session, pen: penView,
             records: records == nil ? "unavailable: \(problems.joined(separator: "; "))"
                 : !problems.isEmpty ? "damaged: \(problems.joined(separator: "; "))"
-                : !recordsInconsistencies.isEmpty ? "inconsistent: \(recordsInconsistencies.joined(separator: "; "))" : "ok",
+                : unwritable.map { "unwritable: \($0)" } ?? (recordsInconsistencies.isEmpty ? "ok" : "inconsistent: \(recordsInconsistencies.joined(separator: "; "))"),
             clock: clock.description, mayMove: core.mayMove)
     }
 }

@@ -4,6 +4,26 @@ import StippleRecords
 import StippleSafety
 import StippleWire
 
+/// What a stop answers: the status, and — only when its record could not be written — that the
+/// needle stopped anyway (`stopped_unrecorded`). Encoded flat: the status's fields plus
+/// `unrecorded`.
+public struct StopResult: Encodable, Sendable {
+    public struct Unrecorded: Encodable, Sendable {
+        public var code: String
+        public var detail: String
+    }
+    public var status: StatusView
+    public var unrecorded: Unrecorded?
+
+    enum Key: String, CodingKey { case unrecorded }
+
+    public func encode(to encoder: any Encoder) throws {
+        try status.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encodeIfPresent(unrecorded, forKey: .unrecorded)
+    }
+}
+
 /// What the API asks to open a session with (the client id is pseudonymous).
 public struct OpenSessionCommand: Sendable {
     public var sessionID: String?
@@ -128,19 +148,31 @@ extension Supervisor {
         return "S-\(day)-\(random)"
     }
 
+    /// A new setpoint lets the needle do something else: it is recorded **before** it takes
+    /// effect (issue 15 item 16). The core decides on a copy first (a refusal changes nothing);
+    /// the setpoint and the session's state carrying it are committed in one write; only then
+    /// does the core take it and the pen get it. A write the disk refuses means it did not happen.
     public func setSetpoint(_ setpoint: Setpoint, actor: String) async throws(CommandError) -> StatusView {
-        let mark = failureMark
-        let decision = try await decide(.setSetpoint(setpoint), actor: actor)
-        if let session = core.session, decision.refusal == nil {
+        var trial = core
+        let decision = trial.handle(.setSetpoint(setpoint), at: stamp(inputNow()))
+        if let refusal = decision.refusal { throw self.refusal(refusal) }
+        if let records, let session = trial.session, let snapshot = trial.snapshot {
             let wall = clock.wallNow().secondsSince1970
             let elapsed = Int64(core.sessionElapsed(at: lastNow).milliseconds)
             let id = session.request.sessionID
-            records?.submit("setpoint") { try $0.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor) }
-            // The session's saved state carries the setpoint too, so a restart right after the
-            // answer restores it.
-            if let snapshot = core.snapshot { persist(snapshot, actor: actor) }
-            try await durable(since: mark)
+            do {
+                try await records.submit("setpoint", retry: false) { store in
+                    try store.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor)
+                    // The saved state carries it too, so a restart right after the answer restores it.
+                    try store.persist(snapshot, at: wall, actor: actor)
+                }.durable()
+            } catch {
+                counters.recordFailures += 1
+                throw CommandError(.unavailable, "records_unavailable",
+                                   "the setpoint was not changed: it could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
+            }
         }
+        _ = try await decide(.setSetpoint(setpoint), actor: actor)
         // The pen's answer to SET_SETPOINTS is not awaited: arming checks the read-back.
         return status()
     }
@@ -184,9 +216,12 @@ extension Supervisor {
             throw CommandError(.conflict, "records_inconsistent", "arming is refused while the records disagree with the audit log: " +
                                recordsInconsistencies.joined(separator: "; "), state: core.phase.rawValue)
         }
-        if !recordsProblems.isEmpty || !(records?.failedWrites.isEmpty ?? false) {
+        if !recordsProblems.isEmpty {
             throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
-                               (recordsProblems + (records?.failedWrites ?? [])).joined(separator: "; "), state: core.phase.rawValue)
+                               recordsProblems.joined(separator: "; "), state: core.phase.rawValue)
+        }
+        if let why = records?.unwritableReason {
+            throw CommandError(.conflict, "records_unavailable", "arming is refused while the records cannot be written: \(why)", state: core.phase.rawValue)
         }
         if let refusal = pen.versionRefusal {
             throw CommandError(.conflict, "protocol_incompatible", refusal, state: core.phase.rawValue)
@@ -219,11 +254,22 @@ extension Supervisor {
         // The cartridge binds to the session durably before the pen is armed.
         let wall = clock.wallNow().secondsSince1970
         let cartridge = pen.cartridge
+        var binding: RecordWriter.Ticket?
         for case .recordCartridgeUse(let cartridgeID, let sessionID) in decision.actions {
-            records?.submit("cartridge") { try $0.recordCartridgeUse(cartridgeID, sessionID: sessionID, cartridge: cartridge, at: wall, actor: actor) }
+            binding = records?.submit("cartridge", retry: false) { try $0.recordCartridgeUse(cartridgeID, sessionID: sessionID, cartridge: cartridge, at: wall, actor: actor) }
         }
         apply(decision, phaseBefore: before, at: now, actor: actor)
-        try await durable(since: mark)
+        do {
+            try await binding?.durable()
+            try await durable(since: mark)
+        } catch {
+            // Not recorded: not armed. The pen never got ARM (it goes out only after this).
+            let nowFail = stamp(inputNow())
+            let phase = core.phase
+            apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+            presence.release()
+            throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
+        }
         // Anything may have happened while the records were written (a fault, an e-stop).
         guard core.phase == .armed else {
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
@@ -260,20 +306,32 @@ extension Supervisor {
         return status()
     }
 
-    public func disarm(actor: String, kind: String = "disarm") async throws(CommandError) -> StatusView {
-        let mark = failureMark
-        _ = try await decide(.disarm, actor: actor)
-        audit(kind, actor: actor)
-        try await durable(since: mark)
-        return status()
+    /// Stops always act: the needle stops and the pen is disarmed before anything is written.
+    /// If the record then cannot be written, the answer still says it stopped — with
+    /// `stopped_unrecorded` — and the record is kept in memory and written when the disk has room.
+    public func disarm(actor: String, kind: String = "disarm") async throws(CommandError) -> StopResult {
+        try await stop(.disarm, kind: kind, actor: actor)
     }
 
-    public func emergencyStop(actor: String) async throws(CommandError) -> StatusView {
+    public func emergencyStop(actor: String) async throws(CommandError) -> StopResult {
+        try await stop(.emergencyStop(.api), kind: "estop", actor: actor)
+    }
+
+    func stop(_ event: SafetyEvent, kind: String, actor: String) async throws(CommandError) -> StopResult {
         let mark = failureMark
-        _ = try await decide(.emergencyStop(.api), actor: actor)
-        audit("estop", actor: actor)
-        try await durable(since: mark)
-        return status()
+        let now = stamp(inputNow())
+        let before = core.phase
+        apply(core.handle(event, at: now), phaseBefore: before, at: now, actor: actor)
+        audit(kind, actor: actor)
+        do {
+            try await durable(since: mark)
+        } catch {
+            logger.error("stopped, but the record could not be written", metadata: ["kind": "\(kind)", "error": "\(error.message)"])
+            return StopResult(status: status(), unrecorded: .init(
+                code: "stopped_unrecorded",
+                detail: "stopped; the record could not be written (\(records?.unwritableReason ?? error.message)): it is kept in memory and written as soon as the disk has room"))
+        }
+        return StopResult(status: status(), unrecorded: nil)
     }
 
     /// Clears a latched fault: first the pen's own latch (CLEAR_FAULT, which the pen refuses
@@ -283,6 +341,9 @@ extension Supervisor {
         let mark = failureMark
         guard core.phase == .faulted else {
             throw CommandError(.conflict, "illegal_transition", "no fault is latched", state: core.phase.rawValue)
+        }
+        if core.faults.contains(.recordsUnavailable), let why = records == nil ? "they cannot be opened (restart once the disk has room)" : records?.unwritableReason {
+            throw CommandError(.conflict, "fault_persists", "the records still cannot be written: \(why)", state: core.phase.rawValue)
         }
         let faults = core.faults.map(\.rawValue).joined(separator: ",")
         if link != nil {
@@ -360,7 +421,7 @@ extension Supervisor {
         defer { limitsChanging = false }
         let wall = clock.wallNow().secondsSince1970
         do {
-            try await records.submit("limits") { store in try record(store, wall) }.durable()
+            try await records.submit("limits", retry: false) { store in try record(store, wall) }.durable()
         } catch {
             counters.recordFailures += 1
             throw CommandError(.unavailable, "records_unavailable", "the limits were not changed: they could not be recorded (\(error))", state: core.phase.rawValue)

@@ -106,6 +106,8 @@ public actor Supervisor {
     var shuttingDown = false
     /// A limits change is being recorded: no session may open until it is in force.
     var limitsChanging = false
+    /// When the records were last retried while unwritable (real time).
+    var lastRecordsRetry = MonotonicInstant.zero
     /// Counters for status and metrics.
     var counters = Counters()
     var metrics = DaemonMetrics()
@@ -198,6 +200,15 @@ public actor Supervisor {
             restoredDecision = nil
             logger.notice("restored session", metadata: sessionMetadata)
             apply(decision, phaseBefore: nil, at: stamp(inputNow()))
+        }
+        // A disk that refused the start's probe write: faulted from the start, never armable
+        // until writes land again (issue 15 item 16).
+        // (Records that could not be opened at all are no better: they stay so until a restart.)
+        let unwritable = records == nil ? "the records cannot be opened: \(recordsProblems.joined(separator: "; "))" : records?.unwritableReason
+        if let why = unwritable {
+            let now = stamp(inputNow())
+            let before = core.phase
+            apply(core.handle(.recordsUnavailable(why), at: now), phaseBefore: before, at: now)
         }
     }
 
@@ -306,12 +317,23 @@ public actor Supervisor {
         let before = core.phase
         apply(core.handle(.tick(wall: clock.wallNow()), at: now), phaseBefore: before, at: now)
         checkPresence(at: now)
+        retryRecordsIfDue()
         if let due = linkRestartDue, now >= due, transport != nil { startLink(at: now) }
         flush(at: now)
         metrics.sessionTime.record(Double(core.sessionElapsed(at: now).milliseconds) / 1000)
         metrics.mayMove.record(core.mayMove ? 1 : 0)
         notifier.petWatchdog()
         hub.tick()
+    }
+
+    /// While the records cannot be written, about once a second (real time): the kept records
+    /// again, then a probe. Arming works again once they land, without a restart.
+    func retryRecordsIfDue() {
+        guard let records, !records.isWritable else { return }
+        let real = SystemClock.monotonicNow()
+        guard real - lastRecordsRetry >= .seconds(1) else { return }
+        lastRecordsRetry = real
+        records.retryPending(at: clock.wallNow().secondsSince1970)
     }
 
     /// Writes whatever the link has to send now.

@@ -147,3 +147,12 @@ extension RecordStore {
         try destination.close()
     }
 }
+
+extension RecordStore {
+    /// A real write (a WAL frame) that records nothing: whether the disk takes writes now.
+    public func probeWrite(at: Int64) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET at = excluded.at", arguments: [at])
+        }
+    }
+}

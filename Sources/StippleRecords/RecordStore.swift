@@ -218,6 +218,11 @@ public final class RecordStore: Sendable {
                 );
                 """)
         }
+        // A one-row table the daemon writes to learn whether the disk takes writes (at start,
+        // and while records are waiting for room): a read never fails on a full disk.
+        migrator.registerMigration("v3-write-probe") { db in
+            try db.execute(sql: "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)")
+        }
         return migrator
     }
 }

@@ -30,6 +30,9 @@ public enum FaultReason: String, Hashable, Sendable, Codable, CaseIterable {
     case cartridgeChanged = "cartridge_changed"
     /// The pen acknowledged a stop but kept reporting strokes: the daemon sent ESTOP (H1, H12).
     case penUnresponsive = "pen_unresponsive"
+    /// The records cannot be written (a full disk at start): nothing may be armed that could not
+    /// be recorded (H15). Cleared once writes land again.
+    case recordsUnavailable = "records_unavailable"
     /// Emergency stop, from any source (H12).
     case emergencyStop = "emergency_stop"
     /// The operator's client (the GUI) that armed went away: its event stream closed and no
@@ -151,6 +154,8 @@ public enum SafetyEvent: Hashable, Sendable {
     case penReset
     case linkLost
     case cartridgeRemoved
+    /// The records cannot be written (the daemon's probe write failed at start).
+    case recordsUnavailable(String)
     /// The pen reported the cartridge it holds (CARTRIDGE inserted, or a reader's answer).
     case cartridgeReported(CartridgeInfo)
     case clientDisconnected(ConnectionID)

@@ -203,6 +203,9 @@ public struct SafetyCore: Sendable {
         case .cartridgeRemoved:
             if isArmedPhase { latch(.cartridgeRemoved, detail: "the cartridge was removed while armed", at: now, into: &actions) }
             refusal = nil
+        case .recordsUnavailable(let why):
+            latch(.recordsUnavailable, detail: "the records cannot be written: \(why)", at: now, into: &actions)
+            refusal = nil
         case .cartridgeReported(let cartridge):
             if isArmedPhase, let armed = armedCartridge, armed != cartridge {
                 latch(.cartridgeChanged, detail: "the pen now reports cartridge \(cartridge.id) (lot \(cartridge.lot)); it was armed with \(armed.id) (lot \(armed.lot))",

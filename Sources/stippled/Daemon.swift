@@ -102,8 +102,17 @@ struct Daemon {
         Gauge(label: "stipple_supervisor_realtime_priority").record(realtime)
 
         let hub = EventHub()
+        let writer = records.map { RecordWriter(store: $0, witness: witness) }
+        // A disk that takes no writes now (full): the daemon starts faulted, never armable, and
+        // arms again once writes land (the supervisor retries about once a second).
+        if let records {
+            do { try records.probeWrite(at: clock.wallNow().secondsSince1970) } catch {
+                logger.critical("the records cannot be written: starting faulted", metadata: ["error": "\(error)"])
+                writer?.startedUnwritable("the probe write at start failed: \(error)")
+            }
+        }
         let supervisor = try Supervisor(
-            clock: clock, settings: settings, records: records.map { RecordWriter(store: $0, witness: witness) },
+            clock: clock, settings: settings, records: writer,
             recordsProblems: problems, recordsInconsistencies: inconsistencies, hub: hub, logger: logger, notifier: notifier, loop: loop)
         await supervisor.start()
 

@@ -201,7 +201,7 @@ def test_operator_presence_lease_is_not_kept_alive_by_another_process_with_the_s
     gui = _ctl_arm(daemon, "gui-1")
     other = EventStream(daemon.socket, client="gui-1")  # this process: same name, other pid, pinging
     try:
-        api.wait(lambda s: s["phase"] == "armed", what="armed by the GUI")
+        api.wait(lambda s: s["phase"] == "armed" and s["pen"].get("state") == "armed", what="armed by the GUI (the pen too)")
         pen.command("pedal on", expect="pedal")
         api.wait(lambda s: s["phase"] == "running", what="running")
         time.sleep(0.3)
@@ -244,7 +244,7 @@ def test_a_stopped_client_loses_the_lease(api, pen, daemon):
     api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
     gui = _ctl_arm(daemon, "gui-stopped")
     try:
-        api.wait(lambda s: s["phase"] == "armed", what="armed by the GUI")
+        api.wait(lambda s: s["phase"] == "armed" and s["pen"].get("state") == "armed", what="armed by the GUI (the pen too)")
         pen.command("pedal on", expect="pedal")
         api.wait(lambda s: s["phase"] == "running", what="running")
         gui.send_signal(signal.SIGSTOP)
@@ -640,3 +640,79 @@ def test_a_pen_that_reboots_into_another_protocol_is_refused_naming_both_version
         time.sleep(0.05)
     assert armed is not None, "the re-handshake never noticed the new version"
     assert "2." in armed.json["detail"] and "1." in armed.json["detail"], armed.json
+
+
+# --- Issue 15 item 16: a full disk ----------------------------------------------------------------
+
+
+def _fill_the_disk(daemon):
+    """From now on no file of the daemon may grow (RLIMIT_FSIZE at the current sizes): every new
+    commit fails as on a full disk (the WAL grows by whole frames)."""
+    state = daemon.state
+    sizes = [os.path.getsize(os.path.join(state, name)) for name in os.listdir(state) if name.startswith("stipple.db")]
+    limit = max(sizes)
+    subprocess.run(["prlimit", "--pid", str(daemon.process.pid), f"--fsize={limit}:"], check=True)  # the soft limit only
+
+
+def _free_the_disk(daemon):
+    subprocess.run(["prlimit", "--pid", str(daemon.process.pid), "--fsize=unlimited:"], check=True)
+
+
+def test_a_full_disk_refuses_what_it_cannot_record_stops_anyway_and_recovers_without_a_restart(workdir, pen):
+    daemon = DiskFullDaemon(workdir, f"serial:{pen.link}")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the pen handshake")
+        session, stream = arm_running(api, pen, daemon)
+        _fill_the_disk(daemon)
+        # A setpoint the records cannot take did not happen.
+        refused = api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 600, "rate_hz": 120})
+        assert refused.status == 503 and refused.json["code"] == "records_unavailable", refused
+        assert api.status()["session"]["setpoint"]["depth_um"] == 800, "a refused setpoint must not be live"
+        # A stop always acts, and says its record could not be written.
+        stopped = api.post("/v1/stop")
+        assert stopped.status == 200 and stopped.json["unrecorded"]["code"] == "stopped_unrecorded", stopped
+        assert not stopped.json["may_move"]
+        deadline = time.monotonic() + 3
+        while pen.motor_on() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pen.motor_on()
+        assert api.status()["records"].startswith("unwritable"), api.status()["records"]
+        pen.command("pedal off", expect="pedal")
+        refused = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert refused.status == 409 and refused.json["code"] == "records_unavailable", refused
+        # Room again: what was kept is written, and arming works without a restart.
+        _free_the_disk(daemon)
+        api.wait(lambda s: s["records"] == "ok", timeout=10, what="the kept records written")
+        kinds = [e["kind"] for e in api.get("/v1/audit?limit=10000").json]
+        assert "stop" in kinds, kinds[-5:]
+        rearmed = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert rearmed.status == 200, rearmed
+        assert api.post("/v1/disarm").status == 200
+        stream.close()
+    finally:
+        daemon.stop()
+
+
+def test_a_restart_on_a_full_disk_starts_faulted_and_never_armable(workdir, pen):
+    daemon = DiskFullDaemon(workdir, f"serial:{pen.link}")
+    api = API(daemon.socket)
+    api.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the pen handshake")
+    session = open_session(api)
+    assert api.put(f"/v1/sessions/{session}/setpoint", SETPOINT).status == 200
+    daemon.kill()
+    # No file may be written past its first page: the records open and read, and no commit lands.
+    daemon.file_limit = 4096
+    daemon.start()
+    try:
+        api = API(daemon.socket)
+        status = api.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the pen handshake")
+        assert status["phase"] == "faulted" and "records_unavailable" in status["faults"], status
+        assert status["records"].startswith(("unwritable", "unavailable")), status["records"]
+        stream = EventStream(daemon.socket, client=CLIENT)
+        refused = api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT})
+        assert refused.status == 409, refused
+        assert api.post("/v1/clear-fault").json["code"] == "fault_persists"
+        stream.close()
+    finally:
+        daemon.stop()

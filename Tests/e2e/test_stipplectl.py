@@ -100,7 +100,7 @@ def test_full_session_from_the_command_line(api, pen, daemon, workdir):
 
     # `arm` holds the presence lease while it runs; Ctrl-C disarms before it lets go.
     arm = subprocess.Popen([str(CTL), "arm", "--socket", daemon.socket], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    api.wait(lambda s: s["phase"] == "armed", what="armed by stipplectl")
+    api.wait(lambda s: s["phase"] == "armed" and s["pen"].get("state") == "armed", what="armed by stipplectl (the pen too)")
     pen.command("pedal on", expect="pedal")
     api.wait(lambda s: s["phase"] == "running", what="running")
     time.sleep(1.5)
