@@ -20,7 +20,7 @@ APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).
 PY_MODULES := pytest jsonschema yaml
 
-.PHONY: all deps build run install deb test-package test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -135,6 +135,7 @@ bench: deps
 	$(BENCHMARK) thresholds check latest --path Thresholds --no-progress
 	$(CODEC_INSTRUCTIONS)
 	$(MAKE) bench-daemon
+	$(MAKE) bench-estop
 
 ## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
 ## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session; then
@@ -147,6 +148,13 @@ bench-daemon: deps
 	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled)
 	@echo "--- the stop path on a busy machine: two processes burning both cores"
 	Benchmarks/.build/release/daemon-bench --stippled $(abspath .build/release/stippled) --load 2 --events 3000 --seconds 2 --no-four-hours
+
+## bench-estop: e-stop round trips on the stop socket with no load and with each load another local
+## user can put on the API socket (event streams, idle connections, request floods) or on the stop
+## socket itself; needs root (it acts as other users). Figures in the README.
+bench-estop: deps
+	$(SWIFT) build -c release --product stippled --static-swift-stdlib
+	$(PYTHON) Benchmarks/estop-load/estop_under_load.py --stippled $(abspath .build/release/stippled) --trials 400
 
 ## bench-thresholds: record the current figures as the thresholds (on a quiet machine; review the diff)
 bench-thresholds: deps

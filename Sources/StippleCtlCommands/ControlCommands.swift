@@ -108,11 +108,28 @@ protocol SimpleControl: ParsableCommand {
 
 extension SimpleControl {
     func run() throws {
-        let reply = try options.client().post(Self.path)
+        let reply = try Self.send(options)
         options.print(reply) { "\(Self.done): \(StatusText.brief($0))" }
         // A stop always acts; if its record could not be written, say so (the daemon keeps it).
         if let detail = reply.json["unrecorded"]["detail"].string {
             FileHandle.standardError.write(Data("warning: \(detail)\n".utf8))
+        }
+    }
+}
+
+extension SimpleControl {
+    /// Stops go to the daemon's stop socket, which no API load can delay; to the API socket when
+    /// there is none (an older daemon). Clearing a fault is not a stop: it uses the API socket.
+    static func send(_ options: GlobalOptions) throws(CtlError) -> DaemonClient.Reply {
+        let api = options.client()
+        guard path != "/v1/clear-fault" else { return try api.post(path) }
+        var stopLocation = api.location
+        stopLocation.path = api.location.stopPath
+        guard FileManager.default.fileExists(atPath: stopLocation.path) else { return try api.post(path) }
+        do {
+            return try DaemonClient(location: stopLocation).post(path)
+        } catch let error where error.status == .unreachable {
+            return try api.post(path)
         }
     }
 }

@@ -9,15 +9,19 @@ import Synchronization
 /// serial, a ticket completing means every write submitted before it is durable too.
 public final class RecordWriter: Sendable {
     public let store: RecordStore
-    private let queue = DispatchQueue(label: "stipple.records")
+    private let queue: SerialWorker
     private let failures = Mutex<[String]>([])
 
     /// Where each new audit head is kept outside the database, if anywhere (`AuditWitness`).
     let witness: AuditWitness?
 
-    public init(store: RecordStore, witness: AuditWitness? = nil) {
+    /// `realtimePriority` (0: normal scheduling): the writer's thread under SCHED_FIFO, as the
+    /// supervisor's, so that commits — and the answers that wait for them — keep their pace on a
+    /// busy machine (`SerialWorker`).
+    public init(store: RecordStore, witness: AuditWitness? = nil, realtimePriority: Int = 0) {
         self.store = store
         self.witness = witness
+        queue = SerialWorker(name: "stipple-records", realtimePriority: realtimePriority)
     }
 
     /// The result of one submitted write.
@@ -67,24 +71,32 @@ public final class RecordWriter: Sendable {
     /// - `retry: false` (what a command asks for before it takes effect: a setpoint, an arm, a
     ///   limits change): a failed write is dropped — the command is refused, and nothing of it
     ///   may appear in the records later.
+    ///
+    /// `then`, if given, runs on the writer's queue once the write is done (or failed): a caller
+    /// that must not wait on Swift's cooperative pool (the stop socket's answers) gets its result
+    /// there, with no task hop.
     @discardableResult
-    public func submit(_ what: String, retry: Bool = true, _ body: @escaping @Sendable (RecordStore) throws -> Void) -> Ticket {
+    public func submit(_ what: String, retry: Bool = true, _ body: @escaping @Sendable (RecordStore) throws -> Void,
+                       then: (@Sendable (Result<Void, any Error>) -> Void)? = nil) -> Ticket {
         let ticket = Ticket()
         let store = store
         queue.async { [self] in
+            let result: Result<Void, any Error>
             do {
                 try drainPending(store)
                 try body(store)
                 // Committed: only now may a witness see the head it made.
                 if let witness = self.witness, let head = try? store.auditHead() { witness.record(head) }
                 lastFailed.withLock { $0 = nil }
-                ticket.complete(.success(()))
+                result = .success(())
             } catch {
                 self.failures.withLock { $0.append("\(what): \(error)") }
                 lastFailed.withLock { $0 = "\(what): \(error)" }
                 if retry { keep(Pending(what: what, body: body)) }
-                ticket.complete(.failure(error))
+                result = .failure(error)
             }
+            ticket.complete(result)
+            then?(result)
         }
         return ticket
     }

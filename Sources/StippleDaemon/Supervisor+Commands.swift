@@ -310,28 +310,53 @@ extension Supervisor {
     /// If the record then cannot be written, the answer still says it stopped — with
     /// `stopped_unrecorded` — and the record is kept in memory and written when the disk has room.
     public func disarm(actor: String, kind: String = "disarm") async throws(CommandError) -> StopResult {
-        try await stop(.disarm, kind: kind, actor: actor)
+        await stop(kind == "stop" ? .stop : .disarm, actor: actor)
     }
 
     public func emergencyStop(actor: String) async throws(CommandError) -> StopResult {
-        try await stop(.emergencyStop(.api), kind: "estop", actor: actor)
+        await stop(.estop, actor: actor)
     }
 
-    func stop(_ event: SafetyEvent, kind: String, actor: String) async throws(CommandError) -> StopResult {
+    func stop(_ kind: StopKind, actor: String) async -> StopResult {
+        await withCheckedContinuation { continuation in
+            stopNow(kind, actor: actor) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// The stop socket's way in: the stop runs on the supervisor's thread in the urgent lane
+    /// (ahead of every queued job) and `answer` is called from the records' queue once the record
+    /// is written or failed — no task, no thread of Swift's cooperative pool on the way.
+    public nonisolated func stopFromSocket(_ kind: StopKind, actor: String, answer: @escaping @Sendable (StopResult) -> Void) {
+        loop.enqueueUrgent { [self] in
+            assumeIsolated { supervisor in supervisor.stopNow(kind, actor: actor, answer: answer) }
+        }
+    }
+
+    /// The stop itself, synchronous: the decision's stops are on the wire when this returns.
+    func stopNow(_ kind: StopKind, actor: String, answer: @escaping @Sendable (StopResult) -> Void) {
         let mark = failureMark
         let now = stamp(inputNow())
         let before = core.phase
-        apply(core.handle(event, at: now), phaseBefore: before, at: now, actor: actor)
-        audit(kind, actor: actor)
-        do {
-            try await durable(since: mark)
-        } catch {
-            logger.error("stopped, but the record could not be written", metadata: ["kind": "\(kind)", "error": "\(error.message)"])
-            return StopResult(status: status(), unrecorded: .init(
-                code: "stopped_unrecorded",
-                detail: "stopped; the record could not be written (\(records?.unwritableReason ?? error.message)): it is kept in memory and written as soon as the disk has room"))
+        apply(core.handle(kind == .estop ? .emergencyStop(.api) : .disarm, at: now), phaseBefore: before, at: now, actor: actor)
+        audit(kind.rawValue, actor: actor)
+        let answered = status()
+        guard let records else {
+            answer(StopResult(status: answered, unrecorded: nil))
+            return
         }
-        return StopResult(status: status(), unrecorded: nil)
+        let logger = logger
+        records.submit("barrier", retry: false, { _ in }, then: { [records] result in
+            var failed = records.failureCount > mark
+            if case .failure = result { failed = true }
+            guard failed else {
+                answer(StopResult(status: answered, unrecorded: nil))
+                return
+            }
+            logger.error("stopped, but the record could not be written", metadata: ["kind": "\(kind.rawValue)"])
+            answer(StopResult(status: answered, unrecorded: .init(
+                code: "stopped_unrecorded",
+                detail: "stopped; the record could not be written (\(records.unwritableReason ?? "a write failed")): it is kept in memory and written as soon as the disk has room")))
+        })
     }
 
     /// Clears a latched fault: first the pen's own latch (CLEAR_FAULT, which the pen refuses

@@ -23,6 +23,8 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
     }
 
     private let jobs = Mutex<[UnownedJob]>([])
+    private let urgentJobs = Mutex<[UnownedJob]>([])
+    private let urgentBlocks = Mutex<[@Sendable () -> Void]>([])
     private let watch = Mutex(Watch())
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -94,11 +96,30 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
 
     // MARK: - SerialExecutor
 
+    /// Jobs of high-priority tasks — stops, e-stops and disarms (`Supervisor.urgently`) — go to a
+    /// lane of their own that the loop runs before any other queued job: a flood of API requests
+    /// queues its jobs behind them, never in front (issue 15 item 8).
     public func enqueue(_ job: consuming ExecutorJob) {
+        let urgent = job.priority.rawValue >= Self.urgentPriority
         let unowned = UnownedJob(job)
-        jobs.withLock { $0.append(unowned) }
+        if urgent {
+            urgentJobs.withLock { $0.append(unowned) }
+        } else {
+            jobs.withLock { $0.append(unowned) }
+        }
         if sleeping.exchange(false, ordering: .sequentiallyConsistent) { wake() }
     }
+
+    /// Runs `block` on the loop's thread in the urgent lane, ahead of every queued job, with no
+    /// task at all (the stop socket: a stop must not wait for a thread of Swift's cooperative
+    /// pool, which an API request flood keeps busy).
+    public func enqueueUrgent(_ block: @escaping @Sendable () -> Void) {
+        urgentBlocks.withLock { $0.append(block) }
+        if sleeping.exchange(false, ordering: .sequentiallyConsistent) { wake() }
+    }
+
+    /// `TaskPriority.high`: the priority the stop path's tasks run at.
+    static let urgentPriority = TaskPriority.high.rawValue
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
@@ -174,7 +195,7 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
             fds[1] = pollfd(fd: current.descriptor ?? -1, events: Int16(POLLIN), revents: 0)
             let watched = current.descriptor == nil ? 1 : 2
             sleeping.store(true, ordering: .sequentiallyConsistent)
-            if !jobs.withLock({ $0.isEmpty }) { timeout = 0 }
+            if !jobs.withLock({ $0.isEmpty }) || hasUrgentWork { timeout = 0 }
             let ready = poll(&fds, nfds_t(watched), timeout)
             sleeping.store(false, ordering: .sequentiallyConsistent)
             if ready < 0 && errno != EINTR { usleep(1000) }
@@ -192,11 +213,37 @@ public final class SupervisorLoop: SerialExecutor, @unchecked Sendable {
 
     private func runJobs() {
         while true {
+            runUrgentJobs()
             let batch = jobs.withLock { jobs -> [UnownedJob] in
                 defer { jobs.removeAll(keepingCapacity: true) }
                 return jobs
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                if !hasUrgentWork { return }
+                continue
+            }
+            // The urgent lane is checked before each ordinary job of the batch.
+            for job in batch {
+                runUrgentJobs()
+                job.runSynchronously(on: asUnownedSerialExecutor())
+            }
+        }
+    }
+
+    private var hasUrgentWork: Bool { !urgentJobs.withLock({ $0.isEmpty }) || !urgentBlocks.withLock({ $0.isEmpty }) }
+
+    private func runUrgentJobs() {
+        while true {
+            let blocks = urgentBlocks.withLock { blocks -> [@Sendable () -> Void] in
+                defer { blocks.removeAll(keepingCapacity: true) }
+                return blocks
+            }
+            for block in blocks { block() }
+            let batch = urgentJobs.withLock { jobs -> [UnownedJob] in
+                defer { jobs.removeAll(keepingCapacity: true) }
+                return jobs
+            }
+            if batch.isEmpty && blocks.isEmpty { return }
             for job in batch { job.runSynchronously(on: asUnownedSerialExecutor()) }
         }
     }

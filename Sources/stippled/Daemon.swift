@@ -102,7 +102,8 @@ struct Daemon {
         Gauge(label: "stipple_supervisor_realtime_priority").record(realtime)
 
         let hub = EventHub()
-        let writer = records.map { RecordWriter(store: $0, witness: witness) }
+        let writerPriority = clock.isAccelerated ? 0 : max(0, configuration.realtimePriority - 1)
+        let writer = records.map { RecordWriter(store: $0, witness: witness, realtimePriority: writerPriority) }
         // A disk that takes no writes now (full): the daemon starts faulted, never armable, and
         // arms again once writes land (the supervisor retries about once a second).
         if let records {
@@ -156,7 +157,12 @@ struct Daemon {
 
         // Services shut down in reverse order: the guard (last) stops the needle, disarms and
         // flushes the records before the API and the pen link go down.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: penService), .init(service: api)]
+        // Stops have a socket of their own beside the API's, with capacity no API load can take.
+        let stopSocket = StopSocket(path: StopSocket.path(besideAPISocket: socket), policy: policy, supervisor: supervisor, logger: logger,
+                                    realtimePriority: clock.isAccelerated ? 0 : configuration.realtimePriority)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: penService), .init(service: StopSocketService(socket: stopSocket, group: configuration.technicianGroup)), .init(service: api),
+        ]
         if let port = configuration.metricsPort {
             services.append(.init(service: LoopbackMetricsServer.application(port: port, metrics: exportMetrics, logger: logger)))
         }

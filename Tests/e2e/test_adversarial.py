@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from conftest import API, BUILD, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session
 
 SETPOINT = {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}
@@ -716,3 +718,123 @@ def test_a_restart_on_a_full_disk_starts_faulted_and_never_armable(workdir, pen)
         stream.close()
     finally:
         daemon.stop()
+
+
+# --- Issue 15 item 8: the e-stop is always reachable ----------------------------------------------
+
+
+def _stop_socket(daemon):
+    return daemon.socket[:-len(".sock")] + "-stop.sock"
+
+
+def _load_users(count):
+    """`count` extra technicians (members of group stipple), made once."""
+    import pwd
+    subprocess.run(["groupadd", "-f", "stipple"], check=True)
+    users = []
+    for n in range(count):
+        name = f"stipple-load{n}"
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "-M", "-G", "stipple", name], check=True)
+        users.append(pwd.getpwnam(name))
+    return users
+
+
+def test_the_stop_socket_serves_stops_to_members_only(api, pen, daemon):
+    path = _stop_socket(daemon)
+    assert os.path.exists(path), "stippled keeps a stop socket beside its API socket"
+    session, stream = arm_running(api, pen, daemon)
+    try:
+        assert raw_request(path, "GET", "/v1/estop", timeout=3) == 405
+        assert raw_request(path, "POST", "/v1/status", timeout=3) == 404
+        connection = UnixHTTPConnection(path, timeout=3)
+        connection.request("POST", "/v1/estop")
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+        connection.close()
+        assert answer.status == 200 and body["phase"] == "faulted" and "emergency_stop" in body["faults"], body
+        deadline = time.monotonic() + 3
+        while pen.motor_on() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pen.motor_on()
+        if os.geteuid() == 0:
+            os.chmod(os.path.dirname(path), 0o755)
+            os.chmod(path, 0o666)  # loosened on purpose: the credential check must still refuse
+            probe = subprocess.run(["runuser", "-u", "nobody", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                    "--unix-socket", path, "-X", "POST", "http://localhost/v1/estop"], capture_output=True, text=True)
+            assert probe.stdout == "403", probe.stdout
+    finally:
+        stream.close()
+
+
+def test_the_estop_is_reachable_while_other_technicians_use_up_the_api_socket(workdir, api, pen, daemon):
+    """Nine technicians each holding 16 event streams (more than the API's 128 connections in
+    all), and 1,000 idle connections from one of them: the e-stop through the stop socket is
+    still answered, and the needle stops."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as other users")
+    users = _load_users(9)
+    os.chmod(workdir, 0o755)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    hog = ("import socket, sys, time\n"
+           "held = []\n"
+           "for n in range(int(sys.argv[2])):\n"
+           "    try:\n"
+           "        s = socket.socket(socket.AF_UNIX); s.settimeout(2); s.connect(sys.argv[1])\n"
+           "        if sys.argv[3] == 'stream': s.sendall(b'GET /v1/events HTTP/1.1\\r\\nHost: x\\r\\nX-Stipple-Client: load-%d\\r\\n\\r\\n' % n)\n"
+           "        held.append(s)\n"
+           "    except OSError: pass\n"
+           "print('holding', len(held), flush=True)\n"
+           "time.sleep(60)\n")
+    session, stream = arm_running(api, pen, daemon)
+    hoggers = []
+    try:
+        for index, user in enumerate(users):
+            def become(user=user):
+                os.setgroups([user.pw_gid, __import__("grp").getgrnam("stipple").gr_gid])
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+            hoggers.append(subprocess.Popen([python, "-c", hog, daemon.socket, "16", "stream"], stdout=subprocess.PIPE, text=True, preexec_fn=become))
+        idle = subprocess.Popen([python, "-c", hog, daemon.socket, "1000", "idle"], stdout=subprocess.PIPE, text=True)
+        hoggers.append(idle)
+        for hogger in hoggers:
+            assert hogger.stdout.readline().startswith("holding")
+        started = time.monotonic()
+        status = raw_request(_stop_socket(daemon), "POST", "/v1/estop", timeout=10)
+        elapsed = time.monotonic() - started
+        assert status == 200, f"the e-stop through the stop socket was not served ({elapsed:.1f} s): {status!r}"
+        deadline = time.monotonic() + 3
+        while pen.motor_on() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pen.motor_on()
+    finally:
+        for hogger in hoggers:
+            hogger.kill()
+            hogger.wait()
+        stream.close()
+
+
+def test_a_user_flooding_the_stop_socket_runs_into_their_own_limit(api, daemon):
+    path = _stop_socket(daemon)
+    held = []
+    try:
+        for _ in range(8):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            held.append(s)
+        time.sleep(0.2)
+        # The same user's ninth connection is refused at once...
+        ninth = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ninth.settimeout(3)
+        ninth.connect(path)
+        answer = ninth.recv(200).decode(errors="replace")
+        ninth.close()
+        assert " 429 " in answer.split("\r\n")[0], answer
+    finally:
+        for s in held:
+            s.close()
+    # ...and once they are closed (or after the 1 s head timeout) stops are served again.
+    time.sleep(0.2)
+    assert raw_request(path, "POST", "/v1/stop", timeout=3) == 200

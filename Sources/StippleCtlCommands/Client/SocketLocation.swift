@@ -31,4 +31,10 @@ public struct SocketLocation: Sendable, Equatable {
         if own == systemPath || exists(own) { return SocketLocation(path: own, alsoLookedAt: [], source: "default") }
         return SocketLocation(path: systemPath, alsoLookedAt: [own], source: "default")
     }
+
+    /// The daemon's stop socket beside the API socket (`api.sock` → `api-stop.sock`): stops go
+    /// there first, where no API load can delay them.
+    public var stopPath: String {
+        path.hasSuffix(".sock") ? String(path.dropLast(5)) + "-stop.sock" : path + "-stop"
+    }
 }

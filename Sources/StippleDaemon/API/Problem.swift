@@ -49,7 +49,13 @@ public struct Problem: Error, Sendable, Encodable {
         self.state = state
         self.errors = errors
         self.armingFailures = armingFailures
-        title = switch status {
+        title = Self.title(status)
+    }
+
+    /// The reason phrase of a status this API answers with.
+    static func title(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
         case 400: "Bad request"
         case 403: "Forbidden"
         case 404: "Not found"
@@ -58,6 +64,8 @@ public struct Problem: Error, Sendable, Encodable {
         case 413: "Content too large"
         case 415: "Unsupported media type"
         case 422: "Unprocessable content"
+        case 429: "Too many requests"
+        case 431: "Request header fields too large"
         case 503: "Service unavailable"
         default: "Error"
         }

@@ -45,9 +45,11 @@ struct Routes: Sendable {
             let holder = try holder(request, context)
             return try await perform(context) { actor in try await supervisor.arm(holder, actor: actor) }
         }
-        v1.post("disarm") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor) } }
-        v1.post("stop") { _, context in try await perform(context) { actor in try await supervisor.disarm(actor: actor, kind: "stop") } }
-        v1.post("estop") { _, context in try await perform(context) { actor in try await supervisor.emergencyStop(actor: actor) } }
+        // Stops run urgently here too (ahead of queued work); the stop socket serves them with
+        // capacity of its own (`StopSocket`).
+        v1.post("disarm") { _, context in try await perform(context) { actor in try await supervisor.urgently(.disarm, actor: actor) } }
+        v1.post("stop") { _, context in try await perform(context) { actor in try await supervisor.urgently(.stop, actor: actor) } }
+        v1.post("estop") { _, context in try await perform(context) { actor in try await supervisor.urgently(.estop, actor: actor) } }
         v1.post("clear-fault") { _, context in try await perform(context) { actor in try await supervisor.clearFault(actor: actor) } }
         v1.post("presence") { request, context in
             let holder = try holder(request, context)
