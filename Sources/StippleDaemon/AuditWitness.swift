@@ -27,6 +27,9 @@ public final class AuditWitness: Sendable {
 
     public init(stateDirectory: String, logger: Logger) {
         path = stateDirectory + "/" + Self.fileName
+        // Every head reaches the journal whatever the daemon's log level.
+        var logger = logger
+        logger.logLevel = .info
         self.logger = logger
         last.withLock { $0 = Self.readFile(path)?.seq ?? 0 }
     }
@@ -78,8 +81,10 @@ public final class AuditWitness: Sendable {
         guard let tool = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["--no-pager", "-q", "-o", "json", "--output-fields=AUDIT_SEQ,AUDIT_HASH,AUDIT_RESTORE",
-                             "MESSAGE_ID=\(auditHeadMessageID)", "_UID=\(getuid())"]
+        // The daemon's own heads, and restore markers that root wrote (`sudo stippled restore`):
+        // the daemon's user cannot forge a restore to hide a truncation it made.
+        process.arguments = ["--no-pager", "-q", "-o", "json", "--output-fields=AUDIT_SEQ,AUDIT_HASH,AUDIT_RESTORE,_UID",
+                             "MESSAGE_ID=\(auditHeadMessageID)", "_UID=\(getuid())", "+", "MESSAGE_ID=\(auditHeadMessageID)", "_UID=0"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
@@ -91,8 +96,10 @@ public final class AuditWitness: Sendable {
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
                   let seq = (object["AUDIT_SEQ"] as? String).flatMap(Int64.init),
                   let hash = object["AUDIT_HASH"] as? String, hash.count == 64 else { continue }
-            // Oldest first: a restore supersedes every head before it.
-            if object["AUDIT_RESTORE"] != nil || seq > (best?.seq ?? 0) { best = AuditHead(seq: seq, hash: hash) }
+            // Oldest first: a restore (by root) supersedes every head before it.
+            let restore = object["AUDIT_RESTORE"] != nil
+            if restore && object["_UID"] as? String != "0" { continue }
+            if restore || seq > (best?.seq ?? 0) { best = AuditHead(seq: seq, hash: hash) }
         }
         return best
     }

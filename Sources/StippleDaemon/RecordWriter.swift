@@ -11,6 +11,7 @@ public final class RecordWriter: Sendable {
     public let store: RecordStore
     private let queue: SerialWorker
     private let failures = Mutex<[String]>([])
+    private let failureTotal = Mutex(0)
 
     /// Where each new audit head is kept outside the database, if anywhere (`AuditWitness`).
     let witness: AuditWitness?
@@ -76,21 +77,27 @@ public final class RecordWriter: Sendable {
     /// that must not wait on Swift's cooperative pool (the stop socket's answers) gets its result
     /// there, with no task hop.
     @discardableResult
-    public func submit(_ what: String, retry: Bool = true, _ body: @escaping @Sendable (RecordStore) throws -> Void,
+    public func submit(_ what: String, retry: Bool = true, touchesDisk: Bool = true, _ body: @escaping @Sendable (RecordStore) throws -> Void,
                        then: (@Sendable (Result<Void, any Error>) -> Void)? = nil) -> Ticket {
         let ticket = Ticket()
         let store = store
         queue.async { [self] in
             let result: Result<Void, any Error>
             do {
-                try drainPending(store)
+                let drained = try drainPending(store)
                 try body(store)
                 // Committed: only now may a witness see the head it made.
                 if let witness = self.witness, let head = try? store.auditHead() { witness.record(head) }
-                lastFailed.withLock { $0 = nil }
+                // Only a write that reached the disk shows the disk takes writes again (a barrier
+                // writes nothing).
+                if touchesDisk || drained > 0 { lastFailed.withLock { $0 = nil } }
                 result = .success(())
             } catch {
-                self.failures.withLock { $0.append("\(what): \(error)") }
+                self.failureTotal.withLock { $0 += 1 }
+                self.failures.withLock { failures in
+                    failures.append("\(what): \(error)")
+                    if failures.count > 1000 { failures.removeFirst(failures.count - 1000) }
+                }
                 lastFailed.withLock { $0 = "\(what): \(error)" }
                 if retry { keep(Pending(what: what, body: body)) }
                 result = .failure(error)
@@ -102,12 +109,16 @@ public final class RecordWriter: Sendable {
     }
 
     /// Runs on `queue`: the kept writes first, in order; stops at the first that still fails.
-    private func drainPending(_ store: RecordStore) throws {
+    @discardableResult
+    private func drainPending(_ store: RecordStore) throws -> Int {
+        var drained = 0
         while let first = pending.first {
             try first.body(store)
             pending.removeFirst()
             _ = pendingWhat.withLock { $0.removeFirst() }
+            drained += 1
         }
+        return drained
     }
 
     private func keep(_ write: Pending) {
@@ -140,7 +151,7 @@ public final class RecordWriter: Sendable {
     }
 
     /// A ticket that completes when everything submitted so far is durable.
-    public func barrier() -> Ticket { submit("barrier", retry: false) { _ in } }
+    public func barrier() -> Ticket { submit("barrier", retry: false, touchesDisk: false) { _ in } }
 
     /// Writes that failed since the start (the last ones shown in status).
     public var failedWrites: [String] { failures.withLock { $0 } }
@@ -150,5 +161,5 @@ public final class RecordWriter: Sendable {
     public var unrecorded: [String] { pendingWhat.withLock { $0 } }
 
     /// How many writes have failed since the start: a command compares it before and after.
-    public var failureCount: Int { failures.withLock { $0.count } }
+    public var failureCount: Int { failureTotal.withLock { $0 } }
 }

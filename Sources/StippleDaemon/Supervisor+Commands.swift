@@ -161,10 +161,10 @@ extension Supervisor {
             let elapsed = Int64(core.sessionElapsed(at: lastNow).milliseconds)
             let id = session.request.sessionID
             do {
+                // The saved state carries it too (same transaction), so a restart right after the
+                // answer restores it.
                 try await records.submit("setpoint", retry: false) { store in
-                    try store.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor)
-                    // The saved state carries it too, so a restart right after the answer restores it.
-                    try store.persist(snapshot, at: wall, actor: actor)
+                    try store.recordSetpoint(setpoint, sessionID: id, sessionTimeMs: elapsed, at: wall, actor: actor, snapshot: snapshot)
                 }.durable()
             } catch {
                 counters.recordFailures += 1
@@ -172,7 +172,14 @@ extension Supervisor {
                                    "the setpoint was not changed: it could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
             }
         }
-        _ = try await decide(.setSetpoint(setpoint), actor: actor)
+        do {
+            _ = try await decide(.setSetpoint(setpoint), actor: actor)
+        } catch where error.code != "records_unavailable" {
+            // The state changed while the record was written (another command got in) and the
+            // core refuses it now: the record must not say it took effect.
+            audit("setpoint_withdrawn", actor: actor, ["depth_um": String(setpoint.depthUm), "layer": setpoint.layer.rawValue, "why": error.message])
+            throw error
+        }
         // The pen's answer to SET_SETPOINTS is not awaited: arming checks the read-back.
         return status()
     }
@@ -264,14 +271,18 @@ extension Supervisor {
             try await durable(since: mark)
         } catch {
             // Not recorded: not armed. The pen never got ARM (it goes out only after this).
-            let nowFail = stamp(inputNow())
-            let phase = core.phase
-            apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
-            presence.release()
+            // (Only this arm is undone: if another client armed meanwhile, that arm is theirs.)
+            if core.armedBy == connection {
+                let nowFail = stamp(inputNow())
+                let phase = core.phase
+                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+                presence.release()
+            }
             throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
         }
-        // Anything may have happened while the records were written (a fault, an e-stop).
-        guard core.phase == .armed else {
+        // Anything may have happened while the records were written (a fault, an e-stop, a
+        // disarm and another client's arm): go on only if this is still this client's arm.
+        guard core.phase == .armed, core.armedBy == connection else {
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
         }
         let armTicket = expectAck(.arm)
@@ -283,9 +294,11 @@ extension Supervisor {
         let running = await runTicket.outcome()
         for (command, outcome) in [("ARM", armed), ("MOTOR_RUN", running)] {
             guard case .answered(let status, let detail) = outcome, status == .ok else {
-                let nowFail = stamp(inputNow())
-                let phase = core.phase
-                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+                if core.armedBy == connection {
+                    let nowFail = stamp(inputNow())
+                    let phase = core.phase
+                    apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+                }
                 let reason = if case .answered(let status, let detail) = outcome { "\(status) (detail \(detail))" } else { "no answer" }
                 throw CommandError(.conflict, "pen_refused", "the pen did not accept \(command): \(reason); the session is disarmed", state: core.phase.rawValue)
             }
@@ -298,6 +311,11 @@ extension Supervisor {
             link?.send(.disarm(.init()))
             flush(at: stamp(inputNow()))
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
+        }
+        guard core.armedBy == connection else {
+            // Disarmed and armed again by another client while the pen answered: that arm is
+            // theirs (their lease); this one is not acknowledged.
+            throw CommandError(.conflict, "state_changed", "the session was disarmed and armed again by another client while this arm waited", state: core.phase.rawValue)
         }
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
         // by its over-depth switch: the record says so.
@@ -345,7 +363,7 @@ extension Supervisor {
             return
         }
         let logger = logger
-        records.submit("barrier", retry: false, { _ in }, then: { [records] result in
+        records.submit("barrier", retry: false, touchesDisk: false, { _ in }, then: { [records] result in
             var failed = records.failureCount > mark
             if case .failure = result { failed = true }
             guard failed else {

@@ -159,7 +159,7 @@ public actor Supervisor {
                 switch try records.store.sessionToRestore() {
                 case .success(var snapshot):
                     // The larger session time wins: a checkpoint behind the chain gives nothing back.
-                    if let chain = facts.sessions[snapshot.session.request.sessionID] {
+                    if let chain = facts.sessions[snapshot.session.request.sessionID], snapshot.closeReason != .timeLimit {
                         snapshot.session.clock.raise(atLeast: .milliseconds(chain.maxSessionTimeMs))
                     }
                     restore = snapshot
@@ -229,16 +229,19 @@ public actor Supervisor {
     }
 
     /// The core's time from a clock reading. It never runs backwards, whatever order inputs
-    /// arrive in, and it is the sum of the clock's forward steps (issue 15 item 17): a reading far
-    /// behind the latest one (a clock stepped back, which CLOCK_MONOTONIC should never do) counts
-    /// zero and later readings count from it, so time keeps its real rate instead of standing
-    /// still until the clock catches up. A reading only a little behind is an input that waited
-    /// its turn (stamped when read, handled after a tick): it counts zero and moves nothing.
+    /// arrive in, and it is the sum of the clock's forward steps (issue 15 item 17): when the
+    /// clock itself reads far behind its latest reading (a step back, which CLOCK_MONOTONIC should
+    /// never do), the reading counts zero and later readings count from it, so time keeps its real
+    /// rate instead of standing still until the clock catches up. A reading behind the latest
+    /// while the clock is not is an input that waited its turn (stamped when read, handled after
+    /// a tick): it counts zero and moves nothing.
     func stamp(_ time: MonotonicInstant) -> MonotonicInstant {
         if time >= lastReading {
             lastNow = lastNow + (time - lastReading)
             lastReading = time
-        } else if lastReading - time > Self.clockStepBack {
+        } else if lastReading - time > Self.clockStepBack && clock.now() < lastReading {
+            // The clock itself reads behind what it read before: a step back, not an input that
+            // waited (one read long ago and handled late must not count its wait twice).
             logger.warning("the monotonic clock stepped back: counting on from the new reading",
                            metadata: ["step_ms": "\((lastReading - time).milliseconds)"])
             lastReading = time
@@ -667,7 +670,9 @@ public actor Supervisor {
     func flushAggregate() {
         guard let current = aggregate else { return }
         aggregate = nil
-        records?.submit("telemetry") { try $0.recordTelemetry(current.data, sessionID: current.sessionID) }
+        // Per-second telemetry is not kept for a retry on a full disk (it would grow without
+        // bound); faults, stops and the session's state are.
+        records?.submit("telemetry", retry: false) { try $0.recordTelemetry(current.data, sessionID: current.sessionID) }
     }
 
     /// Built by hand, not through `JSONEncoder`: this runs for every frame a stream takes (1 kHz

@@ -76,7 +76,7 @@ public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
-    static let socketPath = "/run/systemd/journal/socket"
+    public static let socketPath = "/run/systemd/journal/socket"
 
     public init(label: String) { self.label = label }
 

@@ -96,8 +96,11 @@ extension RecordStore {
                     problems.append("session \(id) (client \(session.client ?? "?")) is in the audit log but its row is gone")
                     continue
                 }
+                // A session closed by its time limit used exactly the limit, whatever a late
+                // observation (a restart after 4:00) put in the log before the close capped it.
                 if let text: String = row["snapshot"],
-                   let snapshot = try? JSONDecoder().decode(SessionSnapshot.self, from: Data(text.utf8)) {
+                   let snapshot = try? JSONDecoder().decode(SessionSnapshot.self, from: Data(text.utf8)),
+                   snapshot.closeReason != .timeLimit {
                     let recorded = snapshot.session.clock.elapsedAtCheckpoint.totalNanoseconds / 1_000_000
                     if Int64(clamping: recorded) < session.maxSessionTimeMs {
                         problems.append("session \(id) records \(recorded / 1000) s of session time, but the audit log shows \(session.maxSessionTimeMs / 1000) s")

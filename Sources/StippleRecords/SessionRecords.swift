@@ -136,16 +136,18 @@ extension RecordStore {
 
     /// The session's state (the clock above all). Audited when the phase changes.
     public func persist(_ snapshot: SessionSnapshot, at: Int64, actor: String = "stippled") throws {
+        try pool.write { db in try Self.persist(db, snapshot, at: at, actor: actor) }
+    }
+
+    static func persist(_ db: Database, _ snapshot: SessionSnapshot, at: Int64, actor: String) throws {
         let id = snapshot.session.request.sessionID
-        try pool.write { db in
-            let previous = try String.fetchOne(db, sql: "SELECT phase FROM sessions WHERE id = ?", arguments: [id])
-            try db.execute(sql: "UPDATE sessions SET snapshot = ?, phase = ?, last_activity = MAX(last_activity, ?) WHERE id = ?",
-                           arguments: [Self.encode(snapshot), snapshot.phase.rawValue, at, id])
-            if let previous, previous != snapshot.phase.rawValue {
-                try Self.appendAudit(db, at: at, actor: actor, kind: "session_state", sessionID: id,
-                                     payload: ["from": previous, "to": snapshot.phase.rawValue,
-                                               "session_time_ms": String(snapshot.session.clock.elapsedAtCheckpoint.totalNanoseconds / 1_000_000)])
-            }
+        let previous = try String.fetchOne(db, sql: "SELECT phase FROM sessions WHERE id = ?", arguments: [id])
+        try db.execute(sql: "UPDATE sessions SET snapshot = ?, phase = ?, last_activity = MAX(last_activity, ?) WHERE id = ?",
+                       arguments: [Self.encode(snapshot), snapshot.phase.rawValue, at, id])
+        if let previous, previous != snapshot.phase.rawValue {
+            try Self.appendAudit(db, at: at, actor: actor, kind: "session_state", sessionID: id,
+                                 payload: ["from": previous, "to": snapshot.phase.rawValue,
+                                           "session_time_ms": String(snapshot.session.clock.elapsedAtCheckpoint.totalNanoseconds / 1_000_000)])
         }
     }
 
@@ -175,12 +177,16 @@ extension RecordStore {
         }
     }
 
-    public func recordSetpoint(_ setpoint: Setpoint, sessionID: String, sessionTimeMs: Int64, at: Int64, actor: String) throws {
+    /// A setpoint, and — when given — the session's state carrying it, in one transaction: both
+    /// are committed, or neither (a setpoint is recorded before it takes effect).
+    public func recordSetpoint(_ setpoint: Setpoint, sessionID: String, sessionTimeMs: Int64, at: Int64, actor: String,
+                               snapshot: SessionSnapshot? = nil) throws {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO setpoint_changes (session_id, at, session_time_ms, layer, depth_um, rate_hz) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [sessionID, at, sessionTimeMs, setpoint.layer.rawValue, setpoint.depthUm, setpoint.rateHz])
             try Self.appendAudit(db, at: at, actor: actor, kind: "setpoint", sessionID: sessionID,
                                  payload: ["layer": setpoint.layer.rawValue, "depth_um": String(setpoint.depthUm), "rate_hz": String(setpoint.rateHz)])
+            if let snapshot { try Self.persist(db, snapshot, at: at, actor: actor) }
         }
     }
 

@@ -130,6 +130,10 @@ public struct SafetyCore: Sendable {
         max(.zero, limits.sessionLength - sessionElapsed(at: now))
     }
 
+    /// The connection that armed the session while it is armed: an arm that waited (for the
+    /// records, for the pen) checks it is still its own arm before it goes on.
+    public var armedBy: ConnectionID? { isArmedPhase ? armedConnection : nil }
+
     /// Whether the needle may be moving according to the core.
     public var mayMove: Bool { phase == .running }
 

@@ -158,8 +158,7 @@ struct Daemon {
         // Services shut down in reverse order: the guard (last) stops the needle, disarms and
         // flushes the records before the API and the pen link go down.
         // Stops have a socket of their own beside the API's, with capacity no API load can take.
-        let stopSocket = StopSocket(path: StopSocket.path(besideAPISocket: socket), policy: policy, supervisor: supervisor, logger: logger,
-                                    realtimePriority: clock.isAccelerated ? 0 : configuration.realtimePriority)
+        let stopSocket = StopSocket(path: StopSocket.path(besideAPISocket: socket), policy: policy, supervisor: supervisor, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: penService), .init(service: StopSocketService(socket: stopSocket, group: configuration.technicianGroup)), .init(service: api),
         ]

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
 import Logging
@@ -94,12 +97,31 @@ struct Restore: AsyncParsableCommand {
             "from": from, "replaced_head": previous.map(\.description) ?? "none",
         ], at: Int64(stamp))
         try restored.checkpoint()
-        var logger = Logger(label: "stippled")
+        // The restored head goes to the journal as well (a marker the daemon honours only from
+        // root: run the restore as root) and to the state directory's witness file.
+        var logger = Logger(label: "stippled") { label in
+            FileManager.default.fileExists(atPath: JournalLogHandler.socketPath)
+                ? JournalLogHandler(label: label) as any LogHandler : StreamLogHandler.standardError(label: label)
+        }
         logger.logLevel = .info
         if let head = try restored.auditHead() {
             AuditWitness(stateDirectory: directory, logger: logger).reset(to: head)
             print("restored the records from \(from): audit head \(head); the replaced records are kept as \(database).before-restore-\(stamp)")
         }
         _ = FileManager.default.createFile(atPath: directory + "/.records-created", contents: Data("records created here; if stipple.db is missing, restore it\n".utf8))
+        // Run as root (as it must be for the journal to honour the restore): the files go to the
+        // state directory's owner, the daemon's user, mode 0600.
+        var owner = stat()
+        if stat(directory, &owner) == 0 {
+            for name in ["stipple.db", "stipple.db-wal", "stipple.db-shm", AuditWitness.fileName, ".records-created"] {
+                let file = directory + "/" + name
+                guard FileManager.default.fileExists(atPath: file) else { continue }
+                _ = chown(file, owner.st_uid, owner.st_gid)
+                _ = chmod(file, 0o600)
+            }
+        }
+        if getuid() != 0 {
+            print("note: not run as root — a journal witness keeps its newer heads and the daemon will refuse to arm; run `sudo stippled restore` where the journal is in use")
+        }
     }
 }

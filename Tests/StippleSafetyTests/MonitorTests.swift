@@ -176,6 +176,31 @@ import Testing
         }
     }
 
+    @Test("issue 15 item 9: a pen that clears its motor flag after a stop but keeps reporting strokes is escalated too")
+    func penThatLiesAboutItsMotor() {
+        var rig = Rig()
+        rig.runPastSpinUp()
+        let stoppedAt = rig.now
+        rig.send(.disarm)
+        var escalated: MonotonicInstant?
+        for _ in 0..<50 where escalated == nil {
+            rig.advance(.microseconds(8333))
+            var sample = rig.stroke(rate: 120, motorOn: false, pedal: true)
+            sample.peakProtrusionUm = 800
+            if rig.send(.telemetry(sample)).actions.first == .emergencyStopPen { escalated = rig.now }
+        }
+        #expect(escalated.map { $0 - stoppedAt <= .milliseconds(50) + .microseconds(2 * 8333) } ?? false)
+        #expect(rig.core.faults.contains(.penUnresponsive))
+        // A pen that has really stopped (no strokes, or a rate below the stall limit) is no fault.
+        var quiet = Rig()
+        quiet.runPastSpinUp()
+        quiet.send(.disarm)
+        for _ in 0..<50 {
+            quiet.advance(.milliseconds(10))
+            #expect(quiet.send(.telemetry(quiet.stroke(depth: nil, rate: 0, motorOn: false, pedal: true))).faultsLatched.isEmpty)
+        }
+    }
+
     @Test("H10 (issue 15 item 10): another cartridge reported while armed or running stops and latches; the same one does not")
     func h10CartridgeChanged() {
         var rig = Rig()

@@ -193,6 +193,10 @@ struct Routes: Sendable {
         let stream = supervisor.hub.subscribe(fullRate: full) {
             if let presence { Task { await supervisor.presenceClosed(presence) } }
         }
+        // The connection closing is the lease ending, at once — not at the stream's next write.
+        if let presence {
+            context.channel.closeFuture.whenComplete { _ in Task { await supervisor.presenceClosed(presence) } }
+        }
         // The first event is the whole status, carrying `type` like every other event.
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

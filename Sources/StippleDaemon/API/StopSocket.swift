@@ -19,8 +19,13 @@ import Synchronization
 /// - this listener has its own capacity, and each user may hold at most `perUserLimit`
 ///   connections on it (a user flooding it only runs into their own limit);
 /// - a request head must arrive within `headTimeout` or the connection is closed;
-/// - the thread asks for SCHED_FIFO like the supervisor's (where allowed), so a machine busy
-///   with other work does not delay the accept;
+/// - the thread runs at normal priority on purpose: anyone may make it busy (connections in a
+///   loop), and a real-time thread kept busy would starve the machine or be killed by
+///   `LimitRTTIME=`; what a stop needs to be fast — the supervisor's thread and the records'
+///   writer — is real-time, and this thread only reads a request line and hands it over;
+/// - a user's connections count against their limit until they are answered (in flight too), so
+///   no user can queue more than `perUserLimit` stops; a full descriptor table pauses accepting
+///   instead of spinning;
 /// - the stop runs on the supervisor in a high-priority task, whose jobs the supervisor's loop
 ///   runs ahead of every queued API job (`SupervisorLoop`'s urgent lane).
 /// The same roles apply (SO_PEERCRED, read per connection): technicians and engineers. The
@@ -30,24 +35,27 @@ public final class StopSocket: @unchecked Sendable {
     let policy: RolePolicy
     let supervisor: Supervisor
     let logger: Logger
-    let realtimePriority: Int
     let perUserLimit: Int
     let totalLimit: Int
     let headTimeout: Duration
 
     private var listener: Int32 = -1
+    /// Connections per uid, from accept until answered and closed (answers close on other threads).
+    private let held = Mutex<[UInt32: Int]>([:])
+    /// Roles by uid, looked up at most once a second per user (group look-ups are slow; a user
+    /// connecting in a loop must not make every connection pay them).
+    private var roles: [UInt32: (peer: Peer, at: ContinuousClock.Instant)] = [:]
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let running = Atomic<Bool>(false)
     private var thread: Thread?
 
-    public init(path: String, policy: RolePolicy, supervisor: Supervisor, logger: Logger, realtimePriority: Int = 0,
+    public init(path: String, policy: RolePolicy, supervisor: Supervisor, logger: Logger,
                 perUserLimit: Int = 8, totalLimit: Int = 256, headTimeout: Duration = .seconds(1)) {
         self.path = path
         self.policy = policy
         self.supervisor = supervisor
         self.logger = logger
-        self.realtimePriority = realtimePriority
         self.perUserLimit = perUserLimit
         self.totalLimit = totalLimit
         self.headTimeout = headTimeout
@@ -102,9 +110,6 @@ public final class StopSocket: @unchecked Sendable {
         running.store(true, ordering: .relaxed)
         let thread = Thread { [self] in
             stipple_name_thread("stipple-stops")
-            if realtimePriority > 0, stipple_thread_realtime(Int32(realtimePriority)) != 0 {
-                logger.warning("the stop socket's thread runs at normal priority")
-            }
             serve()
         }
         thread.stackSize = 1 << 20
@@ -124,7 +129,9 @@ public final class StopSocket: @unchecked Sendable {
 
     /// A connection still reading its request head.
     struct Connection {
-        var peer: Peer
+        var uid: UInt32
+        var pid: Int32
+        var gid: UInt32
         var head: [UInt8] = []
         var deadline: ContinuousClock.Instant
     }
@@ -133,30 +140,36 @@ public final class StopSocket: @unchecked Sendable {
         var connections: [Int32: Connection] = [:]
         var buffer = [UInt8](repeating: 0, count: 4096)
         var drain = [UInt8](repeating: 0, count: 64)
+        var acceptPausedUntil = ContinuousClock.now
         while running.load(ordering: .relaxed) {
+            let accepting = connections.count < totalLimit && ContinuousClock.now >= acceptPausedUntil
             var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: connections.count < totalLimit ? listener : -1, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: accepting ? listener : -1, events: Int16(POLLIN), revents: 0)]
             for fd in connections.keys { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             _ = poll(&fds, nfds_t(fds.count), 100)
             if fds[0].revents != 0 { while read(wakeRead, &drain, drain.count) > 0 {} }
-            if fds[1].revents != 0 { acceptAll(into: &connections) }
+            if fds[1].revents != 0, !acceptAll(into: &connections) {
+                // Out of descriptors: stop polling the listener for a moment instead of spinning.
+                acceptPausedUntil = .now + .milliseconds(50)
+            }
             for entry in fds.dropFirst(2) where entry.revents != 0 {
                 guard var connection = connections[entry.fd] else { continue }
                 let count = recv(entry.fd, &buffer, buffer.count, 0)
                 if count <= 0 {
                     if count == 0 || (errno != EAGAIN && errno != EINTR) {
                         connections[entry.fd] = nil
-                        close(entry.fd)
+                        finish(entry.fd, uid: connection.uid)
                     }
                     continue
                 }
+                let searchFrom = max(0, connection.head.count - 3)
                 connection.head += buffer[0..<count]
-                if let request = Self.requestLine(connection.head) {
+                if let request = Self.requestLine(connection.head, searchFrom: searchFrom) {
                     connections[entry.fd] = nil
-                    handle(request, peer: connection.peer, fd: entry.fd)
+                    handle(request, peer: peer(connection), fd: entry.fd)
                 } else if connection.head.count > 8192 {
                     connections[entry.fd] = nil
-                    respond(entry.fd, problem: Problem(431, "head_too_large", "a request head must fit in 8 KiB"))
+                    respond(entry.fd, uid: connection.uid, problem: Problem(431, "head_too_large", "a request head must fit in 8 KiB"))
                 } else {
                     connections[entry.fd] = connection
                 }
@@ -164,18 +177,19 @@ public final class StopSocket: @unchecked Sendable {
             let now = ContinuousClock.now
             for (fd, connection) in connections where connection.deadline < now {
                 connections[fd] = nil
-                close(fd)
+                finish(fd, uid: connection.uid)
             }
         }
-        for fd in connections.keys { close(fd) }
+        for (fd, connection) in connections { finish(fd, uid: connection.uid) }
         close(listener)
         listener = -1
     }
 
-    private func acceptAll(into connections: inout [Int32: Connection]) {
+    /// Accepts what is waiting; false when the descriptor table is full (EMFILE/ENFILE).
+    private func acceptAll(into connections: inout [Int32: Connection]) -> Bool {
         while connections.count < totalLimit {
             let fd = accept(listener, nil, nil)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else { return errno != EMFILE && errno != ENFILE }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             var credentials = stipple_ucred()
@@ -183,21 +197,60 @@ public final class StopSocket: @unchecked Sendable {
                 close(fd)
                 continue
             }
-            let peer = policy.peer(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
-            let held = connections.values.filter { $0.peer.uid == peer.uid }.count
-            guard held < perUserLimit else {
-                respond(fd, problem: Problem(429, "too_many_connections",
-                                             "\(peer.userName) already holds \(perUserLimit) connections to the stop socket"))
+            // The limit first, from the credentials alone: a user connecting in a loop costs
+            // no user or group look-ups.
+            let admitted = held.withLock { held -> Bool in
+                guard held[credentials.uid, default: 0] < perUserLimit else { return false }
+                held[credentials.uid, default: 0] += 1
+                return true
+            }
+            guard admitted else {
+                respond(fd, uid: nil, problem: Problem(429, "too_many_connections",
+                                                       "uid \(credentials.uid) already holds \(perUserLimit) connections to the stop socket (waiting or being answered)"))
                 continue
             }
-            connections[fd] = Connection(peer: peer, deadline: .now + headTimeout)
+            connections[fd] = Connection(uid: credentials.uid, pid: credentials.pid, gid: credentials.gid, deadline: .now + headTimeout)
+        }
+        return true
+    }
+
+    /// The caller's role, looked up at most once a second per uid.
+    private func peer(_ connection: Connection) -> Peer {
+        if let cached = roles[connection.uid], ContinuousClock.now - cached.at < .seconds(1) {
+            var peer = cached.peer
+            peer.pid = connection.pid
+            return peer
+        }
+        let peer = policy.peer(pid: connection.pid, uid: connection.uid, gid: connection.gid)
+        if roles.count > 1024 { roles.removeAll() }
+        roles[connection.uid] = (peer, .now)
+        return peer
+    }
+
+    /// Closes an answered (or abandoned) connection; it no longer counts against its user.
+    private func finish(_ fd: Int32, uid: UInt32?) {
+        close(fd)
+        guard let uid else { return }
+        held.withLock { held in
+            held[uid, default: 1] -= 1
+            if held[uid, default: 0] <= 0 { held[uid] = nil }
         }
     }
 
     /// The request line once the whole head has arrived (the body, if any, is not needed).
-    static func requestLine(_ head: [UInt8]) -> (method: String, path: String)? {
-        let end: [UInt8] = Array("\r\n\r\n".utf8)
-        guard head.count >= 4, (0...(head.count - 4)).contains(where: { Array(head[$0..<$0 + 4]) == end }) else { return nil }
+    /// Only the bytes from `searchFrom` on are scanned for the blank line (the rest was scanned).
+    static func requestLine(_ head: [UInt8], searchFrom: Int = 0) -> (method: String, path: String)? {
+        guard head.count >= 4 else { return nil }
+        var index = max(0, searchFrom)
+        var found = false
+        while index + 4 <= head.count {
+            if head[index] == 13 && head[index + 1] == 10 && head[index + 2] == 13 && head[index + 3] == 10 {
+                found = true
+                break
+            }
+            index += 1
+        }
+        guard found else { return nil }
         let line = head.prefix { $0 != UInt8(ascii: "\r") }
         let parts = String(decoding: line, as: UTF8.self).split(separator: " ")
         guard parts.count == 3 else { return ("", "") }
@@ -206,8 +259,9 @@ public final class StopSocket: @unchecked Sendable {
     }
 
     private func handle(_ request: (method: String, path: String), peer: Peer, fd: Int32) {
+        let uid = peer.uid
         guard peer.role >= .technician else {
-            respond(fd, problem: Problem(403, "not_a_member",
+            respond(fd, uid: uid, problem: Problem(403, "not_a_member",
                                          "permission denied: \(peer.userName) is not in group \(policy.technicianGroup)"))
             return
         }
@@ -217,19 +271,19 @@ public final class StopSocket: @unchecked Sendable {
         case "/v1/stop": kind = .stop
         case "/v1/disarm": kind = .disarm
         default:
-            respond(fd, problem: Problem(404, "no_such_route", "the stop socket serves POST /v1/estop, /v1/stop and /v1/disarm; use the API socket for the rest"))
+            respond(fd, uid: uid, problem: Problem(404, "no_such_route", "the stop socket serves POST /v1/estop, /v1/stop and /v1/disarm; use the API socket for the rest"))
             return
         }
         guard request.method == "POST" else {
-            respond(fd, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)"))
+            respond(fd, uid: uid, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)"))
             return
         }
         // On the supervisor's thread in its urgent lane; answered from the records' queue.
         supervisor.stopFromSocket(kind, actor: peer.description) { [self] result in
             do {
-                respond(fd, status: 200, body: try Self.encoder.encode(result), type: "application/json")
+                respond(fd, uid: uid, status: 200, body: try Self.encoder.encode(result), type: "application/json")
             } catch {
-                respond(fd, problem: Problem(503, "internal", "the stop was made; its answer could not be encoded"))
+                respond(fd, uid: uid, problem: Problem(503, "internal", "the stop was made; its answer could not be encoded"))
             }
         }
     }
@@ -241,13 +295,13 @@ public final class StopSocket: @unchecked Sendable {
         return encoder
     }()
 
-    private func respond(_ fd: Int32, problem: Problem) {
+    private func respond(_ fd: Int32, uid: UInt32?, problem: Problem) {
         let body = (try? Self.encoder.encode(problem)) ?? Data()
-        respond(fd, status: problem.status, body: body, type: "application/problem+json")
+        respond(fd, uid: uid, status: problem.status, body: body, type: "application/problem+json")
     }
 
     /// Writes the whole answer (waiting at most a second for room) and closes the connection.
-    private func respond(_ fd: Int32, status: Int, body: Data, type: String) {
+    private func respond(_ fd: Int32, uid: UInt32?, status: Int, body: Data, type: String) {
         let head = "HTTP/1.1 \(status) \(Problem.title(status))\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         var bytes = Array(head.utf8) + Array(body)
         let deadline = ContinuousClock.now + .seconds(1)
@@ -262,7 +316,7 @@ public final class StopSocket: @unchecked Sendable {
                 break
             }
         }
-        close(fd)
+        finish(fd, uid: uid)
     }
 }
 
