@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 import StippleRecords
@@ -64,7 +67,11 @@ public final class AuditWitness: Sendable {
 
     /// The newest head any witness saw, or nil when none did.
     public static func witnessed(stateDirectory: String) -> AuditHead? {
-        let candidates = [readFile(stateDirectory + "/" + fileName), readJournal()].compactMap { $0 }
+        // The daemon's user owns its state directory: its heads are the ones to read, whoever
+        // asks (the daemon, or root running `stippled verify-audit`).
+        var info = stat()
+        let owner = stat(stateDirectory, &info) == 0 ? info.st_uid : getuid()
+        let candidates = [readFile(stateDirectory + "/" + fileName), readJournal(daemonUID: owner)].compactMap { $0 }
         return candidates.max { $0.seq < $1.seq }
     }
 
@@ -76,7 +83,7 @@ public final class AuditWitness: Sendable {
     }
 
     /// The newest head this user logged to the journal; nil without journalctl or a journal.
-    static func readJournal() -> AuditHead? {
+    static func readJournal(daemonUID: UInt32) -> AuditHead? {
         let candidates = ["/usr/bin/journalctl", "/bin/journalctl"]
         guard let tool = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
         let process = Process()
@@ -84,7 +91,7 @@ public final class AuditWitness: Sendable {
         // The daemon's own heads, and restore markers that root wrote (`sudo stippled restore`):
         // the daemon's user cannot forge a restore to hide a truncation it made.
         process.arguments = ["--no-pager", "-q", "-o", "json", "--output-fields=AUDIT_SEQ,AUDIT_HASH,AUDIT_RESTORE,_UID",
-                             "MESSAGE_ID=\(auditHeadMessageID)", "_UID=\(getuid())", "+", "MESSAGE_ID=\(auditHeadMessageID)", "_UID=0"]
+                             "MESSAGE_ID=\(auditHeadMessageID)", "_UID=\(daemonUID)", "+", "MESSAGE_ID=\(auditHeadMessageID)", "_UID=0"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

@@ -172,13 +172,19 @@ extension Supervisor {
                                    "the setpoint was not changed: it could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
             }
         }
-        do {
-            _ = try await decide(.setSetpoint(setpoint), actor: actor)
-        } catch where error.code != "records_unavailable" {
-            // The state changed while the record was written (another command got in) and the
-            // core refuses it now: the record must not say it took effect.
-            audit("setpoint_withdrawn", actor: actor, ["depth_um": String(setpoint.depthUm), "layer": setpoint.layer.rawValue, "why": error.message])
-            throw error
+        // The record is on disk: now the real core, unless the session changed while it was
+        // written (another command got in) — then the record must not say it took effect.
+        let now = stamp(inputNow())
+        let before = core.phase
+        guard core.session?.request.sessionID == trial.session?.request.sessionID else {
+            audit("setpoint_withdrawn", actor: actor, ["depth_um": String(setpoint.depthUm), "layer": setpoint.layer.rawValue, "why": "the session changed"])
+            throw CommandError(.conflict, "state_changed", "the session changed while the setpoint was recorded; it was not applied", state: core.phase.rawValue)
+        }
+        let applied = core.handle(.setSetpoint(setpoint), at: now)
+        apply(applied, phaseBefore: before, at: now, actor: actor)
+        if let refusal = applied.refusal {
+            audit("setpoint_withdrawn", actor: actor, ["depth_um": String(setpoint.depthUm), "layer": setpoint.layer.rawValue, "why": refusal.message])
+            throw self.refusal(refusal)
         }
         // The pen's answer to SET_SETPOINTS is not awaited: arming checks the read-back.
         return status()
@@ -320,7 +326,17 @@ extension Supervisor {
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
         // by its over-depth switch: the record says so.
         audit("armed", actor: actor, ["client": holder.client, "pid": "\(holder.pid)", "depth": pen.identity?.hasDepthSensor == false ? "mechanical" : "measured"])
-        try await durable(since: mark)
+        do {
+            try await durable(since: mark)
+        } catch {
+            // A refusal means it did not happen: an arm that cannot be recorded is undone.
+            if core.armedBy == connection {
+                let nowFail = stamp(inputNow())
+                let phase = core.phase
+                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+            }
+            throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error.message)); the pen is disarmed", state: core.phase.rawValue)
+        }
         return status()
     }
 
@@ -344,9 +360,13 @@ extension Supervisor {
     /// The stop socket's way in: the stop runs on the supervisor's thread in the urgent lane
     /// (ahead of every queued job) and `answer` is called from the records' queue once the record
     /// is written or failed — no task, no thread of Swift's cooperative pool on the way.
-    public nonisolated func stopFromSocket(_ kind: StopKind, actor: String, answer: @escaping @Sendable (StopResult) -> Void) {
+    public nonisolated func stopFromSocket(_ kind: StopKind, actor: String, executed: @escaping @Sendable () -> Void = {},
+                                           answer: @escaping @Sendable (StopResult) -> Void) {
         loop.enqueueUrgent { [self] in
-            assumeIsolated { supervisor in supervisor.stopNow(kind, actor: actor, answer: answer) }
+            assumeIsolated { supervisor in
+                supervisor.stopNow(kind, actor: actor, answer: answer)
+                executed()
+            }
         }
     }
 

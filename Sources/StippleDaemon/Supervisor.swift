@@ -230,7 +230,7 @@ public actor Supervisor {
 
     /// The core's time from a clock reading. It never runs backwards, whatever order inputs
     /// arrive in, and it is the sum of the clock's forward steps (issue 15 item 17): when the
-    /// clock itself reads far behind its latest reading (a step back, which CLOCK_MONOTONIC should
+    /// clock itself reads behind its latest reading (a step back, which CLOCK_MONOTONIC should
     /// never do), the reading counts zero and later readings count from it, so time keeps its real
     /// rate instead of standing still until the clock catches up. A reading behind the latest
     /// while the clock is not is an input that waited its turn (stamped when read, handled after
@@ -239,7 +239,7 @@ public actor Supervisor {
         if time >= lastReading {
             lastNow = lastNow + (time - lastReading)
             lastReading = time
-        } else if lastReading - time > Self.clockStepBack && clock.now() < lastReading {
+        } else if clock.now() < lastReading {
             // The clock itself reads behind what it read before: a step back, not an input that
             // waited (one read long ago and handled late must not count its wait twice).
             logger.warning("the monotonic clock stepped back: counting on from the new reading",
@@ -249,8 +249,6 @@ public actor Supervisor {
         return lastNow
     }
 
-    /// How far behind the latest reading an input may be and still be an input that waited.
-    static let clockStepBack = Duration.milliseconds(250)
 
     // MARK: - The link
 

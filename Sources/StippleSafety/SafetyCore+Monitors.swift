@@ -58,7 +58,7 @@ extension SafetyCore {
         pedal(sample.pedalPressed, at: now, into: &actions)
         // Motion is what the strokes show, not only what the pen says of its motor: a pen that
         // clears its motor flag and keeps reporting strokes is moving.
-        let strokesSeen = sample.strokeRateHz >= AbsoluteLimits.stallHz && sample.peakProtrusionUm != nil
+        let strokesSeen = sample.strokeRateHz >= AbsoluteLimits.stallHz || sample.peakProtrusionUm != nil
         if (sample.motorOn || strokesSeen) && phase != .running {
             // When did the daemon take motion away? A latch is a stop too.
             let stoppedAt = phase == .faulted ? max(motionStoppedAt ?? .zero, faultLatchedAt ?? .zero) : motionStoppedAt

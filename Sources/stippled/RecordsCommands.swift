@@ -113,7 +113,7 @@ struct Restore: AsyncParsableCommand {
         // state directory's owner, the daemon's user, mode 0600.
         var owner = stat()
         if stat(directory, &owner) == 0 {
-            for name in ["stipple.db", "stipple.db-wal", "stipple.db-shm", AuditWitness.fileName, ".records-created"] {
+            for name in ["stipple.db", "stipple.db-wal", "stipple.db-shm", AuditWitness.fileName, ".records-created", "lock"] {
                 let file = directory + "/" + name
                 guard FileManager.default.fileExists(atPath: file) else { continue }
                 _ = chown(file, owner.st_uid, owner.st_gid)

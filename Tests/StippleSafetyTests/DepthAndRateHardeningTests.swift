@@ -109,7 +109,8 @@ import Testing
             }
             let warnings = limits.warningTimes
             #expect(warnings.contains(limits.sessionLength - .seconds(3600)) || limits.sessionLength <= .seconds(3600))
-            #expect(warnings.contains(limits.sessionLength - .seconds(15 * 60)))
+            // (A session shorter than a mandatory warning's lead has no such warning: it would fall before the start.)
+            #expect(warnings.contains(limits.sessionLength - .seconds(15 * 60)) || limits.sessionLength <= .seconds(15 * 60))
         }
         print("limit sets: \(accepted) accepted, \(refused) refused")
         #expect(accepted > 100 && refused > 100, "the draws must reach both sides: \(accepted) accepted, \(refused) refused")

@@ -23,9 +23,9 @@ import Synchronization
 ///   loop), and a real-time thread kept busy would starve the machine or be killed by
 ///   `LimitRTTIME=`; what a stop needs to be fast — the supervisor's thread and the records'
 ///   writer — is real-time, and this thread only reads a request line and hands it over;
-/// - a user's connections count against their limit until they are answered (in flight too), so
-///   no user can queue more than `perUserLimit` stops; a full descriptor table pauses accepting
-///   instead of spinning;
+/// - a user's connections count against their limit until their stop has been carried out, so no
+///   user can queue more than `perUserLimit` stops; at most 16 connections are accepted a round
+///   before those accepted are read; a full descriptor table pauses accepting instead of spinning;
 /// - the stop runs on the supervisor in a high-priority task, whose jobs the supervisor's loop
 ///   runs ahead of every queued API job (`SupervisorLoop`'s urgent lane).
 /// The same roles apply (SO_PEERCRED, read per connection): technicians and engineers. The
@@ -44,7 +44,7 @@ public final class StopSocket: @unchecked Sendable {
     private let held = Mutex<[UInt32: Int]>([:])
     /// Roles by uid, looked up at most once a second per user (group look-ups are slow; a user
     /// connecting in a loop must not make every connection pay them).
-    private var roles: [UInt32: (peer: Peer, at: ContinuousClock.Instant)] = [:]
+    private var roles: [UInt64: (peer: Peer, at: ContinuousClock.Instant)] = [:]
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let running = Atomic<Bool>(false)
@@ -185,9 +185,13 @@ public final class StopSocket: @unchecked Sendable {
         listener = -1
     }
 
-    /// Accepts what is waiting; false when the descriptor table is full (EMFILE/ENFILE).
+    /// Accepts what is waiting, at most `acceptBatch` a round (connections already accepted are
+    /// read before more are taken: one user connecting in a loop cannot keep this thread from
+    /// reading another user's stop); false when the descriptor table is full (EMFILE/ENFILE).
     private func acceptAll(into connections: inout [Int32: Connection]) -> Bool {
-        while connections.count < totalLimit {
+        var accepted = 0
+        while connections.count < totalLimit && accepted < Self.acceptBatch {
+            accepted += 1
             let fd = accept(listener, nil, nil)
             guard fd >= 0 else { return errno != EMFILE && errno != ENFILE }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
@@ -205,8 +209,9 @@ public final class StopSocket: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                respond(fd, uid: nil, problem: Problem(429, "too_many_connections",
-                                                       "uid \(credentials.uid) already holds \(perUserLimit) connections to the stop socket (waiting or being answered)"))
+                // Best effort and no wait: the answer is prepared once, and the connection closed.
+                _ = Self.tooMany.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                close(fd)
                 continue
             }
             connections[fd] = Connection(uid: credentials.uid, pid: credentials.pid, gid: credentials.gid, deadline: .now + headTimeout)
@@ -214,22 +219,37 @@ public final class StopSocket: @unchecked Sendable {
         return true
     }
 
-    /// The caller's role, looked up at most once a second per uid.
+    static let acceptBatch = 16
+
+    /// The 429 a user over their limit gets, built once.
+    static let tooMany: [UInt8] = {
+        let body = (try? encoder.encode(Problem(429, "too_many_connections",
+                                                "you already hold the most connections the stop socket allows one user (waiting or being carried out); close one"))) ?? Data()
+        return Array("HTTP/1.1 429 \(Problem.title(429))\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + Array(body)
+    }()
+
+    /// The caller's role, looked up at most once a second per uid and primary gid.
     private func peer(_ connection: Connection) -> Peer {
-        if let cached = roles[connection.uid], ContinuousClock.now - cached.at < .seconds(1) {
+        let key = UInt64(connection.uid) << 32 | UInt64(connection.gid)
+        if let cached = roles[key], ContinuousClock.now - cached.at < .seconds(1) {
             var peer = cached.peer
             peer.pid = connection.pid
             return peer
         }
         let peer = policy.peer(pid: connection.pid, uid: connection.uid, gid: connection.gid)
         if roles.count > 1024 { roles.removeAll() }
-        roles[connection.uid] = (peer, .now)
+        roles[key] = (peer, .now)
         return peer
     }
 
     /// Closes an answered (or abandoned) connection; it no longer counts against its user.
     private func finish(_ fd: Int32, uid: UInt32?) {
         close(fd)
+        release(uid)
+    }
+
+    /// The connection no longer counts against its user (answered, or its stop carried out).
+    private func release(_ uid: UInt32?) {
         guard let uid else { return }
         held.withLock { held in
             held[uid, default: 1] -= 1
@@ -278,12 +298,14 @@ public final class StopSocket: @unchecked Sendable {
             respond(fd, uid: uid, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)"))
             return
         }
-        // On the supervisor's thread in its urgent lane; answered from the records' queue.
-        supervisor.stopFromSocket(kind, actor: peer.description) { [self] result in
+        // On the supervisor's thread in its urgent lane; answered from the records' queue. The
+        // connection stops counting against its user once the stop is carried out: a slow disk
+        // holds answers back, never the next stop.
+        supervisor.stopFromSocket(kind, actor: peer.description, executed: { [self] in release(uid) }) { [self] result in
             do {
-                respond(fd, uid: uid, status: 200, body: try Self.encoder.encode(result), type: "application/json")
+                respond(fd, uid: nil, status: 200, body: try Self.encoder.encode(result), type: "application/json")
             } catch {
-                respond(fd, uid: uid, problem: Problem(503, "internal", "the stop was made; its answer could not be encoded"))
+                respond(fd, uid: nil, problem: Problem(503, "internal", "the stop was made; its answer could not be encoded"))
             }
         }
     }
