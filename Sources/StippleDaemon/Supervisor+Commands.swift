@@ -264,6 +264,9 @@ extension Supervisor {
         // From this moment the lease is that one stream's: if it closes or goes quiet while the
         // records are written or the pen answers, the core stops and latches.
         if let connection { presence.bind(connection) }
+        let thisArm = core.armCount
+        /// Whether the core is still armed by this very arm (not disarmed and armed again since).
+        func stillOurs() -> Bool { core.armedBy == connection && core.armCount == thisArm }
         // The cartridge binds to the session durably before the pen is armed.
         let wall = clock.wallNow().secondsSince1970
         let cartridge = pen.cartridge
@@ -278,7 +281,7 @@ extension Supervisor {
         } catch {
             // Not recorded: not armed. The pen never got ARM (it goes out only after this).
             // (Only this arm is undone: if another client armed meanwhile, that arm is theirs.)
-            if core.armedBy == connection {
+            if stillOurs() {
                 let nowFail = stamp(inputNow())
                 let phase = core.phase
                 apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
@@ -288,7 +291,7 @@ extension Supervisor {
         }
         // Anything may have happened while the records were written (a fault, an e-stop, a
         // disarm and another client's arm): go on only if this is still this client's arm.
-        guard core.phase == .armed, core.armedBy == connection else {
+        guard core.phase == .armed, stillOurs() else {
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
         }
         let armTicket = expectAck(.arm)
@@ -300,7 +303,7 @@ extension Supervisor {
         let running = await runTicket.outcome()
         for (command, outcome) in [("ARM", armed), ("MOTOR_RUN", running)] {
             guard case .answered(let status, let detail) = outcome, status == .ok else {
-                if core.armedBy == connection {
+                if stillOurs() {
                     let nowFail = stamp(inputNow())
                     let phase = core.phase
                     apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
@@ -318,7 +321,7 @@ extension Supervisor {
             flush(at: stamp(inputNow()))
             throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
         }
-        guard core.armedBy == connection else {
+        guard stillOurs() else {
             // Disarmed and armed again by another client while the pen answered: that arm is
             // theirs (their lease); this one is not acknowledged.
             throw CommandError(.conflict, "state_changed", "the session was disarmed and armed again by another client while this arm waited", state: core.phase.rawValue)
@@ -330,7 +333,7 @@ extension Supervisor {
             try await durable(since: mark)
         } catch {
             // A refusal means it did not happen: an arm that cannot be recorded is undone.
-            if core.armedBy == connection {
+            if stillOurs() {
                 let nowFail = stamp(inputNow())
                 let phase = core.phase
                 apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)

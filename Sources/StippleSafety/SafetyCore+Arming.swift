@@ -88,6 +88,7 @@ extension SafetyCore {
         actions.append(.armPen)
         phase = .armed
         armedConnection = connection
+        armCount &+= 1
         armedCartridge = facts.cartridge
         armedAt = now
         motionStoppedAt = nil  // from here, a motor on without the pedal is unexpected motion

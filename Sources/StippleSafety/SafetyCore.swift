@@ -134,6 +134,10 @@ public struct SafetyCore: Sendable {
     /// records, for the pen) checks it is still its own arm before it goes on.
     public var armedBy: ConnectionID? { isArmedPhase ? armedConnection : nil }
 
+    /// How many times the core has armed: an arm that waited tells its own arm from a later one
+    /// on the same connection (disarmed and armed again meanwhile).
+    public internal(set) var armCount = 0
+
     /// Whether the needle may be moving according to the core.
     public var mayMove: Bool { phase == .running }
 

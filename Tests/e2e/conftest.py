@@ -138,6 +138,14 @@ class EventStream:
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        # The stream is registered (and its presence with it) before its first event, the
+        # status, is sent: wait for that, so a request right after this never races it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.events:
+                    break
+            time.sleep(0.005)
         self.pinging = threading.Event()
         if client and ping:
             self.pinging.set()
