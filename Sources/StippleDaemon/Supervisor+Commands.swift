@@ -267,6 +267,14 @@ extension Supervisor {
         let thisArm = core.armCount
         /// Whether the core is still armed by this very arm (not disarmed and armed again since).
         func stillOurs() -> Bool { core.armedBy == connection && core.armCount == thisArm }
+        /// Undoes this arm, and only this arm: if another arm came meanwhile, that one is theirs.
+        func undo() {
+            guard stillOurs() else { return }
+            let nowFail = stamp(inputNow())
+            let phase = core.phase
+            apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
+            presence.release()
+        }
         // The cartridge binds to the session durably before the pen is armed.
         let wall = clock.wallNow().secondsSince1970
         let cartridge = pen.cartridge
@@ -280,13 +288,7 @@ extension Supervisor {
             try await durable(since: mark)
         } catch {
             // Not recorded: not armed. The pen never got ARM (it goes out only after this).
-            // (Only this arm is undone: if another client armed meanwhile, that arm is theirs.)
-            if stillOurs() {
-                let nowFail = stamp(inputNow())
-                let phase = core.phase
-                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
-                presence.release()
-            }
+            undo()
             throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
         }
         // Anything may have happened while the records were written (a fault, an e-stop, a
@@ -303,11 +305,7 @@ extension Supervisor {
         let running = await runTicket.outcome()
         for (command, outcome) in [("ARM", armed), ("MOTOR_RUN", running)] {
             guard case .answered(let status, let detail) = outcome, status == .ok else {
-                if stillOurs() {
-                    let nowFail = stamp(inputNow())
-                    let phase = core.phase
-                    apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
-                }
+                undo()
                 let reason = if case .answered(let status, let detail) = outcome { "\(status) (detail \(detail))" } else { "no answer" }
                 throw CommandError(.conflict, "pen_refused", "the pen did not accept \(command): \(reason); the session is disarmed", state: core.phase.rawValue)
             }
@@ -333,11 +331,7 @@ extension Supervisor {
             try await durable(since: mark)
         } catch {
             // A refusal means it did not happen: an arm that cannot be recorded is undone.
-            if stillOurs() {
-                let nowFail = stamp(inputNow())
-                let phase = core.phase
-                apply(core.handle(.disarm, at: nowFail), phaseBefore: phase, at: nowFail, actor: actor)
-            }
+            undo()
             throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error.message)); the pen is disarmed", state: core.phase.rawValue)
         }
         return status()
