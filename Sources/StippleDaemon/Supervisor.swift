@@ -317,7 +317,7 @@ public actor Supervisor {
         let now = stamp(time)
         let before = core.phase
         apply(core.handle(.tick(wall: clock.wallNow()), at: now), phaseBefore: before, at: now)
-        checkPresence(at: now)
+        checkPresence()
         retryRecordsIfDue()
         if let due = linkRestartDue, now >= due, transport != nil { startLink(at: now) }
         flush(at: now)
@@ -730,7 +730,7 @@ public actor Supervisor {
 
     /// Run on every tick: a lease holder silent past the window loses the lease; a lease binds
     /// only while the session is armed.
-    func checkPresence(at now: MonotonicInstant) {
+    func checkPresence() {
         if core.phase != .armed && core.phase != .running && core.phase != .paused {
             presence.release()
             return

@@ -181,3 +181,13 @@ import Testing
         #expect(html.contains("Audit chain BROKEN") && html.contains("entry 5 was altered"))
     }
 }
+
+@Suite struct StopSocketPathTests {
+    @Test("stipplectl finds the daemon's stop socket where the daemon makes it (one fact, two modules)")
+    func stopSocketPathAgrees() {
+        for api in ["/run/stipple/api.sock", "/tmp/stipple-1000/api.sock", "/x/y/custom", "/x/daemon.sock"] {
+            let location = SocketLocation(path: api, alsoLookedAt: [], source: "--socket")
+            #expect(location.stopPath == StopSocket.path(besideAPISocket: api), "\(api)")
+        }
+    }
+}
