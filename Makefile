@@ -20,7 +20,7 @@ APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).
 PY_MODULES := pytest jsonschema yaml
 
-.PHONY: all deps build run install deb test-package test test-e2e test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -71,6 +71,18 @@ test-e2e: deps
 	$(SWIFT) build --product stipplectl
 	@mkdir -p $(BUILD)/e2e
 	cd Tests/e2e && STIPPLE_ARTIFACTS=$(abspath $(BUILD))/e2e $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+## test-loaded: the end-to-end suite again with two processes burning both cores: no test may depend
+## on how fast the machine runs (CI runs it after `make test`)
+test-loaded: deps
+	$(SWIFT) build --product stippled
+	$(SWIFT) build --product stipple-sim
+	$(SWIFT) build --product stipplectl
+	@mkdir -p $(BUILD)/e2e-loaded
+	@burners=""; for i in 1 2; do sh -c 'while :; do :; done' & burners="$$burners $$!"; done; \
+	  trap 'kill $$burners 2>/dev/null' EXIT; \
+	  echo "burning both cores (pids$$burners)"; \
+	  cd Tests/e2e && STIPPLE_ARTIFACTS=$(abspath $(BUILD))/e2e-loaded $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check

@@ -121,6 +121,7 @@ let package = Package(
                 "StippleSim",
                 "StippleTransport",
                 "StippleWire",
+                "CStippleSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "HardwareSim/Sources/stipple-sim",

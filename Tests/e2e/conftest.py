@@ -119,6 +119,22 @@ class API:
             time.sleep(interval)
         raise AssertionError(f"timed out waiting for {what}; last status {json.dumps(last)[:800]}")
 
+    def wait_progress(self, predicate, progress, stall=30.0, interval=0.05, what="condition"):
+        """Waits for `predicate` as long as `progress(status)` (a number: simulated time, strokes)
+        keeps growing: a busy machine runs an accelerated simulation slower, never wrongly. Fails
+        only when nothing moved for `stall` seconds — a hang, not a slow machine."""
+        last = self.status()
+        mark, moved = progress(last), time.monotonic()
+        while not predicate(last):
+            if time.monotonic() - moved > stall:
+                raise AssertionError(f"no progress towards {what} for {stall:.0f} s; last status {json.dumps(last)[:800]}")
+            time.sleep(interval)
+            last = self.status()
+            value = progress(last)
+            if value is not None and (mark is None or value > mark):
+                mark, moved = value, time.monotonic()
+        return last
+
 
 class EventStream:
     """GET /v1/events on its own connection, read on a thread. With a client id it is that client's
