@@ -14,13 +14,13 @@ C_HOST_SOURCES := $(C_SOURCES) $(C_DIR)/stipple_format.c
 C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
 # Debian packages the build, the later backends and the benchmarks (valgrind) need.
-APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind
+APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).
-PY_MODULES := pytest jsonschema yaml
+PY_MODULES := pytest jsonschema yaml schemathesis
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -62,7 +62,7 @@ sim: build
 
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c check-scripts test-c test-swift test-cli test-scenarios test-e2e test-package bench-check
+test: deps check-generated check-firmware-c check-scripts test-c test-swift test-cli test-scenarios test-e2e fuzz test-package bench-check
 
 ## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
 test-e2e: deps
@@ -83,6 +83,40 @@ test-loaded: deps
 	  trap 'kill $$burners 2>/dev/null' EXIT; \
 	  echo "burning both cores (pids$$burners)"; \
 	  cd Tests/e2e && STIPPLE_ARTIFACTS=$(abspath $(BUILD))/e2e-loaded $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+## fuzz: libFuzzer on the Swift frame decoder and on the API's strict JSON body reader, each built
+## from its module's sources with -sanitize=fuzzer,address; FUZZ_SECONDS each (a short run in
+## `make test`, long in `make soak`). Seeds: the protocol's test vectors, Tests/Fuzz/seeds.
+FUZZ_SECONDS ?= 20
+FUZZ := $(BUILD)/fuzz
+FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library
+$(FUZZ)/frame-decoder: Sources/StippleWire/*.swift Tests/Fuzz/FrameDecoderFuzz.swift
+	@mkdir -p $(FUZZ)
+	$(SWIFT)c $(FUZZ_FLAGS) -module-name FrameDecoderFuzz $^ -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
+	@test -x $@
+$(FUZZ)/json-body: Sources/StippleRequests/*.swift Tests/Fuzz/JSONBodyFuzz.swift
+	@mkdir -p $(FUZZ)
+	$(SWIFT)c $(FUZZ_FLAGS) -module-name JSONBodyFuzz $^ -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
+	@test -x $@
+fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body
+	@rm -rf $(FUZZ)/corpus-frame $(FUZZ)/corpus-json && mkdir -p $(FUZZ)/corpus-frame $(FUZZ)/corpus-json $(FUZZ)/crashes
+	@awk -F'\t' '$$1 == "valid" || $$1 == "invalid" { print $$2, $$3 }' Firmware-protocol/vectors/vectors.tsv | \
+	  while read name hex; do echo "$$hex" | xxd -r -p > $(FUZZ)/corpus-frame/$$name; done
+	cp Tests/Fuzz/seeds/json/* $(FUZZ)/corpus-json/
+	SWIFT_BACKTRACE=enable=no $(FUZZ)/frame-decoder -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ)/crashes/frame- $(FUZZ)/corpus-frame 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed)" ; test $${PIPESTATUS[0]} = 0
+	SWIFT_BACKTRACE=enable=no $(FUZZ)/json-body -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=Tests/Fuzz/json.dict -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ)/crashes/json- $(FUZZ)/corpus-json 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed)" ; test $${PIPESTATUS[0]} = 0
+	@echo "fuzz: the frame decoder and the JSON body reader held for $(FUZZ_SECONDS) s each"
+
+## soak: the long runs — the attacks with many more cases (Schemathesis, 100 kill rounds) and the
+## fuzzers for 10 minutes each
+soak: deps
+	$(MAKE) fuzz FUZZ_SECONDS=600
+	$(SWIFT) build --product stippled
+	$(SWIFT) build --product stipple-sim
+	@mkdir -p $(BUILD)/soak
+	cd Tests/e2e && STIPPLE_SOAK=1 STIPPLE_ARTIFACTS=$(abspath $(BUILD))/soak $(PYTHON) -m pytest -q -p no:cacheprovider test_attacks.py
 
 check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check

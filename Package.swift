@@ -67,13 +67,16 @@ let package = Package(
             dependencies: ["StippleSafety", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift
         ),
+        // The strict reader of the API's request bodies and its problem documents (Foundation
+        // only): the routes and the JSON fuzzer (Tests/Fuzz) run the same code.
+        .target(name: "StippleRequests", swiftSettings: strictSwift),
         // The daemon: the supervisor (the one owner of the safety core and the link), the local
         // API, configuration. No dependency on the simulator.
         .target(
             name: "StippleDaemon",
             dependencies: [
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
-                "StippleDiscovery", "StippleGPIO",
+                "StippleDiscovery", "StippleGPIO", "StippleRequests",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import StippleDiscovery
 import StippleGPIO
 

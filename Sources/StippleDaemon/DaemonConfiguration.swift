@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import Logging
 import StippleDiscovery
 import StippleGPIO
@@ -164,7 +165,7 @@ public struct DaemonConfiguration: Sendable {
                 if fields["effective_warnings_s"] != nil {
                     problems.append(Problem(field: "limits.effective_warnings_s", value: "present", allowed: "nothing: it is read-only (the warnings in force); set limits.session_warnings_s"))
                 }
-                var found: [StippleDaemon.Problem] = []
+                var found: [StippleRequests.Problem] = []
                 limits = LimitsView.apply(fields, over: limits, prefix: "limits.", problems: &found)
                 problems += found.flatMap(\.errors).map { Problem(field: $0.field, value: $0.value, allowed: $0.allowed) }
             } else {

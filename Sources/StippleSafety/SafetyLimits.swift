@@ -92,6 +92,10 @@ public struct SafetyLimits: Hashable, Sendable, Codable {
         return times.sorted()
     }
 
+    /// Whose range a refused stroke rate is given against: the window in force, not the
+    /// firmware's stall and runaway rates (a user saw both in errors and could not tell which held).
+    public static let rateWindowNote = "(the stroke-rate window in force: rate_min_hz...rate_max_hz of GET /v1/limits)"
+
     /// Checks a setpoint against the layer band, the zone limit, the ceiling and the rate window.
     public func validateSetpoint(_ setpoint: Setpoint, in zone: Zone) -> [LimitViolation] {
         var problems: [LimitViolation] = []
@@ -102,7 +106,7 @@ public struct SafetyLimits: Hashable, Sendable, Codable {
                 allowed: "\(band) (\(setpoint.layer.rawValue) band in zone \(zone.rawValue))"))
         }
         if !(setpoint.rateHz >= rateMinHz && setpoint.rateHz <= rateMaxHz) {
-            problems.append(LimitViolation(field: "rate_hz", value: "\(setpoint.rateHz) Hz", allowed: "\(rateMinHz)...\(rateMaxHz) Hz"))
+            problems.append(LimitViolation(field: "rate_hz", value: "\(setpoint.rateHz) Hz", allowed: "\(rateMinHz)...\(rateMaxHz) Hz \(Self.rateWindowNote)"))
         }
         return problems
     }

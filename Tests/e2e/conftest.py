@@ -326,6 +326,62 @@ class Daemon:
                 self.process.wait()
 
 
+class LoopbackBridge:
+    """A TCP listener on 127.0.0.1 relaying each connection to the daemon's Unix socket, for
+    tools that speak only TCP (Schemathesis). Test-only: the daemon itself never listens on TCP
+    (H14), and the peer the daemon sees is this process — the test's own credentials."""
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.socket_path)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+def artifacts_dir(workdir, name):
+    path = os.path.join(os.environ.get("STIPPLE_ARTIFACTS", workdir), name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def workdir():
     path = tempfile.mkdtemp(prefix="stipple-e2e-")

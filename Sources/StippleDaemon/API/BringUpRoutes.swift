@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -36,13 +37,9 @@ struct BringUpRoutes: Sendable {
     }
 
     /// An optional body: empty means every default.
+    /// The same strict reader as every route: 413 past 64 KiB, 415 for a body that is not JSON.
     func body(_ request: Request) async throws -> JSONBody {
-        let buffer = try await request.body.collect(upTo: JSONBody.maximumBytes)
-        if buffer.readableBytes == 0 { return JSONBody(object: [:]) }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] else {
-            throw Problem(400, "body_not_json", "the body is not a JSON object")
-        }
-        return JSONBody(object: object)
+        try await JSONBody.read(request, allowEmpty: true)
     }
 
     func answer(_ answer: Supervisor.BringUpAnswer, message: String) -> [String: JSONValue] {
@@ -92,7 +89,13 @@ struct BringUpRoutes: Sendable {
         var fields: [String: String] = [:]
         if let raw = body.object["fields"] {
             guard let object = raw as? [String: Any] else { throw Problem.field("fields", "\(raw)", "an object of field: value", status: 400) }
-            for (key, value) in object { fields[key] = "\(value)" }
+            for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+                switch value {
+                case let text as String: fields[key] = text
+                case let number as NSNumber where !JSONBody.isBoolean(number): fields[key] = "\(number)"
+                default: throw Problem.field("fields.\(key)", "\(value is NSNull ? "null" : "\(value)")", "a string or a number", status: 400)
+                }
+            }
         }
         let message: Message
         do { message = try Message.make(name: name, fields: fields) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -26,6 +27,20 @@ struct Routes: Sendable {
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"), ("POST", "/v1/limits/reset"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
     ] + BringUpRoutes.table
+
+    /// The methods a path answers to (the table's templates, `{id}` matching one segment):
+    /// empty for a path no route has, so that an unknown path is 404 and a known path asked with
+    /// another method is 405 with `Allow` (RFC 9110 section 15.5.6).
+    static func allowedMethods(for path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        let methods = table.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            return template.count == segments.count && zip(template, segments).allSatisfy { pattern, segment in
+                pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
+            }
+        }.map(\.method)
+        return Array(Set(methods)).sorted()
+    }
 
     func register(on router: Router<APIContext>) {
         let v1 = router.group("v1")
@@ -117,10 +132,14 @@ struct Routes: Sendable {
     func setSetpoint(_ request: Request, _ context: APIContext) async throws -> Response {
         let body = try await JSONBody.read(request)
         try body.refuseUnknown(["layer", "depth_um", "rate_hz"])
+        // One range in every refusal of a rate: the window in force (which never reaches past the
+        // firmware's stall and runaway rates), named as such.
+        let limits = await supervisor.limits
         let setpoint = Setpoint(
             layer: try body.choice("layer", Layer.self) ?? .upperDermis,
             depthUm: try body.integer("depth_um", range: 0...AbsoluteLimits.depthCeilingUm) ?? 0,
-            rateHz: try body.number("rate_hz", range: AbsoluteLimits.stallHz...AbsoluteLimits.runawayHz) ?? 0)
+            rateHz: try body.number("rate_hz", range: limits.rateMinHz...limits.rateMaxHz,
+                                    note: SafetyLimits.rateWindowNote) ?? 0)
         return try await perform(context, current: context.parameters.get("id")) { actor in try await supervisor.setSetpoint(setpoint, actor: actor) }
     }
 
@@ -302,8 +321,14 @@ struct ProblemMiddleware: RouterMiddleware {
             return problem.response
         } catch let error as HTTPError {
             let status = Int(error.status.code)
-            if status == 404 { return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response }
-            if status == 405 { return Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.uri.path)").response }
+            if status == 404 || status == 405 {
+                let allowed = Routes.allowedMethods(for: request.uri.path)
+                if allowed.isEmpty { return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response }
+                var response = Problem(405, "method_not_allowed",
+                                       "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))").response
+                response.headers[.allow] = allowed.joined(separator: ", ")
+                return response
+            }
             if status == 413 { return Problem(413, "body_too_large", "the body exceeds \(JSONBody.maximumBytes) bytes").response }
             return Problem(status, "http_error", error.body ?? "\(error.status)").response
         } catch {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CStippleSys
 import Foundation
+import StippleRequests
 import Logging
 import ServiceLifecycle
 import Synchronization

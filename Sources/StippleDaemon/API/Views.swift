@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import StippleRecords
 import StippleSafety
 
@@ -140,7 +141,9 @@ public struct LimitsView: Codable, Sendable {
         if let value = int("pen_trip_margin_um") { limits.penTripMarginUm = value }
         if let value = int("pen_deadman_ms") { limits.penDeadmanMs = value }
         if let raw = object["session_warnings_s"] {
-            if let values = raw as? [NSNumber], values.allSatisfy({ !JSONBody.isBoolean($0) && Int64(exactly: $0.doubleValue) != nil }) {
+            if let values = raw as? [NSNumber], values.count > 16 {
+                problems.append(Problem.field(prefix + "session_warnings_s", "\(values.count) items", "at most 16 items"))
+            } else if let values = raw as? [NSNumber], values.allSatisfy({ !JSONBody.isBoolean($0) && Int64(exactly: $0.doubleValue) != nil }) {
                 limits.sessionWarnings = values.map { .seconds(Int64($0.doubleValue)) }
             } else {
                 problems.append(Problem.field(prefix + "session_warnings_s", "\(raw)", "an array of whole seconds", status: 400))
