@@ -121,7 +121,7 @@ import Testing
         let problem = Data(#"{"code":"not_a_member","detail":"permission denied: x","status":403,"title":"Forbidden","type":"x"}"#.utf8)
         let error = DaemonClient.refusal(HTTPAnswer(status: 403, headers: [:], body: problem), method: "GET", path: "/v1/status")
         #expect(error.status == .permissionDenied)
-        #expect(error.message == "permission denied: you are not in group stipple (ask an administrator: `usermod -aG stipple $USER`)")
+        #expect(error.message == "permission denied: you are not in group stipple (technicians) or stipple-eng (engineers) (ask an administrator: `usermod -aG stipple $USER`)")
     }
 
     @Test func aTraceCaptureDecodesBackToTheSameFrames() throws {

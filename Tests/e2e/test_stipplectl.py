@@ -22,7 +22,7 @@ from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, open_sess
 CTL = BUILD / "stipplectl"
 
 UNREACHABLE = "cannot reach stippled at {path}: no such file (is the service running? `systemctl status stippled`)"
-NOT_MEMBER = "permission denied: you are not in group stipple (ask an administrator: `usermod -aG stipple $USER`)"
+NOT_MEMBER = "permission denied: you are not in group stipple (technicians) or stipple-eng (engineers) (ask an administrator: `usermod -aG stipple $USER`)"
 NOT_ENGINEER = "permission denied: this needs group stipple-eng (ask an administrator: `usermod -aG stipple-eng $USER`)"
 
 
@@ -202,6 +202,24 @@ def test_not_a_member_and_not_an_engineer(workdir, api, daemon):
     assert ctl("status", socket=daemon.socket, user="stipple-tech").returncode == 0
     result = ctl("ping", socket=daemon.socket, user="stipple-tech")
     assert result.returncode == 3 and NOT_ENGINEER in result.stderr, result
+
+
+def test_an_engineer_only_in_stipple_eng_reaches_both_sockets(workdir, api, daemon):
+    """The socket is root:stipple 0660; an engineer in stipple-eng alone could not connect at all
+    (issue 16). An ACL entry gives stipple-eng the same access as stipple."""
+    ensure_users()
+    if subprocess.run(["id", "stipple-engineer"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-M", "-G", "stipple-eng", "stipple-engineer"], check=True)
+    os.chmod(workdir, 0o755)
+    status = ctl("status", socket=daemon.socket, user="stipple-engineer")
+    assert status.returncode == 0, status.stderr
+    ping = ctl("ping", "--count", "3", socket=daemon.socket, user="stipple-engineer")
+    assert ping.returncode == 0, ping.stderr
+    stop = ctl("stop", socket=daemon.socket, user="stipple-engineer")
+    assert stop.returncode == 0, stop.stderr
+    # Others still cannot open either socket.
+    result = ctl("status", socket=daemon.socket, user="nobody")
+    assert result.returncode == 3 and NOT_MEMBER in result.stderr, result
 
 
 def test_usage_and_not_found(api, daemon):

@@ -26,4 +26,10 @@ void stipple_name_thread(const char *name);
 /// RLIMIT_RTPRIO (systemd's LimitRTPRIO=). Returns 0, or an errno.
 int stipple_thread_realtime(int priority);
 
+/// Adds `group:GID:rw-` (and the mask rw-) to the POSIX access ACL of `path`, keeping the owner
+/// and owning group read-write and others nothing: a second group may then open a socket that
+/// belongs to another. Written as the raw `system.posix_acl_access` xattr, so no libacl is
+/// needed. Returns 0, or an errno (EOPNOTSUPP where the file system has no ACLs).
+int stipple_grant_group_rw(const char *path, uint32_t gid);
+
 #endif

@@ -46,7 +46,7 @@ struct DaemonClient: Sendable {
 
     // MARK: - Failures, in words
 
-    static let notMember = "permission denied: you are not in group stipple (ask an administrator: `usermod -aG stipple $USER`)"
+    static let notMember = "permission denied: you are not in group stipple (technicians) or stipple-eng (engineers) (ask an administrator: `usermod -aG stipple $USER`)"
     static let notEngineer = "permission denied: this needs group stipple-eng (ask an administrator: `usermod -aG stipple-eng $USER`)"
 
     /// The socket could not be used at all.

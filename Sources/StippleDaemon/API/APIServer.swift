@@ -60,6 +60,7 @@ public struct APIServer: Sendable {
         Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics).register(on: router)
         let path = socketPath
         let group = policy.technicianGroup
+        let engineerGroup = policy.engineerGroup
         let guardPolicy = policy
         let registry = ConnectionGuard.Registry()
         let logger = logger
@@ -71,7 +72,7 @@ public struct APIServer: Sendable {
                 address: .unixDomainSocket(path: path), serverName: "stippled",
                 availableConnectionsDelegate: MaximumAvailableConnections(maxConnections)),
             onServerRunning: { _ in
-                Self.secureSocket(path, group: group, logger: logger)
+                Self.secureSocket(path, group: group, engineerGroup: engineerGroup, logger: logger)
                 await onReady()
             },
             logger: logger)
@@ -89,11 +90,23 @@ public struct APIServer: Sendable {
 
     /// Mode 0660 and the technicians' group: the first of two checks (the second is the
     /// credential check on every request, which holds even if this mode is loosened).
-    static func secureSocket(_ path: String, group: String, logger: Logger) {
+    ///
+    /// Engineers (`engineerGroup`) get read-write by an ACL entry of their own: an engineer who is
+    /// only in `stipple-eng` reaches the socket as a technician does, without having to be in two
+    /// groups for one role (issue 16). Where the file system has no ACLs the socket stays
+    /// technicians-only at the file level and the log says so.
+    static func secureSocket(_ path: String, group: String, engineerGroup: String? = nil, logger: Logger) {
         chmod(path, 0o660)
         if let gid = RolePolicy.groupID(group) {
             if chown(path, UInt32.max, gid) != 0 {
                 logger.warning("cannot give the API socket to group \(group)", metadata: ["errno": "\(errno)"])
+            }
+        }
+        if let engineerGroup, let gid = RolePolicy.groupID(engineerGroup) {
+            let refused = stipple_grant_group_rw(path, gid)
+            if refused != 0 {
+                logger.warning("cannot let group \(engineerGroup) open the socket (no ACL): engineers must also be in group \(group)",
+                               metadata: ["path": "\(path)", "error": "\(String(cString: strerror(refused)))"])
             }
         }
     }

@@ -106,7 +106,7 @@ public final class StopSocket: @unchecked Sendable {
             close(fd)
             throw StartError(description: "cannot listen on the stop socket \(path): \(reason)")
         }
-        APIServer.secureSocket(path, group: group, logger: logger)
+        APIServer.secureSocket(path, group: group, engineerGroup: policy.engineerGroup, logger: logger)
         listener = fd
         running.store(true, ordering: .relaxed)
         let thread = Thread { [self] in
