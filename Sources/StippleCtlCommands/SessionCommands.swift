@@ -132,11 +132,22 @@ struct SessionShow: ParsableCommand {
         if !session["setpoint"].isNull {
             pairs.append(("setpoint", "\(session["setpoint"]["layer"].text) \(session["setpoint"]["depth_um"].text) µm at \(Text.rate(session["setpoint"]["rate_hz"].double))"))
         }
-        let faults = session["faults"].array.map(\.text)
-        pairs.append(("faults", faults.isEmpty ? "none" : faults.joined(separator: ", ")))
+        pairs.append(("faults", faultsText(session)))
         if let reason = session["gap_override_reason"].string { pairs.append(("gap override", reason)) }
         return Text.fields(pairs)
     }
+}
+
+/// Every fault the session recorded, with counts, and what is latched now: "faults none" for a
+/// session that tripped three times and lost its link cost a user's trust (issue 16).
+func faultsText(_ session: JSON) -> String {
+    let latched = session["faults"].array.map(\.text)
+    let counts = session["fault_counts"].object.sorted { $0.key < $1.key }.map { code, count in
+        count.int == 1 ? code : "\(count.int ?? 0) × \(code)"
+    }
+    if counts.isEmpty && latched.isEmpty { return "none" }
+    let recorded = counts.isEmpty ? latched.joined(separator: ", ") : counts.joined(separator: ", ")
+    return recorded + (latched.isEmpty ? " (none latched now)" : " (latched now: \(latched.joined(separator: ", ")))")
 }
 
 struct SessionList: ParsableCommand {

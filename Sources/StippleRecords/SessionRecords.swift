@@ -18,11 +18,16 @@ public struct SessionRecord: Codable, Hashable, Sendable {
     public var lastActivity: Int64
     public var phase: String
     public var snapshot: SessionSnapshot
+    /// Every fault recorded in the session, by reason code, and how often. The snapshot's faults
+    /// are only those latched at its last checkpoint (a cleared fault leaves them): a session that
+    /// tripped three times and was cleared each time must not read "faults none" (issue 16).
+    public var faultCounts: [String: Int] = [:]
 
     enum CodingKeys: String, CodingKey {
         case id, clientID = "client_id", technician, zone, penSerial = "pen_serial", cartridgeID = "cartridge_id"
         case pigmentLots = "pigment_lots", gapOverrideReason = "gap_override_reason", openedAt = "opened_at"
         case closedAt = "closed_at", closeReason = "close_reason", lastActivity = "last_activity", phase, snapshot
+        case faultCounts = "fault_counts"
     }
 }
 
@@ -281,7 +286,7 @@ extension RecordStore {
     }
 
     public func session(_ id: String) throws -> SessionRecord? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { try Self.sessionRecord($0) } }
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { try Self.sessionRecord($0, db) } }
     }
 
     public func sessions(limit: Int = 50, clientID: String? = nil) throws -> [SessionRecord] {
@@ -289,13 +294,13 @@ extension RecordStore {
             let limit = max(1, min(limit, 1000))
             if let clientID {
                 return try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE client_id = ? ORDER BY opened_at DESC LIMIT ?",
-                                        arguments: [Identifier.canonical(clientID) ?? clientID, limit]).map { try Self.sessionRecord($0) }
+                                        arguments: [Identifier.canonical(clientID) ?? clientID, limit]).map { try Self.sessionRecord($0, db) }
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY opened_at DESC LIMIT ?", arguments: [limit]).map { try Self.sessionRecord($0) }
+            return try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY opened_at DESC LIMIT ?", arguments: [limit]).map { try Self.sessionRecord($0, db) }
         }
     }
 
-    static func sessionRecord(_ row: Row) throws -> SessionRecord {
+    static func sessionRecord(_ row: Row, _ db: Database) throws -> SessionRecord {
         let lots = (try? JSONDecoder().decode([String].self, from: Data((row["pigment_lots"] as String).utf8))) ?? []
         let snapshotText: String = row["snapshot"]
         let snapshot = try JSONDecoder().decode(SessionSnapshot.self, from: Data(snapshotText.utf8))
@@ -303,13 +308,21 @@ extension RecordStore {
             id: row["id"], clientID: row["client_id"], technician: row["technician"], zone: row["zone"], penSerial: row["pen_serial"],
             cartridgeID: row["cartridge_id"], pigmentLots: lots, gapOverrideReason: row["gap_override_reason"], openedAt: row["opened_at"],
             closedAt: row["closed_at"], closeReason: row["close_reason"], lastActivity: row["last_activity"], phase: row["phase"],
-            snapshot: snapshot)
+            snapshot: snapshot, faultCounts: try faultCounts(db, session: row["id"]))
+    }
+
+    static func faultCounts(_ db: Database, session: String) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT reason, COUNT(*) AS n FROM faults WHERE session_id = ? GROUP BY reason", arguments: [session]) {
+            counts[row["reason"]] = row["n"]
+        }
+        return counts
     }
 
     public func report(_ id: String) throws -> SessionReportData? {
         try pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
-            let session = try Self.sessionRecord(row)
+            let session = try Self.sessionRecord(row, db)
             let cartridges = try Row.fetchAll(db, sql: "SELECT * FROM cartridge_uses WHERE session_id = ?", arguments: [id]).map {
                 SessionReportData.CartridgeUse(cartridgeID: $0["cartridge_id"], lot: $0["lot"], expiryDay: $0["expiry_day"],
                                                needleCount: $0["needle_count"], needleDiameterUm: $0["needle_diameter_um"], recordedAt: $0["recorded_at"])

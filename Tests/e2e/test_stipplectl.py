@@ -17,7 +17,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, open_session
+from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session
 
 CTL = BUILD / "stipplectl"
 
@@ -220,6 +220,31 @@ def test_an_engineer_only_in_stipple_eng_reaches_both_sockets(workdir, api, daem
     # Others still cannot open either socket.
     result = ctl("status", socket=daemon.socket, user="nobody")
     assert result.returncode == 3 and NOT_MEMBER in result.stderr, result
+
+
+def test_session_show_counts_every_fault_the_session_had(api, pen, daemon):
+    """`session show` said `faults none` for a session that had faults, because it showed only
+    what was latched at the last checkpoint (issue 16)."""
+    session, stream = arm_running(api, pen, daemon)
+    try:
+        for round_number in range(2):
+            pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+            api.wait(lambda s: "over_depth" in s["faults"], what="the over-depth fault")
+            api.wait(lambda s: api.post("/v1/clear-fault", check_spec=False).status == 200, what="the fault cleared")
+            if round_number == 0:
+                pen.command("pedal off", expect="pedal")
+                api.wait(lambda s: api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}, check_spec=False).status == 200,
+                         what="armed again")
+                pen.command("pedal on", expect="pedal")
+                api.wait(lambda s: s["phase"] == "running", what="running again")
+    finally:
+        stream.close()
+    shown = ctl("session", "show", session, socket=daemon.socket)
+    assert shown.returncode == 0, shown.stderr
+    line = next(l for l in shown.stdout.splitlines() if l.strip().startswith("faults"))
+    assert "2 × over_depth" in line and "none latched now" in line, shown.stdout
+    record = api.get(f"/v1/sessions/{session}").json
+    assert record["fault_counts"]["over_depth"] == 2 and record["faults"] == [], record
 
 
 def test_usage_and_not_found(api, daemon):

@@ -185,13 +185,15 @@ struct SessionSummary: Codable, Sendable {
     var closeReason: String?
     var phase: String
     var faults: [String]
+    /// Every fault recorded in the session by code, and how often (`faults`: latched now).
+    var faultCounts: [String: Int]
     var sessionTimeMs: Int64
     var setpoint: StatusView.SetpointView?
 
     enum CodingKeys: String, CodingKey {
         case id, clientID = "client_id", technician, zone, penSerial = "pen_serial", cartridgeID = "cartridge_id"
         case pigmentLots = "pigment_lots", gapOverrideReason = "gap_override_reason", openedAt = "opened_at", closedAt = "closed_at"
-        case closeReason = "close_reason", phase, faults, sessionTimeMs = "session_time_ms", setpoint
+        case closeReason = "close_reason", phase, faults, faultCounts = "fault_counts", sessionTimeMs = "session_time_ms", setpoint
     }
 
     init(_ record: SessionRecord) {
@@ -208,6 +210,7 @@ struct SessionSummary: Codable, Sendable {
         closeReason = record.closeReason
         phase = record.phase
         faults = record.snapshot.faults.map(\.rawValue)
+        faultCounts = record.faultCounts
         sessionTimeMs = record.snapshot.session.clock.elapsedAtCheckpoint.milliseconds
         setpoint = record.snapshot.session.setpoint.map { StatusView.SetpointView(layer: $0.layer.rawValue, depthUm: $0.depthUm, rateHz: $0.rateHz) }
     }
