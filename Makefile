@@ -14,7 +14,7 @@ C_HOST_SOURCES := $(C_SOURCES) $(C_DIR)/stipple_format.c
 C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
 # Debian packages the build, the later backends and the benchmarks (valgrind) need.
-APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd
+APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd jq
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing).

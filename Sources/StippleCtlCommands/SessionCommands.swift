@@ -16,7 +16,7 @@ func currentSessionID(_ given: String?, client: DaemonClient) throws -> String {
     if let given { return given }
     let status = try client.get("/v1/status").json
     guard let id = status["session"]["id"].string else {
-        throw CtlError(.refused, code: "no_session", "no session is open (`stipplectl session open --help`); name one with --session ID")
+        throw CtlError(.refused, code: "no_session", "no session is open (`stipplectl session open --help`); or name one by its id (`stipplectl session list` shows them)")
     }
     return id
 }
