@@ -168,8 +168,13 @@ final class LiveSession {
             telemetry = event.data
         case "state":
             if case .object(var object) = status { object["phase"] = event.data["phase"]; status = .object(object) }
+            // The last frame was taken while the needle ran: after a stop or a fault it would
+            // keep showing `motor ON` and `pedal down` on the final screen. Shown as unknown until
+            // the pen's next frame says how it is now.
+            if !["running", "paused"].contains(event.data["phase"].text) { telemetry = .null }
             recent.append("\(clockNow()) state \(event.data["from"].text) → \(event.data["phase"].text)")
         case "fault":
+            telemetry = .null
             recent.append("\(clockNow()) FAULT \(event.data["reason"].text): \(event.data["detail"].text)")
         case "warning":
             recent.append("\(clockNow()) warning \(event.data["kind"].text): \(event.data["detail"].text)")

@@ -3,6 +3,7 @@
 message the issue names, --json output held to docs/openapi.yaml's schemas, and `watch` under a
 pseudo-terminal."""
 
+import fcntl
 import json
 import os
 import pty
@@ -10,8 +11,10 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 
 import jsonschema
@@ -274,9 +277,10 @@ def test_limits_and_audit(api, daemon, workdir):
 
 # -- watch -------------------------------------------------------------------------------
 
-def run_in_pty(args, seconds, during=None):
+def run_in_pty(args, seconds, during=None, columns=80):
     """Runs stipplectl on a pseudo-terminal for `seconds`; returns (exit status, screen bytes)."""
     master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen([str(CTL), *args], stdin=slave, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     output = b""
@@ -307,6 +311,29 @@ def run_in_pty(args, seconds, during=None):
     code = process.wait(timeout=10)
     os.close(master)
     return code, output.decode(errors="replace")
+
+
+def test_watch_uses_a_wide_terminal_and_leaves_no_stale_motor_after_a_fault(api, pen, daemon):
+    """Lines were cut at 78 columns in a wide terminal, and the last screen after a fault still
+    said `motor ON` and `pedal down` (issue 16)."""
+    open_session(api)
+    api.put(f"/v1/sessions/{api.status()['session']['id']}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120})
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+
+    def trip():
+        pen.command("pedal on", expect="pedal")
+        api.wait(lambda s: s["phase"] == "running", what="running")
+        time.sleep(0.3)
+        pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+        api.wait(lambda s: "over_depth" in s["faults"], what="the fault")
+    code, screen = run_in_pty(["watch", "--arm", "--socket", daemon.socket], 6, during=trip, columns=200)
+    pen.command("pedal off", expect="pedal")
+    assert code == 5, screen[-2000:]
+    header = f"stipplectl watch · stippled at {daemon.socket} · Ctrl-C disarms and quits"
+    assert len(header) > 78 and header in screen, "the header line was cut though the terminal is 200 wide"
+    last = screen.rsplit("stipplectl watch ·", 1)[-1]
+    assert "FAULT" in last or "faulted" in last.lower(), last
+    assert "motor ON" not in last and "pedal down" not in last, f"a stale screen after the fault: {last}"
 
 
 def test_watch_redraws_in_place_on_a_terminal(api, pen, daemon):

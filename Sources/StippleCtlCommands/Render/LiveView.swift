@@ -53,7 +53,7 @@ final class LiveView {
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
-        let width = 78
+        let width = Self.terminalWidth() - 1
         let lines = Self.screen(status: status, telemetry: telemetry, limits: limits, recent: recent, lease: lease, notes: notes, socket: socket)
             .map { String($0.prefix(width)) }
         var text = drawnLines > 0 ? "\u{1B}[\(drawnLines)F" : ""
@@ -64,6 +64,13 @@ final class LiveView {
         }
         drawnLines = lines.count
         Output.write(text)
+    }
+
+    /// The terminal's columns (redrawing in place needs lines that never wrap); 80 if unknown.
+    static func terminalWidth() -> Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col >= 20 else { return 80 }
+        return Int(size.ws_col)
     }
 
     func finish() {
@@ -92,7 +99,9 @@ final class LiveView {
         lines.append("depth     \(depth.map { String(format: "%5d µm", $0) } ?? "    - µm")  " +
                      gauge(depth: depth, bandMin: band["min_um"].int, bandMax: band["max_um"].int, trip: session["depth_trip_um"].int))
         var rate = "rate      " + (telemetry["rate_hz"].double.map { String(format: "%6.1f Hz", $0) } ?? "     - Hz")
-        if !telemetry.isNull {
+        if telemetry.isNull {
+            rate += "  motor -    pedal -     (waiting for the pen's next telemetry)"
+        } else {
             rate += "  motor \(telemetry["motor_on"].bool == true ? "ON " : "off")  pedal \(telemetry["pedal"].bool == true ? "down" : "up  ")"
             if let current = telemetry["current_ma"].int { rate += "  \(current) mA" }
             if let temperature = telemetry["temperature_c"].double { rate += String(format: "  %.1f °C", temperature) }
