@@ -17,6 +17,7 @@ per-message field layout, range checks and printing are generated.
 """
 
 import os
+import re
 
 import protocol
 
@@ -360,7 +361,9 @@ def gen_swift(table):
     w("public enum MessageSchema {\n")
     w("    public struct Field: Sendable {\n")
     w("        public let name: String\n        public let type: String\n        public let unit: String?\n")
-    w("        public let range: ClosedRange<Int64>?\n        public let size: Int?\n    }\n")
+    w("        public let range: ClosedRange<Int64>?\n        public let size: Int?\n")
+    w("        /// Values with a meaning of their own (\"65535 = not measured\" in messages.json's doc).\n")
+    w("        public let special: [Int64: String]\n    }\n")
     w("    public struct Entry: Sendable {\n")
     w("        public let id: MessageID\n        public let name: String\n        public let hostToPen: Bool\n")
     w("        public let reply: [String]\n        public let fields: [Field]\n    }\n")
@@ -372,7 +375,9 @@ def gen_swift(table):
             rs = f"{rng[0]}...{rng[1]}" if rng else "nil"
             unit = f"\"{fld['unit']}\"" if "unit" in fld else "nil"
             size = str(fld["size"]) if fld["size"] is not None else "nil"
-            fl.append(f"            Field(name: \"{fld['name']}\", type: \"{fld['type']}\", unit: {unit}, range: {rs}, size: {size}),\n")
+            specials = re.findall(r"(?<![\w-])(-?\d+) = ([a-z][a-z ]*[a-z])", fld.get("doc", ""))
+            sp = "[" + ", ".join(f"{v}: \"{t}\"" for v, t in specials) + "]" if specials else "[:]"
+            fl.append(f"            Field(name: \"{fld['name']}\", type: \"{fld['type']}\", unit: {unit}, range: {rs}, size: {size}, special: {sp}),\n")
         reply = ", ".join(f"\"{r}\"" for r in m.get("reply", []))
         w(f"        Entry(id: .{camel(m['name'])}, name: \"{m['name']}\", hostToPen: {'true' if m['direction'] == 'host_to_pen' else 'false'}, reply: [{reply}], fields: [\n")
         w("".join(fl))

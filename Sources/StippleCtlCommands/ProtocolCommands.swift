@@ -16,7 +16,7 @@ struct Decode: ParsableCommand {
     @Flag(name: .long, help: "Read hexadecimal text instead of raw bytes.")
     var hex = false
 
-    @Flag(name: .long, help: "Also print each frame's raw bytes (header, payload, CRC) before COBS.")
+    @Flag(name: .long, help: "Take each frame apart: wire bytes, COBS undone, header, each payload field at its offset, and the CRC found beside the one expected.")
     var anatomy: Bool = false
 
     @Argument(help: "Trace file; '-' or none reads standard input.")
@@ -50,14 +50,18 @@ struct Decode: ParsableCommand {
             bytes = [UInt8](data)
         }
         var decoder = FrameDecoder()
+        var encoded: [UInt8] = []  // the bytes since the last delimiter: the frame's COBS body
         for (offset, byte) in bytes.enumerated() {
-            guard let output = decoder.push(byte) else { continue }
+            let output = decoder.push(byte)
+            defer { if byte == 0 { encoded.removeAll() } else if encoded.count <= 4096 { encoded.append(byte) } }
+            guard let output else { continue }
             switch output {
             case .frame(let frame):
-                print("@\(offset) \(frame)")
-                if anatomy { print("    raw \(Hex.format(FrameEncoder.rawFrame(frame), separator: " "))") }
+                print("@\(offset) \(FrameAnatomy.line(frame))")
+                if anatomy { FrameAnatomy.lines(encoded: encoded, frame: frame).forEach { print($0) } }
             case .rejected(let rejection):
-                print("@\(offset) \(rejection)")
+                print("@\(offset) \(FrameAnatomy.rejectionLine(rejection, encoded: encoded))")
+                if anatomy { FrameAnatomy.lines(encoded: encoded, frame: nil).forEach { print($0) } }
             }
         }
         let stats = decoder.statistics
