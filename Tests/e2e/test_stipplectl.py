@@ -155,6 +155,56 @@ def test_full_session_from_the_command_line(api, pen, daemon, workdir):
     subprocess.run(["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", pdf_path, out_dir], check=True)
 
 
+def test_report_shows_the_trip_counts_stops_as_the_timeline_and_speaks_plainly(api, pen, daemon, workdir):
+    """The tripping stroke was invisible in the depth plot, the caption's stop count disagreed
+    with the timeline, details were raw key=value, the PDF had no page numbers (issue 16)."""
+    session, stream = arm_running(api, pen, daemon)
+    time.sleep(1.2)
+    pen.command("fault over_depth extra_um=300 strokes=1", expect="")
+    api.wait(lambda s: "over_depth" in s["faults"], what="the over-depth fault")
+    pen.command("pedal off", expect="pedal")
+    stream.close()
+    assert api.post("/v1/estop").status == 200
+    assert api.post("/v1/stop").status == 200
+    assert api.post(f"/v1/sessions/{session}/close").status == 200
+    report = as_json(ctl("session", "report", session, "--json", socket=daemon.socket))
+    check(report, "Report")
+    assert report["clock"] == "real"
+    deepest = max(second.get("depth_max_um", 0) for second in report["telemetry"])
+    assert deepest > 1000, report["telemetry"]
+    html_path = os.path.join(workdir, "trip.html")
+    assert ctl("session", "report", session, "-o", html_path, socket=daemon.socket).returncode == 0
+    html = open(html_path).read()
+    assert f"tripped: {deepest} µm" in html and "per-second maximum" in html
+    stops = sum(1 for e in report["events"] if e["kind"] in ("stop", "disarm", "estop"))
+    faults = sum(1 for e in report["events"] if e["kind"] == "fault")
+    assert f"the {stops} stop{'s' if stops != 1 else ''} and red lines the {faults} fault" in html, html.split("grey columns")[1][:300]
+    timeline = html.split("<h2>Timeline")[1]
+    assert timeline.count("<td>emergency stop</td>") + timeline.count("<td>stop</td>") + timeline.count("<td>disarm</td>") == stops
+    assert "=" not in "".join(re.findall(r"<td>([^<]*)</td>", timeline)), "raw key=value in the timeline"
+    assert "expires 20" in timeline and "open → armed" in timeline
+    pdf_path = os.path.join(workdir, "trip.pdf")
+    assert ctl("session", "report", session, "--pdf", "-o", pdf_path, socket=daemon.socket).returncode == 0
+    text = subprocess.run(["pdftotext", pdf_path, "-"], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"page 1 of \d", text), text[-500:]
+
+
+def test_a_report_from_the_accelerated_clock_says_so(workdir):
+    daemon = Daemon(workdir, "sim", extra=["--clock", "accelerated=20"])
+    try:
+        api = __import__("conftest").API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        assert api.post(f"/v1/sessions/{session}/close").status == 200
+        report = as_json(ctl("session", "report", session, "--json", socket=daemon.socket))
+        assert report["clock"] == "accelerated"
+        html_path = os.path.join(workdir, "sim.html")
+        assert ctl("session", "report", session, "-o", html_path, socket=daemon.socket).returncode == 0
+        assert "Simulated session" in open(html_path).read()
+    finally:
+        daemon.stop()
+
+
 def test_every_arming_failure_is_listed(api, daemon):
     open_session(api)
     # No setpoint, no presence lease (a bare POST): several checks fail at once.

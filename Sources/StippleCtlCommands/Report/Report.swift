@@ -61,13 +61,40 @@ struct Report {
         return periods
     }
 
+    /// The audit entries that stop the needle, as the timeline lists them: the plots' blue lines
+    /// and the caption's count come from these same entries, so they cannot disagree.
+    static let stopKinds: Set<String> = ["stop", "disarm", "estop"]
+
+    var stopEntries: [JSON] {
+        events.filter { entry in
+            Self.stopKinds.contains(entry["kind"].text)
+                || (entry["kind"].text == "session_closed" && Self.payload(entry)["reason"].text == "time_limit")
+        }
+    }
+
+    var faultEntries: [JSON] { events.filter { $0["kind"].text == "fault" } }
+
     var markers: [SVGPlot.Marker] {
-        transitions.compactMap { t, from, to in
-            if to == "faulted" { return SVGPlot.Marker(at: t, color: Self.faultColor, label: "fault at \(SVGPlot.clock(t))") }
-            if ["running", "paused", "armed"].contains(from) && (to == "open" || to == "closed") {
-                return SVGPlot.Marker(at: t, color: Self.stopColor, label: "stopped at \(SVGPlot.clock(t))")
-            }
-            return nil
+        faultEntries.map { entry in
+            let t = sessionTime(atWall: entry["at"].int ?? 0)
+            return SVGPlot.Marker(at: t, color: Self.faultColor, label: "fault \(Self.payload(entry)["reason"].text) at \(SVGPlot.clock(t))")
+        } + stopEntries.map { entry in
+            let t = sessionTime(atWall: entry["at"].int ?? 0)
+            return SVGPlot.Marker(at: t, color: Self.stopColor, label: "\(Self.kindName(entry["kind"].text)) at \(SVGPlot.clock(t))")
+        }
+    }
+
+    /// Over-depth faults called out at the deepest stroke of the second they tripped in (the
+    /// per-second maximum the daemon recorded; the fault's own text as the label).
+    var tripCallouts: [SVGPlot.Callout] {
+        let seconds = data["telemetry"].array
+        return faultEntries.filter { Self.payload($0)["reason"].text == "over_depth" }.compactMap { entry in
+            let t = sessionTime(atWall: entry["at"].int ?? 0)
+            let nearby = seconds.filter { abs(Double($0["second"].int ?? -10) - t) <= 1.5 }
+            guard let deepest = nearby.max(by: { ($0["depth_max_um"].double ?? 0) < ($1["depth_max_um"].double ?? 0) }),
+                  let value = deepest["depth_max_um"].double else { return nil }
+            return SVGPlot.Callout(at: Double(deepest["second"].int ?? 0) + 0.5, value: value, color: Self.faultColor,
+                                   label: "tripped: \(Int(value)) µm")
         }
     }
 
@@ -114,6 +141,7 @@ struct Report {
         }
         plot.envelopes.append(.init(points: buckets.compactMap { b in b.low.flatMap { low in b.high.map { (b.t, low, $0) } } },
                                     color: Self.depthColor, label: "per-second min–max"))
+        plot.series.append(.init(points: buckets.map { ($0.t, $0.high) }, color: Self.depthColor, label: "per-second maximum", width: 0.8))
         plot.series.append(.init(points: buckets.map { ($0.t, $0.mean) }, color: Self.depthColor, label: "mean"))
         plot.series.append(.init(points: setpointSegments.flatMap { [($0.0, Optional($0.3)), ($0.1, Optional($0.3))] }, color: "#222", label: "setpoint", width: 1, steps: true, dashed: true))
         let trips = setpointSegments.flatMap { segment -> [(Double, Double?)] in
@@ -125,6 +153,7 @@ struct Report {
         if let zoneMax { plot.levels.append(.init(value: zoneMax, color: "#7f8c8d", label: "zone maximum (\(zone))")) }
         if let ceiling = limits["site_ceiling_um"].double { plot.levels.append(.init(value: ceiling, color: "#000000", label: "site ceiling")) }
         plot.markers = markers
+        plot.callouts = tripCallouts
         return plot.svg
     }
 
@@ -141,6 +170,55 @@ struct Report {
         plot.levels.append(.init(value: 40, color: "#7f8c8d", label: "stall stop 40 Hz (while running)"))
         plot.markers = markers
         return plot.svg
+    }
+
+    // MARK: - Words for people
+
+    static func kindName(_ kind: String) -> String {
+        switch kind {
+        case "estop": "emergency stop"
+        case "session_state": "state"
+        case "session_closed": "session closed"
+        case "cartridge_used": "cartridge used"
+        case "cartridge_set": "cartridge entered"
+        case "fault_cleared": "fault cleared"
+        default: kind.replacingOccurrences(of: "_", with: " ")
+        }
+    }
+
+    /// An audit entry's payload as a sentence part, not `key=value` (`expiry_day=21500` meant
+    /// nothing to the people who read the report).
+    static func detail(_ entry: JSON) -> String {
+        let payload = payload(entry)
+        func words(_ key: String) -> String { payload[key].text.replacingOccurrences(of: "_", with: " ") }
+        switch entry["kind"].text {
+        case "session_state":
+            return "\(words("from")) → \(words("to"))"
+        case "armed":
+            var text = "by client \(payload["client"].text)"
+            if let pid = payload["pid"].string { text += " (process \(pid))" }
+            if let depth = payload["depth"].string { text += "; depth \(depth == "measured" ? "measured by the pen's sensor" : depth)" }
+            return text
+        case "fault", "warning":
+            let reason = payload["reason"].string ?? payload["kind"].string ?? ""
+            let detail = payload["detail"].string ?? ""
+            return [reason.replacingOccurrences(of: "_", with: " "), detail].filter { !$0.isEmpty }.joined(separator: ": ")
+        case "cartridge_used", "cartridge_set":
+            var parts = [payload["cartridge_id"].text]
+            if let lot = payload["lot"].string { parts.append("lot \(lot)") }
+            if let day = payload["expiry_day"].string.flatMap(Int.init) ?? payload["expiry_day"].int { parts.append("expires \(Text.day(day))") }
+            if let needles = payload["needle_count"].string { parts.append("\(needles) needles") }
+            if let diameter = payload["needle_diameter_um"].string { parts.append("\(diameter) µm") }
+            return parts.joined(separator: ", ")
+        case "session_closed":
+            let reason = words("reason")
+            return reason == "time limit" ? "at the four-hour limit" : reason == "technician" ? "by the technician" : reason
+        case "stop", "disarm", "estop":
+            return [payload["reason"].string, payload["source"].string].compactMap { $0?.replacingOccurrences(of: "_", with: " ") }.joined(separator: ", ")
+        default:
+            return payload.object.filter { $0.key != "session_time_ms" }.sorted { $0.key < $1.key }
+                .map { "\($0.key.replacingOccurrences(of: "_", with: " ")) \($0.value.text)" }.joined(separator: "; ")
+        }
     }
 
     // MARK: - The page
@@ -206,23 +284,31 @@ struct Report {
         }
         let timelineKinds: Set<String> = ["armed", "stop", "disarm", "estop", "fault", "warning", "fault_cleared", "session_state", "session_closed", "cartridge_used", "cartridge_set"]
         let timeline = events.filter { timelineKinds.contains($0["kind"].text) }.map { entry -> [String] in
-            let payload = Self.payload(entry)
             let time = Text.clock(ms: Int(sessionTime(atWall: entry["at"].int ?? 0) * 1000))
-            let detail = payload.object.filter { $0.key != "session_time_ms" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.text)" }.joined(separator: " ")
-            return [time, Self.timeOfDay(entry["at"].int), entry["kind"].text.replacingOccurrences(of: "_", with: " "), detail, entry["actor"].text]
+            return [time, Self.timeOfDay(entry["at"].int), Self.kindName(entry["kind"].text), Self.detail(entry), entry["actor"].text]
         }
         let faultRows = data["faults"].array.map { [Text.clock(ms: Int(sessionTime(atWall: $0["at"].int ?? 0) * 1000)), Self.timeOfDay($0["at"].int), $0["kind"].text, $0["detail"].text] }
         let warningRows = data["warnings"].array.map { [Text.clock(ms: Int(sessionTime(atWall: $0["at"].int ?? 0) * 1000)), Self.timeOfDay($0["at"].int), $0["kind"].text, $0["detail"].text] }
-        let stopCount = markers.filter { $0.color == Self.stopColor }.count
+        let stopCount = stopEntries.count
+        let faultCount = faultEntries.count
         let telemetryNote = data["telemetry"].array.isEmpty
             ? "<p class=\"none\">No telemetry was recorded for this session (the needle never ran while it was open).</p>"
-            : "<p class=\"note\">Per-second aggregates from the daemon's records; grey columns are when the needle ran (pedal down); blue lines are stops (\(stopCount)), red lines faults.</p>"
+            : "<p class=\"note\">Per-second aggregates from the daemon's records; grey columns are when the needle ran (pedal down); "
+              + "blue lines are the \(stopCount) stop\(stopCount == 1 ? "" : "s") and red lines the \(faultCount) fault\(faultCount == 1 ? "" : "s") of the timeline below"
+              + (tripCallouts.isEmpty ? "" : "; a red ring marks the stroke that tripped") + ".</p>"
+        let clockBanner = data["clock"].string == "accelerated"
+            ? "<div class=\"audit broken\"><strong>Simulated session</strong> — this session ran on the simulator's accelerated clock (a test rig), not on a real pen: its times are simulated time.</div>"
+            : ""
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8">
             <title>Stipple session report \(Self.h(session["id"].text))</title>
             <style>
-            @page { size: A4; margin: 14mm 12mm; }
+            @page { size: A4; margin: 14mm 12mm 16mm 12mm;
+                    @bottom-left { content: "Stipple session \(Self.h(session["id"].text))"; font-size: 8pt; color: #666; }
+                    @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #666; } }
+            tr { page-break-inside: avoid; break-inside: avoid; } thead { display: table-header-group; }
+            h2 { page-break-after: avoid; break-after: avoid; }
             body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; color: #222; margin: 0 auto; max-width: 960px; }
             h1 { font-size: 17pt; margin: 0 0 2pt 0; } h2 { font-size: 12pt; margin: 14pt 0 4pt 0; border-bottom: 1px solid #ccc; }
             .sub { color: #555; margin-bottom: 8pt; }
@@ -238,6 +324,7 @@ struct Report {
             <h1>Session report — \(Self.h(session["id"].text))</h1>
             <div class="sub">Stipple scalp-micropigmentation controller · made \(Self.h(Text.date(Int(generatedAt.timeIntervalSince1970)))) by stipplectl from the daemon's records</div>
             \(auditBanner)
+            \(clockBanner)
             <div class="cols"><div><h2>Session</h2>\(fields(summary))</div><div><h2>Limits in force</h2>\(fields(limitPairs))</div></div>
             <h2>Protrusion depth and stroke rate</h2>
             \(telemetryNote)

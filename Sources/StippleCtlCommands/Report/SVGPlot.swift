@@ -38,6 +38,14 @@ struct SVGPlot {
         var color: String
         var label: String
     }
+    /// One reading called out: a ring at (t, value) with its label beside it (the stroke that
+    /// tripped, which a per-second aggregate over hours would otherwise hide in a pixel).
+    struct Callout {
+        var at: Double
+        var value: Double
+        var color: String
+        var label: String
+    }
 
     var title: String
     var unit: String
@@ -49,6 +57,7 @@ struct SVGPlot {
     var envelopes: [Envelope] = []
     var series: [Series] = []
     var markers: [Marker] = []
+    var callouts: [Callout] = []
     /// Running periods, shaded lightly (from, to).
     var shaded: [(Double, Double)] = []
 
@@ -161,6 +170,12 @@ struct SVGPlot {
         for marker in markers {
             out += "<line x1=\"\(Self.f(x(marker.at)))\" x2=\"\(Self.f(x(marker.at)))\" y1=\"\(Self.f(top))\" y2=\"\(Self.f(top + plotHeight))\" stroke=\"\(marker.color)\" stroke-width=\"1.5\"/>\n"
             out += "<title>\(Self.escape(marker.label))</title>\n"
+        }
+        for callout in callouts {
+            let cx = x(callout.at), cy = y(callout.value)
+            let anchorEnd = cx > left + plotWidth * 0.7
+            out += "<circle cx=\"\(Self.f(cx))\" cy=\"\(Self.f(cy))\" r=\"5\" fill=\"none\" stroke=\"\(callout.color)\" stroke-width=\"2\"/>\n"
+            out += "<text x=\"\(Self.f(anchorEnd ? cx - 8 : cx + 8))\" y=\"\(Self.f(max(top + 10, cy - 6)))\" text-anchor=\"\(anchorEnd ? "end" : "start")\" fill=\"\(callout.color)\" font-weight=\"bold\">\(Self.escape(callout.label))</text>\n"
         }
         // Legend, under the axis label.
         var legendX = left

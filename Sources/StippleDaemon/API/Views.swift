@@ -231,6 +231,9 @@ struct ReportView: Codable, Sendable {
     /// The session's audit entries, oldest first.
     var events: [AuditEntry] = []
     var audit: AuditVerification
+    /// "accelerated" for a session that ran on the simulator's accelerated clock (its boot id
+    /// says so), "real" otherwise: a report must never pass a test rig's run off as a treatment.
+    var clock: String
 
     init(_ data: SessionReportData, audit: AuditVerification) {
         session = SessionSummary(data.session)
@@ -241,5 +244,6 @@ struct ReportView: Codable, Sendable {
         warnings = data.warnings
         telemetry = data.telemetry
         self.audit = audit
+        clock = data.session.snapshot.session.clock.bootID.hasPrefix("accelerated-") ? "accelerated" : "real"
     }
 }
