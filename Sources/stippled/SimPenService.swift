@@ -59,7 +59,9 @@ struct SimPenService: Service {
                 var (simulated, pending) = start
                 let deadline = ContinuousClock.now + Self.batchBudget
                 var steps = 0
-                while simulated < target {
+                // Never past the clock: an input stamped with the clock's own reading must not
+                // look like a step back to `Supervisor.stamp` (it did: a warning at every stop).
+                while simulated + Self.step <= target {
                     steps += 1
                     if steps % 16 == 0 && ContinuousClock.now >= deadline { break }
                     simulated += Self.step
@@ -79,7 +81,7 @@ struct SimPenService: Service {
             }
             // Caught up: wait for the clock. Behind: straight on — the next batch queues
             // behind whatever commands came meanwhile.
-            if simulated >= target { try await Task.sleep(for: .milliseconds(1)) }
+            if simulated + Self.step > target { try await Task.sleep(for: .milliseconds(1)) }
         }
     }
 

@@ -401,3 +401,20 @@ def test_metrics_never_trap_after_any_event_with_a_serial_pen(api, pen, daemon):
     pen.stop()
     api.wait(lambda s: not s["pen"].get("connected"), what="the link lost")
     _metrics_ok(api, daemon, "link lost")
+
+
+def test_a_clean_start_and_stop_logs_no_warning(workdir):
+    """Every start logged `warning … pen fault fault_code=reset` for the pen's normal boot, and
+    every stop a clock that "stepped back" (the simulator ran up to 5 ms ahead of the clock):
+    warnings a user learns to ignore hide the one that matters (issue 16)."""
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+        session = open_session(api)
+        assert api.post(f"/v1/sessions/{session}/close").status == 200
+        time.sleep(1)
+    finally:
+        daemon.stop()
+    noisy = [line for line in daemon.log_text().splitlines() if " warning " in line or " error " in line or " critical " in line]
+    assert not noisy, noisy
