@@ -40,7 +40,7 @@ $(BUILD)/.deps: Makefile
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected in /opt/swift/usr/bin)" >&2; exit 1; }
 	@for m in $(PY_MODULES); do $(PYTHON) -c "import $$m" 2>/dev/null || { \
-		pkg=$$m; [ "$$m" = yaml ] && pkg=pyyaml; echo "installing python module $$pkg"; \
+		pkg=$$m; [ "$$m" = yaml ] && pkg=pyyaml; [ "$$m" = schemathesis ] && pkg=schemathesis==4.32.5; echo "installing python module $$pkg"; \
 		$(PYTHON) -m pip install -q $$pkg || exit 1; }; done
 	@touch $@
 
@@ -91,11 +91,11 @@ FUZZ_SECONDS ?= 20
 FUZZ := $(BUILD)/fuzz
 FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library
 $(FUZZ)/frame-decoder: Sources/StippleWire/*.swift Tests/Fuzz/FrameDecoderFuzz.swift
-	@mkdir -p $(FUZZ)
+	@mkdir -p $(FUZZ) && rm -f $@
 	$(SWIFT)c $(FUZZ_FLAGS) -module-name FrameDecoderFuzz $^ -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
 	@test -x $@
 $(FUZZ)/json-body: Sources/StippleRequests/*.swift Tests/Fuzz/JSONBodyFuzz.swift
-	@mkdir -p $(FUZZ)
+	@mkdir -p $(FUZZ) && rm -f $@
 	$(SWIFT)c $(FUZZ_FLAGS) -module-name JSONBodyFuzz $^ -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
 	@test -x $@
 fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body
@@ -104,9 +104,9 @@ fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body
 	  while read name hex; do echo "$$hex" | xxd -r -p > $(FUZZ)/corpus-frame/$$name; done
 	cp Tests/Fuzz/seeds/json/* $(FUZZ)/corpus-json/
 	SWIFT_BACKTRACE=enable=no $(FUZZ)/frame-decoder -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -print_final_stats=1 \
-	  -artifact_prefix=$(FUZZ)/crashes/frame- $(FUZZ)/corpus-frame 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed)" ; test $${PIPESTATUS[0]} = 0
+	  -artifact_prefix=$(FUZZ)/crashes/frame- $(FUZZ)/corpus-frame 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Fatal error|Test unit written|.*precondition)" ; test $${PIPESTATUS[0]} = 0
 	SWIFT_BACKTRACE=enable=no $(FUZZ)/json-body -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=Tests/Fuzz/json.dict -print_final_stats=1 \
-	  -artifact_prefix=$(FUZZ)/crashes/json- $(FUZZ)/corpus-json 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed)" ; test $${PIPESTATUS[0]} = 0
+	  -artifact_prefix=$(FUZZ)/crashes/json- $(FUZZ)/corpus-json 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Fatal error|Test unit written|.*precondition)" ; test $${PIPESTATUS[0]} = 0
 	@echo "fuzz: the frame decoder and the JSON body reader held for $(FUZZ_SECONDS) s each"
 
 ## soak: the long runs — the attacks with many more cases (Schemathesis, 100 kill rounds) and the

@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
@@ -64,7 +65,7 @@ let package = Package(
         // hash-chained audit log, in SQLite through GRDB.
         .target(
             name: "StippleRecords",
-            dependencies: ["StippleSafety", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["StippleSafety", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         // The strict reader of the API's request bodies and its problem documents (Foundation

@@ -25,7 +25,7 @@ public struct AuditEntry: Codable, Hashable, Sendable {
         [prevHash, String(seq), String(at), actor, kind, sessionID ?? "", payload].joined(separator: "\n")
     }
 
-    public var computedHash: String { SHA256.hex(canonicalForm) }
+    public var computedHash: String { AuditDigest.hex(canonicalForm) }
 
     enum CodingKeys: String, CodingKey {
         case seq, at, actor, kind, sessionID = "session_id", payload, prevHash = "prev_hash", hash

@@ -223,6 +223,11 @@ public final class RecordStore: Sendable {
         migrator.registerMigration("v3-write-probe") { db in
             try db.execute(sql: "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL)")
         }
+        // Sessions carry their fault counts (`fault_counts`): a list of a thousand sessions
+        // must not scan the faults table a thousand times.
+        migrator.registerMigration("v4-faults-by-session") { db in
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS faults_by_session ON faults(session_id)")
+        }
         return migrator
     }
 }

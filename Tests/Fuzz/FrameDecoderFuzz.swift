@@ -6,15 +6,25 @@
 public func frameDecoderFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
 
-    // Whole, and byte by byte: a frame split across reads decodes the same.
-    var whole = FrameDecoder()
-    let outputs = whole.push(contentsOf: bytes)
+    // Byte by byte, and through the link's allocation-free chunk path in reads cut where the
+    // input's own bytes say: a frame split across reads decodes the same.
     var single = FrameDecoder()
-    var byByte: [FrameDecoder.Output] = []
-    for byte in bytes { if let output = single.push(byte) { byByte.append(output) } }
-    precondition(outputs == byByte, "chunking changed what was decoded")
-    precondition(whole.statistics == single.statistics, "chunking changed the statistics")
-    precondition(whole.statistics.bytes == bytes.count, "bytes went uncounted")
+    var outputs: [FrameDecoder.Output] = []
+    for byte in bytes { if let output = single.push(byte) { outputs.append(output) } }
+    var chunked = FrameDecoder()
+    var byChunk: [FrameDecoder.Output] = []
+    var start = 0
+    var cut = 0
+    while start < bytes.count {
+        let length = 1 + Int(bytes[cut % bytes.count]) % 37
+        cut += 1
+        let end = min(bytes.count, start + length)
+        bytes[start..<end].withUnsafeBytes { chunk in chunked.push(contentsOf: chunk) { byChunk.append($0) } }
+        start = end
+    }
+    precondition(outputs == byChunk, "chunking changed what was decoded")
+    precondition(single.statistics == chunked.statistics, "chunking changed the statistics")
+    precondition(single.statistics.bytes == bytes.count, "bytes went uncounted")
 
     // Every accepted frame re-encodes to a frame that decodes to itself.
     for case .frame(let frame) in outputs {

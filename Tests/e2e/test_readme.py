@@ -27,7 +27,9 @@ def examples():
 def script(block, workdir):
     text = block.replace("/run/stipple/", workdir + "/").replace("$PWD/.build/debug", str(BUILD))
     lines = re.sub(r"\\\n\s*", " ", text).splitlines()  # continuation lines joined
-    out = ["set -u", "fail() { echo \"README example failed (exit $2): $1\" >&2; exit 1; }"]
+    out = ["set -u", "fail() { echo \"README example failed (exit $2): $1\" >&2; exit 1; }",
+           # A refusal (409, 422) must fail the example, as a user reading the answer would see it.
+           "curl() { command curl --fail-with-body \"$@\"; }"]
     for line in lines:
         command = line.split("  #")[0].strip()
         if not command:
@@ -39,6 +41,8 @@ def script(block, workdir):
                        f"[ $rc -eq 0 ] || [ $rc -eq 130 ] || fail '{quoted}' $rc")
         else:
             out.append(f"{command} || fail '{quoted}' $?")
+            if command.startswith("ID="):
+                out.append('case "$ID" in S-*) ;; *) fail "the session id from the opening is $ID" 1 ;; esac')
     return "\n".join(out) + "\n"
 
 

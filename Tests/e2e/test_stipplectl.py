@@ -160,10 +160,18 @@ def test_report_shows_the_trip_counts_stops_as_the_timeline_and_speaks_plainly(a
     with the timeline, details were raw key=value, the PDF had no page numbers (issue 16)."""
     session, stream = arm_running(api, pen, daemon)
     time.sleep(1.2)
+    assert api.post("/v1/stop").status == 200  # stops the running needle: one blue line
+    api.wait(lambda s: s["phase"] == "open", what="stopped")
+    pen.command("pedal off", expect="pedal")
+    api.wait(lambda s: api.post("/v1/arm", headers={"X-Stipple-Client": CLIENT}, check_spec=False).status == 200, what="armed again")
+    pen.command("pedal on", expect="pedal")
+    api.wait(lambda s: s["phase"] == "running", what="running again")
+    time.sleep(1.2)
     pen.command("fault over_depth extra_um=300 strokes=1", expect="")
     api.wait(lambda s: "over_depth" in s["faults"], what="the over-depth fault")
     pen.command("pedal off", expect="pedal")
     stream.close()
+    # The fault already stopped the needle: these stop nothing and draw no line.
     assert api.post("/v1/estop").status == 200
     assert api.post("/v1/stop").status == 200
     assert api.post(f"/v1/sessions/{session}/close").status == 200
@@ -176,11 +184,11 @@ def test_report_shows_the_trip_counts_stops_as_the_timeline_and_speaks_plainly(a
     assert ctl("session", "report", session, "-o", html_path, socket=daemon.socket).returncode == 0
     html = open(html_path).read()
     assert f"tripped: {deepest} µm" in html and "per-second maximum" in html
-    stops = sum(1 for e in report["events"] if e["kind"] in ("stop", "disarm", "estop"))
     faults = sum(1 for e in report["events"] if e["kind"] == "fault")
-    assert f"the {stops} stop{'s' if stops != 1 else ''} and red lines the {faults} fault" in html, html.split("grey columns")[1][:300]
+    assert f"the 1 stop of the needle and red lines the {faults} faults" in html, html.split("grey columns")[1][:300]
     timeline = html.split("<h2>Timeline")[1]
-    assert timeline.count("<td>emergency stop</td>") + timeline.count("<td>stop</td>") + timeline.count("<td>disarm</td>") == stops
+    assert timeline.count("<td>emergency stop</td>") + timeline.count("<td>stop</td>") == 3
+    assert timeline.count("the needle was not moving") == 2, timeline
     assert "=" not in "".join(re.findall(r"<td>([^<]*)</td>", timeline)), "raw key=value in the timeline"
     assert "expires 20" in timeline and "open → armed" in timeline
     pdf_path = os.path.join(workdir, "trip.pdf")

@@ -65,11 +65,40 @@ struct Report {
     /// and the caption's count come from these same entries, so they cannot disagree.
     static let stopKinds: Set<String> = ["stop", "disarm", "estop"]
 
+    ///
+    /// Only entries that stopped a needle that could move count: a stop pressed after a fault had
+    /// already stopped it, or twice, is listed in the timeline but draws no line. Closing a
+    /// running session (by the technician, or at the time limit) stops it too. The audit log
+    /// writes the stop and the state change it causes in either order; both are handled.
     var stopEntries: [JSON] {
-        events.filter { entry in
-            Self.stopKinds.contains(entry["kind"].text)
-                || (entry["kind"].text == "session_closed" && Self.payload(entry)["reason"].text == "time_limit")
+        let moving: Set<String> = ["armed", "running", "paused"]
+        var phase = ""
+        var transitionUnclaimed = false  // left motion (not into a fault) with no stop entry yet
+        var stopAwaitingTransition = false  // a stop entry while moving, its state change to come
+        var stops: [JSON] = []
+        for entry in events {
+            let kind = entry["kind"].text
+            if kind == "session_state" {
+                let payload = Self.payload(entry)
+                let (from, to) = (payload["from"].text, payload["to"].text)
+                if moving.contains(from) && !moving.contains(to) {
+                    transitionUnclaimed = to != "faulted" && !stopAwaitingTransition
+                    stopAwaitingTransition = false
+                } else if moving.contains(to) {
+                    transitionUnclaimed = false
+                }
+                phase = to
+            } else if Self.stopKinds.contains(kind) || kind == "session_closed" {
+                if moving.contains(phase) && !stopAwaitingTransition {
+                    stops.append(entry)
+                    stopAwaitingTransition = true
+                } else if transitionUnclaimed {
+                    stops.append(entry)
+                    transitionUnclaimed = false
+                }
+            }
         }
+        return stops
     }
 
     var faultEntries: [JSON] { events.filter { $0["kind"].text == "fault" } }
@@ -225,6 +254,16 @@ struct Report {
 
     static func h(_ text: String) -> String { SVGPlot.escape(text) }
 
+    /// Text inside a CSS string in a <style> element, where HTML entities mean nothing: every
+    /// character but letters, digits, space, '-' and '_' as a CSS escape (`\3c `), so that no id
+    /// can end the string, the rule or the element.
+    static func cssString(_ text: String) -> String {
+        text.unicodeScalars.map { scalar in
+            scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || " -_".unicodeScalars.contains(scalar)
+                ? String(scalar) : "\\" + String(scalar.value, radix: 16) + " "
+        }.joined()
+    }
+
     /// HH:mm:ss of a wall time (the date is the session's, in the summary).
     static func timeOfDay(_ seconds: Int?) -> String { String(Text.date(seconds).suffix(8)) }
 
@@ -283,9 +322,14 @@ struct Report {
              "\(change["depth_um"].text) µm", Text.rate(change["rate_hz"].double)]
         }
         let timelineKinds: Set<String> = ["armed", "stop", "disarm", "estop", "fault", "warning", "fault_cleared", "session_state", "session_closed", "cartridge_used", "cartridge_set"]
+        let stoppedSeqs = Set(stopEntries.compactMap { $0["seq"].int })
         let timeline = events.filter { timelineKinds.contains($0["kind"].text) }.map { entry -> [String] in
             let time = Text.clock(ms: Int(sessionTime(atWall: entry["at"].int ?? 0) * 1000))
-            return [time, Self.timeOfDay(entry["at"].int), Self.kindName(entry["kind"].text), Self.detail(entry), entry["actor"].text]
+            var detail = Self.detail(entry)
+            if Self.stopKinds.contains(entry["kind"].text) && !stoppedSeqs.contains(entry["seq"].int ?? -1) {
+                detail += (detail.isEmpty ? "" : "; ") + "the needle was not moving"
+            }
+            return [time, Self.timeOfDay(entry["at"].int), Self.kindName(entry["kind"].text), detail, entry["actor"].text]
         }
         let faultRows = data["faults"].array.map { [Text.clock(ms: Int(sessionTime(atWall: $0["at"].int ?? 0) * 1000)), Self.timeOfDay($0["at"].int), $0["kind"].text, $0["detail"].text] }
         let warningRows = data["warnings"].array.map { [Text.clock(ms: Int(sessionTime(atWall: $0["at"].int ?? 0) * 1000)), Self.timeOfDay($0["at"].int), $0["kind"].text, $0["detail"].text] }
@@ -294,7 +338,7 @@ struct Report {
         let telemetryNote = data["telemetry"].array.isEmpty
             ? "<p class=\"none\">No telemetry was recorded for this session (the needle never ran while it was open).</p>"
             : "<p class=\"note\">Per-second aggregates from the daemon's records; grey columns are when the needle ran (pedal down); "
-              + "blue lines are the \(stopCount) stop\(stopCount == 1 ? "" : "s") and red lines the \(faultCount) fault\(faultCount == 1 ? "" : "s") of the timeline below"
+              + "blue lines are the \(stopCount) stop\(stopCount == 1 ? "" : "s") of the needle and red lines the \(faultCount) fault\(faultCount == 1 ? "" : "s") in the timeline below"
               + (tripCallouts.isEmpty ? "" : "; a red ring marks the stroke that tripped") + ".</p>"
         let clockBanner = data["clock"].string == "accelerated"
             ? "<div class=\"audit broken\"><strong>Simulated session</strong> — this session ran on the simulator's accelerated clock (a test rig), not on a real pen: its times are simulated time.</div>"
@@ -305,7 +349,7 @@ struct Report {
             <title>Stipple session report \(Self.h(session["id"].text))</title>
             <style>
             @page { size: A4; margin: 14mm 12mm 16mm 12mm;
-                    @bottom-left { content: "Stipple session \(Self.h(session["id"].text))"; font-size: 8pt; color: #666; }
+                    @bottom-left { content: "Stipple session \(Self.cssString(session["id"].text))"; font-size: 8pt; color: #666; }
                     @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #666; } }
             tr { page-break-inside: avoid; break-inside: avoid; } thead { display: table-header-group; }
             h2 { page-break-after: avoid; break-after: avoid; }

@@ -134,7 +134,7 @@ struct CredentialsMiddleware: RouterMiddleware {
         guard peer.role >= .technician else {
             logger.notice("refused a caller with no role", metadata: ["uid": "\(peer.uid)", "user": "\(peer.userName)"])
             return Problem(403, "not_a_member",
-                           "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (ask an administrator: usermod -aG \(policy.technicianGroup) \(peer.userName))").response
+                           "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (technicians) or \(policy.engineerGroup) (engineers) (ask an administrator: usermod -aG \(policy.technicianGroup) \(peer.userName))").response
         }
         context.peer = peer
         return try await next(request, context)

@@ -32,14 +32,16 @@ struct Routes: Sendable {
     /// empty for a path no route has, so that an unknown path is 404 and a known path asked with
     /// another method is 405 with `Allow` (RFC 9110 section 15.5.6).
     static func allowedMethods(for path: String) -> [String] {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        let methods = table.filter { route in
-            let template = route.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // Segments as the router sees them: empty ones (`//`, a trailing `/`) do not count.
+        let segments = path.split(separator: "/")
+        var methods = Set(table.filter { route in
+            let template = route.path.split(separator: "/")
             return template.count == segments.count && zip(template, segments).allSatisfy { pattern, segment in
-                pattern.hasPrefix("{") ? !segment.isEmpty : pattern == segment
+                pattern.hasPrefix("{") || pattern == segment
             }
-        }.map(\.method)
-        return Array(Set(methods)).sorted()
+        }.map(\.method))
+        if methods.contains("GET") { methods.insert("HEAD") }  // the router answers HEAD wherever GET is
+        return methods.sorted()
     }
 
     func register(on router: Router<APIContext>) {
@@ -323,7 +325,9 @@ struct ProblemMiddleware: RouterMiddleware {
             let status = Int(error.status.code)
             if status == 404 || status == 405 {
                 let allowed = Routes.allowedMethods(for: request.uri.path)
-                if allowed.isEmpty { return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response }
+                if allowed.isEmpty || allowed.contains("\(request.method)") {
+                    return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response
+                }
                 var response = Problem(405, "method_not_allowed",
                                        "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))").response
                 response.headers[.allow] = allowed.joined(separator: ", ")

@@ -283,7 +283,7 @@ public final class StopSocket: @unchecked Sendable {
         let uid = peer.uid
         guard peer.role >= .technician else {
             respond(fd, uid: uid, problem: Problem(403, "not_a_member",
-                                         "permission denied: \(peer.userName) is not in group \(policy.technicianGroup)"))
+                                         "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (technicians) or \(policy.engineerGroup) (engineers)"))
             return
         }
         let kind: StopKind
@@ -296,7 +296,8 @@ public final class StopSocket: @unchecked Sendable {
             return
         }
         guard request.method == "POST" else {
-            respond(fd, uid: uid, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)"))
+            respond(fd, uid: uid, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path) (allowed: POST)"),
+                    extraHeaders: "Allow: POST\r\n")
             return
         }
         // On the supervisor's thread in its urgent lane; answered from the records' queue. The
@@ -318,14 +319,14 @@ public final class StopSocket: @unchecked Sendable {
         return encoder
     }()
 
-    private func respond(_ fd: Int32, uid: UInt32?, problem: Problem) {
+    private func respond(_ fd: Int32, uid: UInt32?, problem: Problem, extraHeaders: String = "") {
         let body = (try? Self.encoder.encode(problem)) ?? Data()
-        respond(fd, uid: uid, status: problem.status, body: body, type: "application/problem+json")
+        respond(fd, uid: uid, status: problem.status, body: body, type: "application/problem+json", extraHeaders: extraHeaders)
     }
 
     /// Writes the whole answer (waiting at most a second for room) and closes the connection.
-    private func respond(_ fd: Int32, uid: UInt32?, status: Int, body: Data, type: String) {
-        let head = "HTTP/1.1 \(status) \(Problem.title(status))\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+    private func respond(_ fd: Int32, uid: UInt32?, status: Int, body: Data, type: String, extraHeaders: String = "") {
+        let head = "HTTP/1.1 \(status) \(Problem.title(status))\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\n\(extraHeaders)Connection: close\r\n\r\n"
         var bytes = Array(head.utf8) + Array(body)
         let deadline = ContinuousClock.now + .seconds(1)
         while !bytes.isEmpty && ContinuousClock.now < deadline {
