@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
@@ -71,13 +73,22 @@ let package = Package(
         // The strict reader of the API's request bodies and its problem documents (Foundation
         // only): the routes and the JSON fuzzer (Tests/Fuzz) run the same code.
         .target(name: "StippleRequests", swiftSettings: strictSwift),
+        // The local API's contract as Swift types, generated at build time from docs/openapi.yaml
+        // (symlinked into the target) by swift-openapi-generator: the problem codes, the
+        // arming-check codes and every schema. The daemon and stipplectl use these, so the spec and
+        // the code cannot disagree without the build failing.
+        .target(
+            name: "StippleAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         // The daemon: the supervisor (the one owner of the safety core and the link), the local
         // API, configuration. No dependency on the simulator.
         .target(
             name: "StippleDaemon",
             dependencies: [
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
-                "StippleDiscovery", "StippleGPIO", "StippleRequests",
+                "StippleDiscovery", "StippleGPIO", "StippleRequests", "StippleAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -137,6 +148,7 @@ let package = Package(
         .target(
             name: "StippleCtlCommands",
             dependencies: [
+                "StippleAPI",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim", "StippleDiscovery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -173,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
-                           "StippleGPIO", "StippleDiscovery",
+                           "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleRequests",
                            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
             swiftSettings: strictSwift
         ),

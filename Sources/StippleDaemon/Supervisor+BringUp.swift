@@ -1,4 +1,5 @@
 import Foundation
+import StippleAPI
 import StippleSafety
 import StippleWire
 
@@ -22,7 +23,7 @@ extension Supervisor {
     /// Sends `message` on the link and waits for its ACK (the link retransmits meanwhile).
     func exchange(_ message: Message) async throws(CommandError) -> BringUpAnswer {
         guard link != nil, transport != nil else {
-            throw CommandError(.unavailable, "pen_not_connected", "no pen link is open (`stipplectl status`)", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .penNotConnected, "no pen link is open (`stipplectl status`)", state: core.phase.rawValue)
         }
         let ticket = expectAck(message.id)
         let started = ContinuousClock.now
@@ -56,7 +57,7 @@ extension Supervisor {
     public func raw(_ message: Message, actor: String) async throws(CommandError) -> BringUpAnswer {
         guard Self.rawAllowed.contains(message.id) else {
             let names = MessageSchema.messages.filter { Self.rawAllowed.contains($0.id) }.map(\.name).joined(separator: ", ")
-            throw CommandError(.conflict, "raw_refused",
+            throw CommandError(.conflict, .rawRefused,
                                "\(MessageSchema.messages.first { $0.id == message.id }?.name ?? "that message") is not sent raw through the daemon: it would go around the safety core. Through the daemon raw sends only \(names); use the daemon's own commands (arm, setpoint, stop, estop, clear-fault), or stop stippled and use `stipplectl raw --port PATH`",
                                state: core.phase.rawValue)
         }
@@ -70,12 +71,12 @@ extension Supervisor {
     /// the pen directly. Only while no session is open: a session's pen stays the daemon's.
     public func releasePort(for duration: Duration, actor: String) async throws(CommandError) -> String {
         guard let path = bringUp.releasablePath else {
-            throw CommandError(.conflict, "not_releasable",
+            throw CommandError(.conflict, .notReleasable,
                                "the pen is the daemon's in-process simulator: there is no serial port to release (`stipplectl selftest` without a daemon tests the simulator)",
                                state: core.phase.rawValue)
         }
         guard core.phase == .noSession || core.phase == .closed else {
-            throw CommandError(.conflict, "session_open",
+            throw CommandError(.conflict, .sessionOpen,
                                "the port is released only while no session is open: close session \(core.session?.request.sessionID ?? "") first (`stipplectl session close`)",
                                state: core.phase.rawValue)
         }
@@ -86,7 +87,7 @@ extension Supervisor {
         for _ in 0..<300 where transport != nil { try? await Task.sleep(for: .milliseconds(10)) }
         guard transport == nil else {
             bringUp.reclaim()
-            throw CommandError(.unavailable, "release_failed", "the pen link did not let go of \(path) within 3 s", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .releaseFailed, "the pen link did not let go of \(path) within 3 s", state: core.phase.rawValue)
         }
         return path
     }

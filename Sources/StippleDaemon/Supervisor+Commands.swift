@@ -1,6 +1,7 @@
 import Foundation
 import StippleLink
 import StippleRecords
+import StippleAPI
 import StippleSafety
 import StippleWire
 
@@ -56,7 +57,7 @@ extension Supervisor {
         case .badRequest, .setpointOutOfLimits: .unprocessable
         default: .conflict
         }
-        return CommandError(kind, refusal.code.rawValue, refusal.message, state: core.phase.rawValue,
+        return CommandError(kind, ProblemCode(refusal.code), refusal.message, state: core.phase.rawValue,
                             violations: refusal.violations, armingFailures: refusal.armingFailures)
     }
 
@@ -85,12 +86,12 @@ extension Supervisor {
         guard let records else { return }
         do { try await records.barrier().durable() } catch {
             counters.recordFailures += 1
-            throw CommandError(.unavailable, "records_unavailable", "the change was made but could not be recorded: \(error)", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .recordsUnavailable, "the change was made but could not be recorded: \(error)", state: core.phase.rawValue)
         }
         if records.failureCount > mark {
             counters.recordFailures += 1
             let last = records.failedWrites.last ?? "a write failed"
-            throw CommandError(.unavailable, "records_unavailable", "the change was made but could not be recorded (\(last)); check the disk, then look at the status", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .recordsUnavailable, "the change was made but could not be recorded (\(last)); check the disk, then look at the status", state: core.phase.rawValue)
         }
     }
 
@@ -102,10 +103,10 @@ extension Supervisor {
 
     public func openSession(_ command: OpenSessionCommand, actor: String) async throws(CommandError) -> StatusView {
         guard records != nil else {
-            throw CommandError(.unavailable, "records_unavailable", "sessions need the records: \(recordsProblems.joined(separator: "; "))")
+            throw CommandError(.unavailable, .recordsUnavailable, "sessions need the records: \(recordsProblems.joined(separator: "; "))")
         }
         guard !limitsChanging else {
-            throw CommandError(.conflict, "limits_changing", "an engineer is changing the limits: try again in a moment", state: core.phase.rawValue)
+            throw CommandError(.conflict, .limitsChanging, "an engineer is changing the limits: try again in a moment", state: core.phase.rawValue)
         }
         let mark = failureMark
         let wall = clock.wallNow()
@@ -120,7 +121,7 @@ extension Supervisor {
         let decision = core.handle(.openSession(request, wall: wall, bootID: clock.bootID), at: now)
         if let refusal = decision.refusal {
             if refusal.code == .badRequest && serial.isEmpty {
-                throw CommandError(.conflict, "pen_not_identified", "no pen is identified, so the session cannot be bound to one: connect the pen or give pen_serial", state: core.phase.rawValue)
+                throw CommandError(.conflict, .penNotIdentified, "no pen is identified, so the session cannot be bound to one: connect the pen or give pen_serial", state: core.phase.rawValue)
             }
             throw self.refusal(refusal)
         }
@@ -168,7 +169,7 @@ extension Supervisor {
                 }.durable()
             } catch {
                 counters.recordFailures += 1
-                throw CommandError(.unavailable, "records_unavailable",
+                throw CommandError(.unavailable, .recordsUnavailable,
                                    "the setpoint was not changed: it could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
             }
         }
@@ -178,7 +179,7 @@ extension Supervisor {
         let before = core.phase
         guard core.session?.request.sessionID == trial.session?.request.sessionID else {
             audit("setpoint_withdrawn", actor: actor, ["depth_um": String(setpoint.depthUm), "layer": setpoint.layer.rawValue, "why": "the session changed"])
-            throw CommandError(.conflict, "state_changed", "the session changed while the setpoint was recorded; it was not applied", state: core.phase.rawValue)
+            throw CommandError(.conflict, .stateChanged, "the session changed while the setpoint was recorded; it was not applied", state: core.phase.rawValue)
         }
         let applied = core.handle(.setSetpoint(setpoint), at: now)
         apply(applied, phaseBefore: before, at: now, actor: actor)
@@ -205,7 +206,7 @@ extension Supervisor {
             if expiryDay == nil { missing.append(LimitViolation(field: "expiry_day", value: "missing", allowed: "the expiry date, in days since 1970-01-01")) }
             if (lot ?? "").trimmingCharacters(in: .whitespaces).isEmpty { missing.append(LimitViolation(field: "lot", value: "missing", allowed: "the lot printed on the cartridge")) }
             guard missing.isEmpty, let needleCount, let needleDiameterUm else {
-                throw CommandError(.badRequest, "cartridge_incomplete", "this pen has no cartridge reader: type every field of the cartridge", violations: missing)
+                throw CommandError(.badRequest, .cartridgeIncomplete, "this pen has no cartridge reader: type every field of the cartridge", violations: missing)
             }
             typed = CartridgeInfo(id: id, needleCount: needleCount, needleDiameterUm: needleDiameterUm, lot: lot ?? "", expiryDay: expiryDay)
         }
@@ -226,18 +227,18 @@ extension Supervisor {
     public func arm(_ holder: PresenceTable.Holder, actor: String) async throws(CommandError) -> StatusView {
         let mark = failureMark
         if !recordsInconsistencies.isEmpty {
-            throw CommandError(.conflict, "records_inconsistent", "arming is refused while the records disagree with the audit log: " +
+            throw CommandError(.conflict, .recordsInconsistent, "arming is refused while the records disagree with the audit log: " +
                                recordsInconsistencies.joined(separator: "; "), state: core.phase.rawValue)
         }
         if !recordsProblems.isEmpty {
-            throw CommandError(.conflict, "records_unhealthy", "arming is refused while the records cannot be trusted: " +
+            throw CommandError(.conflict, .recordsUnhealthy, "arming is refused while the records cannot be trusted: " +
                                recordsProblems.joined(separator: "; "), state: core.phase.rawValue)
         }
         if let why = records?.unwritableReason {
-            throw CommandError(.conflict, "records_unavailable", "arming is refused while the records cannot be written: \(why)", state: core.phase.rawValue)
+            throw CommandError(.conflict, .recordsUnavailable, "arming is refused while the records cannot be written: \(why)", state: core.phase.rawValue)
         }
         if let refusal = pen.versionRefusal {
-            throw CommandError(.conflict, "protocol_incompatible", refusal, state: core.phase.rawValue)
+            throw CommandError(.conflict, .protocolIncompatible, refusal, state: core.phase.rawValue)
         }
         let candidate = presence.candidate(for: holder, at: presenceNow())
         let connection = try? candidate.get()
@@ -289,12 +290,12 @@ extension Supervisor {
         } catch {
             // Not recorded: not armed. The pen never got ARM (it goes out only after this).
             undo()
-            throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .recordsUnavailable, "not armed: the arm could not be recorded (\(error)); check the disk", state: core.phase.rawValue)
         }
         // Anything may have happened while the records were written (a fault, an e-stop, a
         // disarm and another client's arm): go on only if this is still this client's arm.
         guard core.phase == .armed, stillOurs() else {
-            throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
+            throw CommandError(.conflict, .stateChanged, "the session became \(core.phase.rawValue) while arming", state: core.phase.rawValue)
         }
         let armTicket = expectAck(.arm)
         let runTicket = expectAck(.motorRun)
@@ -307,7 +308,7 @@ extension Supervisor {
             guard case .answered(let status, let detail) = outcome, status == .ok else {
                 undo()
                 let reason = if case .answered(let status, let detail) = outcome { "\(status) (detail \(detail))" } else { "no answer" }
-                throw CommandError(.conflict, "pen_refused", "the pen did not accept \(command): \(reason); the session is disarmed", state: core.phase.rawValue)
+                throw CommandError(.conflict, .penRefused, "the pen did not accept \(command): \(reason); the session is disarmed", state: core.phase.rawValue)
             }
             _ = detail
         }
@@ -317,12 +318,12 @@ extension Supervisor {
         guard core.phase == .armed || core.phase == .running || core.phase == .paused else {
             link?.send(.disarm(.init()))
             flush(at: stamp(inputNow()))
-            throw CommandError(.conflict, "state_changed", "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
+            throw CommandError(.conflict, .stateChanged, "the session became \(core.phase.rawValue) while arming; the pen is disarmed", state: core.phase.rawValue)
         }
         guard stillOurs() else {
             // Disarmed and armed again by another client while the pen answered: that arm is
             // theirs (their lease); this one is not acknowledged.
-            throw CommandError(.conflict, "state_changed", "the session was disarmed and armed again by another client while this arm waited", state: core.phase.rawValue)
+            throw CommandError(.conflict, .stateChanged, "the session was disarmed and armed again by another client while this arm waited", state: core.phase.rawValue)
         }
         // A pen without a depth sensor (a GPIO pen) runs on its mechanical depth setting, guarded
         // by its over-depth switch: the record says so.
@@ -332,7 +333,7 @@ extension Supervisor {
         } catch {
             // A refusal means it did not happen: an arm that cannot be recorded is undone.
             undo()
-            throw CommandError(.unavailable, "records_unavailable", "not armed: the arm could not be recorded (\(error.message)); the pen is disarmed", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .recordsUnavailable, "not armed: the arm could not be recorded (\(error.message)); the pen is disarmed", state: core.phase.rawValue)
         }
         return status()
     }
@@ -400,10 +401,10 @@ extension Supervisor {
     public func clearFault(actor: String) async throws(CommandError) -> StatusView {
         let mark = failureMark
         guard core.phase == .faulted else {
-            throw CommandError(.conflict, "illegal_transition", "no fault is latched", state: core.phase.rawValue)
+            throw CommandError(.conflict, .illegalTransition, "no fault is latched", state: core.phase.rawValue)
         }
         if core.faults.contains(.recordsUnavailable), let why = records == nil ? "they cannot be opened (restart once the disk has room)" : records?.unwritableReason {
-            throw CommandError(.conflict, "fault_persists", "the records still cannot be written: \(why)", state: core.phase.rawValue)
+            throw CommandError(.conflict, .faultPersists, "the records still cannot be written: \(why)", state: core.phase.rawValue)
         }
         let faults = core.faults.map(\.rawValue).joined(separator: ",")
         if link != nil {
@@ -414,9 +415,9 @@ extension Supervisor {
             case .answered(.ok, _):
                 break
             case .answered(let status, let detail):
-                throw CommandError(.conflict, "fault_persists", "the pen refuses to clear its fault (\(status), fault \(FaultCode(rawValue: detail))): its cause is still there", state: core.phase.rawValue)
+                throw CommandError(.conflict, .faultPersists, "the pen refuses to clear its fault (\(status), fault \(FaultCode(rawValue: detail))): its cause is still there", state: core.phase.rawValue)
             case .noAnswer:
-                throw CommandError(.conflict, "fault_persists", "the pen did not answer CLEAR_FAULT: the cause cannot be seen to be gone", state: core.phase.rawValue)
+                throw CommandError(.conflict, .faultPersists, "the pen did not answer CLEAR_FAULT: the cause cannot be seen to be gone", state: core.phase.rawValue)
             }
             // A frame after the pen's answer is the evidence the core needs.
             let answeredAt = lastNow
@@ -441,7 +442,7 @@ extension Supervisor {
     public func changeLimits(_ limits: SafetyLimits, actor: String) async throws(CommandError) -> SafetyLimits {
         let problems = limits.validate() + limits.loosenings(comparedTo: core.limits)
         guard problems.isEmpty else {
-            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: problems)
+            throw CommandError(.unprocessable, .limitsRefused, "the limit set is refused", violations: problems)
         }
         return try await replaceLimits(limits, actor: actor) { store, wall in
             try store.saveRuntimeLimits(limits, actor: actor, at: wall)
@@ -453,7 +454,7 @@ extension Supervisor {
     public func resetLimits(reason: String, actor: String) async throws(CommandError) -> SafetyLimits {
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else {
-            throw CommandError(.badRequest, "reason_missing", "a reset needs a reason, which is recorded",
+            throw CommandError(.badRequest, .reasonMissing, "a reset needs a reason, which is recorded",
                                violations: [LimitViolation(field: "reason", value: "missing", allowed: "1...1000 characters")])
         }
         let configured = settings.configuredLimits
@@ -467,15 +468,15 @@ extension Supervisor {
     func replaceLimits(_ limits: SafetyLimits, actor: String,
                        record: @escaping @Sendable (RecordStore, Int64) throws -> Void) async throws(CommandError) -> SafetyLimits {
         guard core.phase == .noSession || core.phase == .closed, !limitsChanging else {
-            throw CommandError(.conflict, "session_open", "limits change only while no session is open", state: core.phase.rawValue)
+            throw CommandError(.conflict, .sessionOpen, "limits change only while no session is open", state: core.phase.rawValue)
         }
         do {
             _ = try SafetyCore(limits: limits, history: core.history)  // refused before anything is recorded
         } catch {
-            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
+            throw CommandError(.unprocessable, .limitsRefused, "the limit set is refused", violations: error.violations)
         }
         guard let records else {
-            throw CommandError(.unavailable, "records_unavailable", "limits change only with working records: \(recordsProblems.joined(separator: "; "))")
+            throw CommandError(.unavailable, .recordsUnavailable, "limits change only with working records: \(recordsProblems.joined(separator: "; "))")
         }
         limitsChanging = true
         defer { limitsChanging = false }
@@ -484,11 +485,11 @@ extension Supervisor {
             try await records.submit("limits", retry: false) { store in try record(store, wall) }.durable()
         } catch {
             counters.recordFailures += 1
-            throw CommandError(.unavailable, "records_unavailable", "the limits were not changed: they could not be recorded (\(error))", state: core.phase.rawValue)
+            throw CommandError(.unavailable, .recordsUnavailable, "the limits were not changed: they could not be recorded (\(error))", state: core.phase.rawValue)
         }
         // The history may have grown while the record was written: keep the newest.
         do { core = try SafetyCore(limits: limits, history: core.history) } catch {
-            throw CommandError(.unprocessable, "limits_refused", "the limit set is refused", violations: error.violations)
+            throw CommandError(.unprocessable, .limitsRefused, "the limit set is refused", violations: error.violations)
         }
         logger.notice("limits changed", metadata: ["actor": "\(actor)"])
         return core.limits

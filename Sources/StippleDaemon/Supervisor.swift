@@ -1,6 +1,7 @@
 import Logging
 import StippleLink
 import StippleRecords
+import StippleAPI
 import StippleSafety
 import StippleTransport
 import StippleWire
@@ -28,13 +29,15 @@ public struct PenView: Sendable {
 public struct CommandError: Error, Sendable {
     public enum Kind: Sendable { case badRequest, forbidden, notFound, conflict, unavailable, unprocessable }
     public var kind: Kind
-    public var code: String
+    /// One of docs/openapi.yaml's `ProblemCode`s (generated): a code the spec does not list
+    /// does not compile.
+    public var code: ProblemCode
     public var message: String
     public var state: String?
     public var violations: [LimitViolation] = []
     public var armingFailures: [ArmingFailure] = []
 
-    public init(_ kind: Kind, _ code: String, _ message: String, state: String? = nil,
+    public init(_ kind: Kind, _ code: ProblemCode, _ message: String, state: String? = nil,
                 violations: [LimitViolation] = [], armingFailures: [ArmingFailure] = []) {
         self.kind = kind
         self.code = code

@@ -194,7 +194,7 @@ public enum SafetyAction: Hashable, Sendable {
 
 /// Why a request was refused; nothing changed.
 public struct SafetyRefusal: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Code: String, Hashable, Sendable {
+    public enum Code: String, Hashable, Sendable, CaseIterable {
         case illegalTransition = "illegal_transition"
         case armingChecksFailed = "arming_checks_failed"
         case setpointOutOfLimits = "setpoint_out_of_limits"

@@ -58,7 +58,7 @@ import Testing
             try await rig.clearFault()
             Issue.record("cleared with the over-depth switch closed")
         } catch let error as CommandError {
-            #expect(error.code == "fault_persists", "\(error)")
+            #expect(error.code.rawValue == "fault_persists", "\(error)")
         }
         #expect(await rig.phase == "faulted" && !rig.motorLine)
     }

@@ -43,7 +43,7 @@ struct RecordsConsistencyTests {
             _ = try await supervisor.arm(PresenceTable.Holder(uid: 1, pid: 1, client: "gui"), actor: "test")
             Issue.record("armed on inconsistent records")
         } catch {
-            #expect(error.code == "records_inconsistent")
+            #expect(error.code.rawValue == "records_inconsistent")
         }
         await supervisor.shutdown()
     }

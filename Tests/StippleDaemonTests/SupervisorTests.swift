@@ -105,7 +105,7 @@ import Testing
             try await moved.arm()
             Issue.record("armed the wrong pen")
         } catch let error as CommandError {
-            #expect(error.armingFailures.map(\.code).contains(.wrongPen) || error.code == "fault_latched" || !error.armingFailures.isEmpty)
+            #expect(error.armingFailures.map(\.code).contains(.wrongPen) || error.code.rawValue == "fault_latched" || !error.armingFailures.isEmpty)
         }
         #expect(!swapped.withPen { $0.armed })
     }
@@ -192,7 +192,7 @@ import Testing
             try await rig.arm()
             Issue.record("armed on damaged records")
         } catch let error as CommandError {
-            #expect(error.code == "records_unhealthy")
+            #expect(error.code.rawValue == "records_unhealthy")
         }
         #expect(FileManager.default.fileExists(atPath: directory + "/stipple.db"))
     }

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Foundation
+import StippleAPI
 import Glibc
 
 /// stipplectl's side of the local API (docs/openapi.yaml): requests over the Unix socket, and
@@ -85,11 +86,14 @@ struct DaemonClient: Sendable {
         }
         let detail = problem["detail"].string ?? "refused"
         let json = raw.isEmpty ? nil : raw
+        // The daemon's codes, as docs/openapi.yaml lists them (generated): a code this stipplectl
+        // does not know (a newer daemon) is still shown, by its HTTP status.
+        let known = ProblemCode(rawValue: code)
         switch answer.status {
         case 403:
-            return CtlError(.permissionDenied, code: code, code == "not_a_member" ? notMember : code == "engineers_only" ? notEngineer : "permission denied: \(detail)",
+            return CtlError(.permissionDenied, code: code, known == .notAMember ? notMember : known == .engineersOnly ? notEngineer : "permission denied: \(detail)",
                             problemJSON: json)
-        case 404 where code == "no_such_route":
+        case 404 where known == .noSuchRoute:
             return CtlError(.badAnswer, code: code, "stippled does not know \(method) \(path) — is it older than this stipplectl? (\(detail))", problemJSON: json)
         case 404:
             return CtlError(.notFound, code: code, "not found: \(detail)", problemJSON: json)

@@ -10,6 +10,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import StippleRecords
+import StippleAPI
 import StippleSafety
 
 /// The request context: the socket channel, from which the peer's credentials come.
@@ -78,12 +79,18 @@ public struct APIServer: Sendable {
             logger: logger)
     }
 
+    /// Something other than a socket where the API's socket goes: the daemon will not start.
+    public struct SocketPathTaken: Error, CustomStringConvertible {
+        public var path: String
+        public var description: String { "\(path) exists and is not a socket; refusing to replace it" }
+    }
+
     /// A socket file left by a daemon that died: removed; anything else at the path: refused.
     static func removeStaleSocket(_ path: String) throws {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw CommandError(.conflict, "socket_path_taken", "\(path) exists and is not a socket; refusing to replace it")
+            throw SocketPathTaken(path: path)
         }
         unlink(path)
     }
@@ -121,19 +128,19 @@ struct CredentialsMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
         var context = context
         guard let provider = context.channel as? any SocketOptionProvider else {
-            return Problem(403, "no_credentials", "the caller's credentials cannot be read").response
+            return Problem(403, .noCredentials, "the caller's credentials cannot be read").response
         }
         let credentials: stipple_ucred
         do {
             credentials = try await provider.unsafeGetSocketOption(
                 level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED)).get()
         } catch {
-            return Problem(403, "no_credentials", "the caller's credentials cannot be read: \(error)").response
+            return Problem(403, .noCredentials, "the caller's credentials cannot be read: \(error)").response
         }
         let peer = policy.peer(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
         guard peer.role >= .technician else {
             logger.notice("refused a caller with no role", metadata: ["uid": "\(peer.uid)", "user": "\(peer.userName)"])
-            return Problem(403, "not_a_member",
+            return Problem(403, .notAMember,
                            "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (technicians) or \(policy.engineerGroup) (engineers) (ask an administrator: usermod -aG \(policy.technicianGroup) \(peer.userName))").response
         }
         context.peer = peer

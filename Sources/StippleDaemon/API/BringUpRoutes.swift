@@ -1,4 +1,5 @@
 import Foundation
+import StippleAPI
 import StippleRequests
 import HTTPTypes
 import Hummingbird
@@ -31,7 +32,7 @@ struct BringUpRoutes: Sendable {
 
     func engineer(_ context: APIContext) throws(Problem) -> String {
         guard let peer = context.peer, peer.role == .engineer else {
-            throw Problem(403, "engineers_only", "bring-up calls need group stipple-eng (you are a technician)")
+            throw Problem(403, .engineersOnly, "bring-up calls need group stipple-eng (you are a technician)")
         }
         return peer.description
     }
@@ -99,7 +100,7 @@ struct BringUpRoutes: Sendable {
         }
         let message: Message
         do { message = try Message.make(name: name, fields: fields) } catch {
-            throw Problem(422, "bad_message", "\(error)")
+            throw Problem(422, .badMessage, "\(error)")
         }
         // Listen before sending: the answer may come back before the ACK is processed.
         let recording = supervisor.bringUp.record()

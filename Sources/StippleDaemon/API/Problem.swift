@@ -3,9 +3,18 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import StippleRequests
+import StippleAPI
 import StippleSafety
 
 extension Problem {
+    /// The daemon names its problems by the spec's codes (`ProblemCode`, generated from
+    /// docs/openapi.yaml); `AllowedMethodsTests`' neighbour `ProblemCodeTests` holds the daemon's
+    /// sources to never passing a code as a bare string.
+    init(_ status: Int, _ code: ProblemCode, _ detail: String, state: String? = nil,
+         errors: [FieldError] = [], armingFailures: [CheckFailure] = []) {
+        self.init(status, code.rawValue, detail, state: state, errors: errors, armingFailures: armingFailures)
+    }
+
     init(_ error: CommandError) {
         let status = switch error.kind {
         case .badRequest: 400
@@ -15,7 +24,7 @@ extension Problem {
         case .unavailable: 503
         case .unprocessable: 422
         }
-        self.init(status, error.code, error.message, state: error.state,
+        self.init(status, error.code.rawValue, error.message, state: error.state,
                   errors: error.violations.map { FieldError(field: $0.field, value: $0.value, allowed: $0.allowed) },
                   armingFailures: error.armingFailures.map { CheckFailure(code: $0.code.rawValue, message: $0.message) })
     }
@@ -37,19 +46,27 @@ extension JSONBody {
     static func read(_ request: Request, allowEmpty: Bool = false) async throws(Problem) -> JSONBody {
         let type = request.headers[.contentType]
         if let type, !isJSON(type) {
-            throw Problem(415, "unsupported_media_type", "Content-Type: \(type.prefix(80)) is not allowed; send application/json")
+            throw Problem(415, .unsupportedMediaType, "Content-Type: \(type.prefix(80)) is not allowed; send application/json")
         }
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: maximumBytes) } catch {
-            throw Problem(413, "body_too_large", "the body exceeds \(maximumBytes) bytes")
+            throw Problem(413, .bodyTooLarge, "the body exceeds \(maximumBytes) bytes")
         }
         if buffer.readableBytes == 0 {
             if allowEmpty { return JSONBody(object: [:]) }
-            throw Problem(400, "body_missing", "a JSON object is required")
+            throw Problem(400, .bodyMissing, "a JSON object is required")
         }
         if type == nil {
-            throw Problem(415, "unsupported_media_type", "a body without Content-Type; send Content-Type: application/json")
+            throw Problem(415, .unsupportedMediaType, "a body without Content-Type; send Content-Type: application/json")
         }
         return try parse(buffer.readableBytesView)
+    }
+}
+
+extension ProblemCode {
+    /// The safety core's refusal codes are the spec's codes of the same name (`ProblemCodeTests`
+    /// holds every one of them to it); one the spec lacked would be a bad request, never a crash.
+    init(_ refusal: SafetyRefusal.Code) {
+        self = ProblemCode(rawValue: refusal.rawValue) ?? .badRequest
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import StippleAPI
 import StippleRequests
 import Hummingbird
 import StippleRecords
@@ -23,9 +24,9 @@ extension Routes {
     }
 
     func report(_ context: APIContext) async throws -> Response {
-        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        guard let records else { throw Problem(503, .recordsUnavailable, "the records are not available") }
         let id = try context.parameters.require("id")
-        guard let report = try records.report(id) else { throw Problem(404, "no_such_session", "no session \(id)") }
+        guard let report = try records.report(id) else { throw Problem(404, .noSuchSession, "no session \(id)") }
         let audit = try records.verifyAudit()
         var view = ReportView(report, audit: audit)
         view.events = try records.auditEntries(sessionID: id)

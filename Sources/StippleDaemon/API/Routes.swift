@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import StippleRecords
+import StippleAPI
 import StippleSafety
 
 /// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer
@@ -71,7 +72,7 @@ struct Routes: Sendable {
         v1.post("presence") { request, context in
             let holder = try holder(request, context)
             guard await supervisor.ping(holder) else {
-                throw Problem(409, "no_event_stream",
+                throw Problem(409, .noEventStream,
                               "\(holder) holds no event stream: open GET /v1/events with the same X-Stipple-Client from this process, then ping")
             }
             return Response(status: .noContent)
@@ -85,15 +86,15 @@ struct Routes: Sendable {
         v1.post("limits/reset") { request, context in try await resetLimits(request, context) }
         v1.get("audit") { request, _ in try auditList(request) }
         router.get("metrics") { _, _ in
-            guard let metrics else { throw Problem(404, "no_metrics", "metrics are not enabled") }
+            guard let metrics else { throw Problem(404, .noMetrics, "metrics are not enabled") }
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics())))
         }
         v1.get("audit/verify") { _, _ in
-            guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+            guard let records else { throw Problem(503, .recordsUnavailable, "the records are not available") }
             do { return try json(try records.verifyAudit()) } catch let problem as Problem { throw problem } catch {
-                throw Problem(503, "records_unavailable", "\(error)")
+                throw Problem(503, .recordsUnavailable, "\(error)")
             }
         }
     }
@@ -147,7 +148,7 @@ struct Routes: Sendable {
 
     func changeLimits(_ request: Request, _ context: APIContext) async throws -> Response {
         guard context.peer?.role == .engineer else {
-            throw Problem(403, "engineers_only", "changing limits needs group stipple-eng (you are a technician)")
+            throw Problem(403, .engineersOnly, "changing limits needs group stipple-eng (you are a technician)")
         }
         let body = try await JSONBody.read(request)
         let limits = try LimitsView.apply(body.object, over: await supervisor.limits)
@@ -156,7 +157,7 @@ struct Routes: Sendable {
 
     func resetLimits(_ request: Request, _ context: APIContext) async throws -> Response {
         guard context.peer?.role == .engineer else {
-            throw Problem(403, "engineers_only", "resetting limits needs group stipple-eng (you are a technician)")
+            throw Problem(403, .engineersOnly, "resetting limits needs group stipple-eng (you are a technician)")
         }
         let body = try await JSONBody.read(request)
         try body.refuseUnknown(["reason"])
@@ -165,7 +166,7 @@ struct Routes: Sendable {
     }
 
     func listSessions(_ request: Request) throws -> Response {
-        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        guard let records else { throw Problem(503, .recordsUnavailable, "the records are not available") }
         let query = request.uri.queryParameters
         let limit = try query.get("limit").map { raw throws(Problem) -> Int in
             guard let value = Int(raw), (1...1000).contains(value) else { throw Problem.field("limit", raw, "1...1000", status: 400) }
@@ -176,14 +177,14 @@ struct Routes: Sendable {
     }
 
     func getSession(_ context: APIContext) throws -> Response {
-        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        guard let records else { throw Problem(503, .recordsUnavailable, "the records are not available") }
         let id = try context.parameters.require("id")
-        guard let session = try records.session(id) else { throw Problem(404, "no_such_session", "no session \(id)") }
+        guard let session = try records.session(id) else { throw Problem(404, .noSuchSession, "no session \(id)") }
         return try json(SessionSummary(session))
     }
 
     func auditList(_ request: Request) throws -> Response {
-        guard let records else { throw Problem(503, "records_unavailable", "the records are not available") }
+        guard let records else { throw Problem(503, .recordsUnavailable, "the records are not available") }
         let query = request.uri.queryParameters
         let after = try query.get("after").map { raw throws(Problem) -> Int64 in
             guard let value = Int64(raw), value >= 0 else { throw Problem.field("after", raw, "0 or more", status: 400) }
@@ -257,13 +258,13 @@ struct Routes: Sendable {
     /// Who asks: the client id the caller chose, scoped by the peer credentials of its socket.
     func holder(_ request: Request, _ context: APIContext) throws(Problem) -> PresenceTable.Holder {
         let client = try clientID(request)
-        guard let peer = context.peer else { throw Problem(403, "no_credentials", "the caller's credentials cannot be read") }
+        guard let peer = context.peer else { throw Problem(403, .noCredentials, "the caller's credentials cannot be read") }
         return PresenceTable.Holder(uid: peer.uid, pid: peer.pid, client: client)
     }
 
     func clientID(_ request: Request) throws(Problem) -> String {
         guard let client = request.headers[.stippleClient] else {
-            throw Problem(400, "client_id_missing",
+            throw Problem(400, .clientIdMissing,
                           "send the header X-Stipple-Client with your client's id, and keep GET /v1/events open (or POST /v1/presence every second) while armed")
         }
         try Self.checkClientID(client)
@@ -279,7 +280,7 @@ struct Routes: Sendable {
         if let current {
             let session = await supervisor.status().session
             guard let session, Identifier.same(session.id, current) || session.id == current else {
-                throw Problem(404, "no_such_session", "session \(current) is not the daemon's current session", state: await supervisor.status().phase)
+                throw Problem(404, .noSuchSession, "session \(current) is not the daemon's current session", state: await supervisor.status().phase)
             }
         }
         do {
@@ -326,18 +327,18 @@ struct ProblemMiddleware: RouterMiddleware {
             if status == 404 || status == 405 {
                 let allowed = Routes.allowedMethods(for: request.uri.path)
                 if allowed.isEmpty || allowed.contains("\(request.method)") {
-                    return Problem(404, "no_such_route", "no route \(request.method) \(request.uri.path)").response
+                    return Problem(404, .noSuchRoute, "no route \(request.method) \(request.uri.path)").response
                 }
-                var response = Problem(405, "method_not_allowed",
+                var response = Problem(405, .methodNotAllowed,
                                        "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allowed.joined(separator: ", ")))").response
                 response.headers[.allow] = allowed.joined(separator: ", ")
                 return response
             }
-            if status == 413 { return Problem(413, "body_too_large", "the body exceeds \(JSONBody.maximumBytes) bytes").response }
+            if status == 413 { return Problem(413, .bodyTooLarge, "the body exceeds \(JSONBody.maximumBytes) bytes").response }
             return Problem(status, "http_error", error.body ?? "\(error.status)").response
         } catch {
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
-            return Problem(503, "internal", "the request could not be completed; the daemon logged why").response
+            return Problem(503, ._internal, "the request could not be completed; the daemon logged why").response
         }
     }
 }

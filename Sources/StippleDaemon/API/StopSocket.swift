@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CStippleSys
 import Foundation
+import StippleAPI
 import StippleRequests
 import Logging
 import ServiceLifecycle
@@ -170,7 +171,7 @@ public final class StopSocket: @unchecked Sendable {
                     handle(request, peer: peer(connection), fd: entry.fd)
                 } else if connection.head.count > 8192 {
                     connections[entry.fd] = nil
-                    respond(entry.fd, uid: connection.uid, problem: Problem(431, "head_too_large", "a request head must fit in 8 KiB"))
+                    respond(entry.fd, uid: connection.uid, problem: Problem(431, .headTooLarge, "a request head must fit in 8 KiB"))
                 } else {
                     connections[entry.fd] = connection
                 }
@@ -224,7 +225,7 @@ public final class StopSocket: @unchecked Sendable {
 
     /// The 429 a user over their limit gets, built once.
     static let tooMany: [UInt8] = {
-        let body = (try? encoder.encode(Problem(429, "too_many_connections",
+        let body = (try? encoder.encode(Problem(429, .tooManyConnections,
                                                 "you already hold the most connections the stop socket allows one user (waiting or being carried out); close one"))) ?? Data()
         return Array("HTTP/1.1 429 \(Problem.title(429))\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + Array(body)
     }()
@@ -282,7 +283,7 @@ public final class StopSocket: @unchecked Sendable {
     private func handle(_ request: (method: String, path: String), peer: Peer, fd: Int32) {
         let uid = peer.uid
         guard peer.role >= .technician else {
-            respond(fd, uid: uid, problem: Problem(403, "not_a_member",
+            respond(fd, uid: uid, problem: Problem(403, .notAMember,
                                          "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (technicians) or \(policy.engineerGroup) (engineers)"))
             return
         }
@@ -292,11 +293,11 @@ public final class StopSocket: @unchecked Sendable {
         case "/v1/stop": kind = .stop
         case "/v1/disarm": kind = .disarm
         default:
-            respond(fd, uid: uid, problem: Problem(404, "no_such_route", "the stop socket serves POST /v1/estop, /v1/stop and /v1/disarm; use the API socket for the rest"))
+            respond(fd, uid: uid, problem: Problem(404, .noSuchRoute, "the stop socket serves POST /v1/estop, /v1/stop and /v1/disarm; use the API socket for the rest"))
             return
         }
         guard request.method == "POST" else {
-            respond(fd, uid: uid, problem: Problem(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path) (allowed: POST)"),
+            respond(fd, uid: uid, problem: Problem(405, .methodNotAllowed, "\(request.method) is not allowed on \(request.path) (allowed: POST)"),
                     extraHeaders: "Allow: POST\r\n")
             return
         }
@@ -307,7 +308,7 @@ public final class StopSocket: @unchecked Sendable {
             do {
                 respond(fd, uid: nil, status: 200, body: try Self.encoder.encode(result), type: "application/json")
             } catch {
-                respond(fd, uid: nil, problem: Problem(503, "internal", "the stop was made; its answer could not be encoded"))
+                respond(fd, uid: nil, problem: Problem(503, ._internal, "the stop was made; its answer could not be encoded"))
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import StippleRequests
 import StippleRecords
+import StippleAPI
 import StippleSafety
 
 /// The limits as the API and the configuration file write them: units in the names.
@@ -154,7 +155,7 @@ public struct LimitsView: Codable, Sendable {
 
     static func decode(_ data: Data, over base: SafetyLimits) throws(Problem) -> SafetyLimits {
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw Problem(400, "body_not_json", "the body is not a JSON object")
+            throw Problem(400, .bodyNotJson, "the body is not a JSON object")
         }
         return try apply(object, over: base)
     }
