@@ -532,7 +532,8 @@ def test_h16_clear_fault_is_not_reported_done_while_the_pen_still_overheats(api,
     status = api.status()
     pen_state = pen.state()
     assert "fault over_temperature" in pen_state
-    assert cleared.status == 409 or status["phase"] == "faulted", (
+    assert cleared.status == 409 and cleared.json["code"] == "fault_persists", cleared
+    assert status["phase"] == "faulted", (
         f"clear-fault answered {cleared.status}, daemon shows {status['phase']} {status['faults']}, pen: {pen_state}")
 
 

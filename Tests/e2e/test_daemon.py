@@ -65,7 +65,14 @@ def test_h5_sigkill_the_daemon_the_pen_deadman_stops_the_needle(api, pen, daemon
 def test_h6_silent_pen_is_stopped(api, pen, daemon):
     arm_running(api, pen, daemon)
     pen.command("fault firmware_hang", expect="")
-    api.wait(lambda s: "telemetry_silence" in s["faults"] or "link_lost" in s["faults"], what="the silence fault")
+    # The daemon's silence check (250 ms) fires long before the link would give up.
+    status = api.wait(lambda s: s["faults"], what="the silence fault")
+    assert status["faults"][0] == "telemetry_silence" and not status["may_move"], status
+    # The hung firmware cannot take the stop frame: its watchdog resets it, and the motor stops.
+    deadline = time.monotonic() + 3
+    while pen.motor_on():
+        assert time.monotonic() < deadline, f"the motor still runs 3 s after the pen fell silent: {pen.state()}"
+        time.sleep(0.05)
 
 
 def test_h8_pen_swapped_refuses_to_run(workdir, api, pen, daemon):
@@ -271,7 +278,7 @@ def test_sigterm_stops_disarms_and_exits_0(api, pen, daemon):
     assert daemon.kill(signal.SIGTERM) == 0
     time.sleep(0.1)
     assert not pen.motor_on()
-    assert "armed" not in pen.state().split(",")[0] or "state idle" in pen.state()
+    assert pen.state().startswith("state idle"), pen.state()
 
 
 def test_h7_corrupted_link_is_never_acted_on(workdir):

@@ -390,7 +390,7 @@ def test_watch_uses_a_wide_terminal_and_leaves_no_stale_motor_after_a_fault(api,
     header = f"stipplectl watch · stippled at {daemon.socket} · Ctrl-C disarms and quits"
     assert len(header) > 78 and header in screen, "the header line was cut though the terminal is 200 wide"
     last = screen.rsplit("stipplectl watch ·", 1)[-1]
-    assert "FAULT" in last or "faulted" in last.lower(), last
+    assert "state     FAULTED" in last, last
     assert "motor ON" not in last and "pedal down" not in last, f"a stale screen after the fault: {last}"
 
 
