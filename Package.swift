@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "CStippleSys", cSettings: strictC),
         .target(
             name: "StippleTransport",
-            dependencies: ["StippleWire", "CStippleSys", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["StippleWire", "CStippleSys"],
             swiftSettings: strictSwift
         ),
         // libudev and libgpiod as Debian 12 ships them (libudev-dev, libgpiod-dev 1.6: the v1 API).
@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "stippled",
             dependencies: [
-                "StippleDaemon", "StippleSim", "StippleTransport",
+                "StippleDaemon", "StippleSim", "StippleTransport", "StippleRecords", "StippleSafety", "StippleWire",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import StippleSafety
 import StippleTransport
+import StippleWire
 import Synchronization
 
 /// Keeps a link to a real pen (or a pty): opens the device, has the supervisor's own thread

@@ -1,3 +1,5 @@
+import StippleWire
+
 /// Arming: every check, all evaluated, whatever state the session is in.
 extension SafetyCore {
     /// Every arming check, all evaluated; empty means the pen may be armed.

@@ -1,3 +1,5 @@
+import StippleWire
+
 /// The runtime monitors: every telemetry frame, the pedal, and the silence between frames.
 extension SafetyCore {
     mutating func pedal(_ pressed: Bool, at now: MonotonicInstant, into actions: inout [SafetyAction]) {

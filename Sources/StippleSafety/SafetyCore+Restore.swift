@@ -1,3 +1,5 @@
+import StippleWire
+
 /// Continuing a persisted session after a daemon restart. The record is read like hostile
 /// input: anything impossible or self-contradictory fails safe (a latched `record_corrupted`
 /// fault and a locked session), never traps, and never gives session time back.

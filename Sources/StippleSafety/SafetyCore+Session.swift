@@ -1,3 +1,5 @@
+import StippleWire
+
 /// Sessions: opening (gap rule, single-use cartridges, unique ids), the setpoint and the
 /// cartridge, a new link to the pen, closing, and session time.
 extension SafetyCore {

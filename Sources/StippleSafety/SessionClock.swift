@@ -1,3 +1,5 @@
+import StippleWire
+
 /// Session time: how long since the session started, pauses included, on a monotonic clock.
 ///
 /// This is a value the daemon persists (`checkpoint`), so that a daemon restart continues the

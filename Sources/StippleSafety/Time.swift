@@ -1,9 +1,9 @@
 // The core's instant and its Duration helpers (`totalNanoseconds`, `wholeSeconds`,
 // `milliseconds`, `clockText`) live in StippleWire/MonotonicInstant.swift, so that the simulator
 // and the link keep time in the same type. The core's API is stated in StippleWire's types (its
-// instant, fault codes, messages), so the core brings them to its clients, as swift-nio's NIO
-// brings NIOCore.
-@_exported import StippleWire
+// instant, fault codes, messages); its clients import StippleWire themselves, so the layer they
+// lean on is written where they lean on it.
+import StippleWire
 
 /// Wall-clock time in seconds since 1970-01-01 UTC. Used only for what is about the calendar —
 /// cartridge expiry, the days between a client's sessions, and records — never to measure how

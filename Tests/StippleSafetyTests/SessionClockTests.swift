@@ -1,4 +1,5 @@
 import StippleSafety
+import StippleWire
 import Testing
 
 @Suite struct SessionClockTests {

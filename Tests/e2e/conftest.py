@@ -23,6 +23,19 @@ BUILD = pathlib.Path(os.environ.get("STIPPLE_BUILD", ROOT / ".build" / "debug"))
 STIPPLED = BUILD / "stippled"
 SIM = BUILD / "stipple-sim"
 SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+EVENT_SCHEMA = {"components": SPEC["components"], "$ref": "#/components/schemas/Event"}
+# Events any stream of a test received that docs/openapi.yaml does not describe.
+INVALID_EVENTS = []
+
+
+@pytest.fixture(autouse=True)
+def events_follow_the_spec():
+    """Every test fails if an event it received is not one the spec describes."""
+    INVALID_EVENTS.clear()
+    yield
+    found = list(INVALID_EVENTS)
+    INVALID_EVENTS.clear()
+    assert not found, f"events outside docs/openapi.yaml's Event schema: {found[:3]}"
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -199,6 +212,12 @@ class EventStream:
                         elif line.startswith("data: "):
                             event["data"] = json.loads(line[6:])
                     if "event" in event:
+                        # Every event the daemon sends is one docs/openapi.yaml describes.
+                        try:
+                            jsonschema.validate(event.get("data"), EVENT_SCHEMA)
+                            assert event["data"]["type"] == event["event"], event
+                        except (jsonschema.ValidationError, AssertionError, KeyError, TypeError) as error:
+                            INVALID_EVENTS.append((event, str(error)[:400]))
                         with self.lock:
                             self.events.append(event)
         except OSError:
