@@ -390,7 +390,7 @@ extension Supervisor {
             }
             logger.error("stopped, but the record could not be written", metadata: ["kind": "\(kind.rawValue)"])
             answer(StopResult(status: answered, unrecorded: .init(
-                code: "stopped_unrecorded",
+                code: ProblemCode.stoppedUnrecorded.rawValue,
                 detail: "stopped; the record could not be written (\(records.unwritableReason ?? "a write failed")): it is kept in memory and written as soon as the disk has room")))
         })
     }

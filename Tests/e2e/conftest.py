@@ -26,13 +26,20 @@ SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
 EVENT_SCHEMA = {"components": SPEC["components"], "$ref": "#/components/schemas/Event"}
 # Events any stream of a test received that docs/openapi.yaml does not describe.
 INVALID_EVENTS = []
+# The event streams a test opened: closed and drained before its events are judged.
+STREAMS = []
 
 
 @pytest.fixture(autouse=True)
 def events_follow_the_spec():
     """Every test fails if an event it received is not one the spec describes."""
     INVALID_EVENTS.clear()
+    STREAMS.clear()
     yield
+    for stream in list(STREAMS):
+        stream.close()
+        stream.thread.join(timeout=2)
+    STREAMS.clear()
     found = list(INVALID_EVENTS)
     INVALID_EVENTS.clear()
     assert not found, f"events outside docs/openapi.yaml's Event schema: {found[:3]}"
@@ -83,12 +90,19 @@ def schema_for(path, method, status):
     return media["schema"]
 
 
+PROBLEM_STATUSES = SPEC["components"]["schemas"]["ProblemCode"]["x-problem-codes"]
+
+
 def validate(path, method, response):
     schema = schema_for(path, method, response.status)
     if schema is None or response.json is None:
         return
     resolver_schema = {"components": SPEC["components"], **schema}
     jsonschema.validate(response.json, resolver_schema)
+    if response.status >= 400 and isinstance(response.json, dict) and "code" in response.json:
+        code = response.json["code"]
+        assert response.status in PROBLEM_STATUSES[code]["status"], (
+            f"{method} {path}: {code} answered with {response.status}; docs/openapi.yaml lists {PROBLEM_STATUSES[code]['status']}")
 
 
 class API:
@@ -181,6 +195,7 @@ class EventStream:
             self.socket_path = socket_path
             self.client = client
             threading.Thread(target=self._ping, daemon=True).start()
+        STREAMS.append(self)
 
     def _ping(self):
         api = API(self.socket_path)
@@ -216,8 +231,8 @@ class EventStream:
                         try:
                             jsonschema.validate(event.get("data"), EVENT_SCHEMA)
                             assert event["data"]["type"] == event["event"], event
-                        except (jsonschema.ValidationError, AssertionError, KeyError, TypeError) as error:
-                            INVALID_EVENTS.append((event, str(error)[:400]))
+                        except Exception as error:  # a schema error too: never a silently dead reader
+                            INVALID_EVENTS.append((event, f"{type(error).__name__}: {str(error)[:400]}"))
                         with self.lock:
                             self.events.append(event)
         except OSError:

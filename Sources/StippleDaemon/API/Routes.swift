@@ -335,7 +335,11 @@ struct ProblemMiddleware: RouterMiddleware {
                 return response
             }
             if status == 413 { return Problem(413, .bodyTooLarge, "the body exceeds \(JSONBody.maximumBytes) bytes").response }
-            return Problem(status, "http_error", error.body ?? "\(error.status)").response
+            // What else the router refuses is a request it cannot parse (400); any other status
+            // would be the server's own failure, answered as such and logged.
+            if status == 400 { return Problem(400, .httpError, error.body ?? "\(error.status)").response }
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "status": "\(status)", "error": "\(error)"])
+            return Problem(503, ._internal, "the request could not be completed; the daemon logged why").response
         } catch {
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return Problem(503, ._internal, "the request could not be completed; the daemon logged why").response
