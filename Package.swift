@@ -186,7 +186,8 @@ let package = Package(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
                            "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleRequests",
-                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle")],
+                           .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -40,6 +40,9 @@ public struct APIServer: Sendable {
     public var idleTimeout = TimeAmount.seconds(30)
     /// The Prometheus text of every metric, served at `/metrics`; nil: no metrics.
     public var metrics: (@Sendable () -> [UInt8])?
+    /// In-process route tests only (HummingbirdTesting has no socket to read SO_PEERCRED from):
+    /// the caller for a request. Internal, so that nothing but `@testable` code can set it.
+    var peerForTesting: (@Sendable (Request) -> Peer?)?
 
     public init(socketPath: String, policy: RolePolicy, supervisor: Supervisor, records: RecordStore?, logger: Logger) {
         self.socketPath = socketPath
@@ -57,7 +60,7 @@ public struct APIServer: Sendable {
         // Outermost first: every error (unknown routes included) becomes a problem; then the
         // credential check guards every route.
         router.middlewares.add(ProblemMiddleware(logger: logger))
-        router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger))
+        router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger, peerForTesting: peerForTesting))
         Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics).register(on: router)
         let path = socketPath
         let group = policy.technicianGroup
@@ -124,9 +127,20 @@ struct CredentialsMiddleware: RouterMiddleware {
     typealias Context = APIContext
     let policy: RolePolicy
     let logger: Logger
+    var peerForTesting: (@Sendable (Request) -> Peer?)? = nil
 
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
         var context = context
+        if let peerForTesting {
+            guard let peer = peerForTesting(request) else {
+                return Problem(403, .noCredentials, "the caller's credentials cannot be read").response
+            }
+            guard peer.role >= .technician else {
+                return Problem(403, .notAMember, "permission denied: \(peer.userName) is not in group \(policy.technicianGroup) (technicians) or \(policy.engineerGroup) (engineers)").response
+            }
+            context.peer = peer
+            return try await next(request, context)
+        }
         guard let provider = context.channel as? any SocketOptionProvider else {
             return Problem(403, .noCredentials, "the caller's credentials cannot be read").response
         }

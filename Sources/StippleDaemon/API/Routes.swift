@@ -35,13 +35,14 @@ struct Routes: Sendable {
     static func allowedMethods(for path: String) -> [String] {
         // Segments as the router sees them: empty ones (`//`, a trailing `/`) do not count.
         let segments = path.split(separator: "/")
-        var methods = Set(table.filter { route in
+        // HEAD is not answered (the router's automatic HEAD is off, as the spec lists none): a
+        // HEAD is 405 like any other method a path lacks.
+        let methods = Set(table.filter { route in
             let template = route.path.split(separator: "/")
             return template.count == segments.count && zip(template, segments).allSatisfy { pattern, segment in
                 pattern.hasPrefix("{") || pattern == segment
             }
         }.map(\.method))
-        if methods.contains("GET") { methods.insert("HEAD") }  // the router answers HEAD wherever GET is
         return methods.sorted()
     }
 
