@@ -96,15 +96,10 @@ struct SimPenService: Service {
     }
 
     func play(_ action: Scenario.Action) {
-        switch action {
-        case .pedal(let pressed): pen.withPen { $0.setPedal(pressed) }
-        case .estopButton(let pressed): pen.withPen { $0.setEstopButton(pressed) }
-        case .insertCartridge(let cartridge): pen.withPen { $0.insertCartridge(cartridge) }
-        case .removeCartridge: pen.withPen { $0.removeCartridge() }
-        case .powerCycle: pen.withPen { $0.powerCycle() }
-        case .penFault(let fault): pen.withPen { $0.inject(fault) }
-        case .linkFault(let fault): pen.inject(fault)
-        default: break  // host-side steps: the daemon is the host
+        if case .linkFault(let fault) = action {
+            pen.inject(fault)
+        } else if !pen.withPen({ action.apply(to: &$0) }) {
+            return  // a host-side step: the daemon is the host
         }
         logger.notice("scenario step", metadata: ["action": "\(action)"])
     }

@@ -122,19 +122,19 @@ public final class PtyPenServer: @unchecked Sendable {
         let on = words.count > 1 && ["on", "1", "true", "down"].contains(words[1])
         switch verb {
         case "pedal":
-            pen.setPedal(on)
+            Scenario.Action.pedal(on).apply(to: &pen)
             return "pedal \(on ? "pressed" : "released")"
         case "estop":
-            pen.setEstopButton(on)
+            Scenario.Action.estopButton(on).apply(to: &pen)
             return "e-stop button \(on ? "pressed" : "released")"
         case "insert":
-            pen.insertCartridge(SimCartridge(id: words.count > 1 ? words[1] : "SIM-CART-0002"))
+            Scenario.Action.insertCartridge(SimCartridge(id: words.count > 1 ? words[1] : "SIM-CART-0002")).apply(to: &pen)
             return "cartridge inserted"
         case "remove":
-            pen.removeCartridge()
+            Scenario.Action.removeCartridge.apply(to: &pen)
             return "cartridge removed"
         case "power":
-            pen.powerCycle()
+            Scenario.Action.powerCycle.apply(to: &pen)
             return "pen power-cycled"
         case "status":
             return "state \(pen.penState), motor \(pen.motorDriven ? "on" : "off"), \(pen.strokeCount) strokes, rate \(Int(pen.rateHz)) Hz, fault \(pen.latchedFault), temperature \(Int(pen.temperature) / 10) °C"
@@ -147,10 +147,9 @@ public final class PtyPenServer: @unchecked Sendable {
                 parameters[parts[0]] = parts[1]
             }
             do {
-                switch try Scenario.Action.fault(named: words[1], parameters: parameters) {
-                case .penFault(let fault): pen.inject(fault)
-                case .linkFault: return "link faults apply to the in-process transport only; on a pty, disturb the link from the host side"
-                default: break
+                let action = try Scenario.Action.fault(named: words[1], parameters: parameters)
+                guard action.apply(to: &pen) else {
+                    return "link faults apply to the in-process transport only; on a pty, disturb the link from the host side"
                 }
                 return "injected \(words[1])"
             } catch {

@@ -135,3 +135,24 @@ extension Scenario {
         return try parse(data, file: path)
     }
 }
+
+extension Scenario.Action {
+    /// Carries out an action done to the pen itself — the technician's hands on the pedal, the
+    /// e-stop button and the cartridge, the power, a fault inside the pen — and returns true; for
+    /// a host-side or link action, does nothing and returns false. The one place these are
+    /// carried out, for every player: the scenario runner, the daemon's in-process pen
+    /// (`SimPenService`) and `stipple-sim serve`'s commands.
+    @discardableResult
+    public func apply(to pen: inout PenSimulator) -> Bool {
+        switch self {
+        case .pedal(let pressed): pen.setPedal(pressed)
+        case .estopButton(let pressed): pen.setEstopButton(pressed)
+        case .insertCartridge(let cartridge): pen.insertCartridge(cartridge)
+        case .removeCartridge: pen.removeCartridge()
+        case .powerCycle: pen.powerCycle()
+        case .penFault(let fault): pen.inject(fault)
+        default: return false
+        }
+        return true
+    }
+}

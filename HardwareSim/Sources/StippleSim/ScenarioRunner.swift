@@ -71,18 +71,14 @@ public enum ScenarioRunner {
     }
 
     static func perform(_ action: Scenario.Action, on rig: inout SimulationRig) {
+        if rig.apply(action) { return }
         switch action {
         case .connect(let limits, let setpoints): rig.host.connect(limits: limits, depthUm: setpoints.depthUm, rateDhz: setpoints.rateDhz)
         case .hello(let major, let minor): rig.host.send(.hello(.init(protoMajor: major, protoMinor: minor)))
         case .send(let message): rig.host.send(message)
         case .arm(let crc): rig.host.arm(limitsCRC: crc)
         case .heartbeats(let enabled): rig.host.heartbeatsEnabled = enabled
-        case .pedal(let pressed): rig.setPedal(pressed)
-        case .estopButton(let pressed): rig.setEstopButton(pressed)
-        case .insertCartridge(let cartridge): rig.insertCartridge(cartridge)
-        case .removeCartridge: rig.removeCartridge()
-        case .powerCycle: rig.powerCycle()
-        case .penFault(let fault): rig.inject(fault)
+        case .pedal, .estopButton, .insertCartridge, .removeCartridge, .powerCycle, .penFault: break  // applied above
         case .linkFault(let fault): rig.inject(fault)
         case .sendRaw(let bytes): rig.host.sendRaw(bytes)
         case .repeatLast(let count): for _ in 0..<count { rig.host.repeatLastCommand() }

@@ -48,6 +48,10 @@ public struct SimulationRig: Sendable {
         run(until: now + duration, each: each)
     }
 
+    /// A scenario's pen-side action on this rig's pen (false for any other action).
+    @discardableResult
+    public mutating func apply(_ action: Scenario.Action) -> Bool { action.apply(to: &pen) }
+
     public mutating func inject(_ fault: PenFault) { pen.inject(fault) }
 
     public mutating func inject(_ fault: LinkFault) { link.apply(fault, at: now) }
