@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
@@ -47,7 +48,7 @@ let package = Package(
         .target(name: "CStippleSys", cSettings: strictC),
         .target(
             name: "StippleTransport",
-            dependencies: ["StippleWire", "CStippleSys"],
+            dependencies: ["StippleWire", "CStippleSys", .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strictSwift
         ),
         // libudev and libgpiod as Debian 12 ships them (libudev-dev, libgpiod-dev 1.6: the v1 API).
@@ -55,12 +56,12 @@ let package = Package(
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         // Pen discovery and hotplug: tty devices from libudev matched against the pen table;
         // hotplug events behind a seam (recorded `udevadm monitor` sequences in tests).
-        .target(name: "StippleDiscovery", dependencies: ["CUDev"], swiftSettings: strictSwift),
+        .target(name: "StippleDiscovery", dependencies: ["CUDev", "StippleTransport"], swiftSettings: strictSwift),
         // GPIO pens over libgpiod: the line seam, the pen-side rules on six lines, and the
         // `PenLink` the supervisor drives them through.
         .target(
             name: "StippleGPIO",
-            dependencies: ["CGPIOD", "StippleWire", "StippleSafety", "StippleLink"],
+            dependencies: ["CGPIOD", "StippleWire", "StippleSafety", "StippleLink", "StippleTransport"],
             swiftSettings: strictSwift
         ),
         // Durable records: sessions, cartridges, telemetry aggregates, faults and the
@@ -150,6 +151,7 @@ let package = Package(
             dependencies: [
                 "StippleAPI",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim", "StippleDiscovery",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -192,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleDiscoveryTests",
-            dependencies: ["StippleDiscovery"],
+            dependencies: ["StippleDiscovery", "StippleTransport"],
             exclude: ["recordings"],
             swiftSettings: strictSwift
         ),

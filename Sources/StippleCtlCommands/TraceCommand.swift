@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import StippleTransport
 import StippleWire
 
 struct Trace: ParsableCommand {
@@ -166,7 +167,7 @@ final class TraceStreamReader: @unchecked Sendable {
                 if collected.status != 200 {
                     failure = DaemonClient.refusal(HTTPAnswer(status: collected.status, headers: [:], body: collected.body), method: "GET", path: "/v1/bringup/trace")
                 }
-            } catch let error as SocketError {
+            } catch let error as SystemCallError {
                 failure = client.unreachable(error)
             } catch {
                 failure = CtlError(.unreachable, code: "stream_failed", "the trace stream failed: \(error)")

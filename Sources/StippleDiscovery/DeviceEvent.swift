@@ -1,3 +1,4 @@
+import StippleTransport
 import Synchronization
 
 /// A uevent as udev delivers it after its rules ran (`udevadm monitor --udev --property`).
@@ -44,7 +45,7 @@ public struct DeviceEvent: Hashable, Sendable, CustomStringConvertible {
 public protocol HotplugEventSource: AnyObject, Sendable {
     /// Waits up to `timeout` for the next event; nil when none came. Throws when the source
     /// itself failed.
-    func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent?
+    func next(timeout: Duration) throws(SystemCallError) -> DeviceEvent?
     /// Stops the source; `next` returns nil from then on. Idempotent.
     func close()
 }
@@ -87,7 +88,7 @@ public final class RecordedEventSource: HotplugEventSource {
 
     public init(_ events: [DeviceEvent]) { self.events = Mutex(events) }
 
-    public func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent? {
+    public func next(timeout: Duration) throws(SystemCallError) -> DeviceEvent? {
         events.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 

@@ -1,3 +1,4 @@
+import StippleTransport
 /// One serial device, judged: is it a pen, which one, and why (or why not).
 public struct PenCandidate: Hashable, Sendable, CustomStringConvertible {
     public enum Verdict: Hashable, Sendable {
@@ -114,27 +115,15 @@ public struct PenDiscovery: Sendable {
     }
 
     /// Every tty device, judged (pens first).
-    public func scan() throws(DiscoveryError) -> [PenCandidate] {
+    public func scan() throws(SystemCallError) -> [PenCandidate] {
         matcher.candidates(try enumerator.ttyDevices(), linkExists: Self.exists)
     }
 
     static func exists(_ path: String) -> Bool { fileExists(path) }
 }
 
-/// A failed libudev (or /sys) operation.
-public struct DiscoveryError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var errno: Int32
-
-    public init(_ operation: String, errno: Int32) {
-        self.operation = operation
-        self.errno = errno
-    }
-
-    public var description: String { "\(operation): \(errnoText(errno))" }
-}
 
 /// Lists the tty devices of this machine.
 public protocol DeviceEnumerator: Sendable {
-    func ttyDevices() throws(DiscoveryError) -> [TTYDevice]
+    func ttyDevices() throws(SystemCallError) -> [TTYDevice]
 }

@@ -1,8 +1,8 @@
 #if canImport(Glibc)
 import CUDev
 import Glibc
+import StippleTransport
 
-func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
 func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// The tty devices libudev enumerates. This reads /sys and works without udevd; where udevd
@@ -13,15 +13,15 @@ func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 public struct UdevEnumerator: DeviceEnumerator {
     public init() {}
 
-    public func ttyDevices() throws(DiscoveryError) -> [TTYDevice] {
-        guard let udev = udev_new() else { throw DiscoveryError("udev_new", errno: errno) }
+    public func ttyDevices() throws(SystemCallError) -> [TTYDevice] {
+        guard let udev = udev_new() else { throw SystemCallError("udev_new", errno: errno) }
         defer { udev_unref(udev) }
-        guard let enumerate = udev_enumerate_new(udev) else { throw DiscoveryError("udev_enumerate_new", errno: errno) }
+        guard let enumerate = udev_enumerate_new(udev) else { throw SystemCallError("udev_enumerate_new", errno: errno) }
         defer { udev_enumerate_unref(enumerate) }
         var result = udev_enumerate_add_match_subsystem(enumerate, "tty")
-        if result < 0 { throw DiscoveryError("udev_enumerate_add_match_subsystem tty", errno: -result) }
+        if result < 0 { throw SystemCallError("udev_enumerate_add_match_subsystem tty", errno: -result) }
         result = udev_enumerate_scan_devices(enumerate)
-        if result < 0 { throw DiscoveryError("udev_enumerate_scan_devices", errno: -result) }
+        if result < 0 { throw SystemCallError("udev_enumerate_scan_devices", errno: -result) }
         var devices: [TTYDevice] = []
         var entry = udev_enumerate_get_list_entry(enumerate)
         while let current = entry {

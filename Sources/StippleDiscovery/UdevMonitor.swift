@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import CUDev
 import Glibc
+import StippleTransport
 import Synchronization
 
 /// udev's hotplug events for tty devices, from its netlink monitor: the daemon blocks on the
@@ -21,19 +22,19 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
     /// Whether udevd runs here (its control socket exists), so that its events will come.
     public static var isAvailable: Bool { fileExists("/run/udev/control") }
 
-    public init() throws(DiscoveryError) {
-        guard let udev = udev_new() else { throw DiscoveryError("udev_new", errno: errno) }
+    public init() throws(SystemCallError) {
+        guard let udev = udev_new() else { throw SystemCallError("udev_new", errno: errno) }
         guard let monitor = udev_monitor_new_from_netlink(udev, "udev") else {
             let code = errno
             udev_unref(udev)
-            throw DiscoveryError("udev_monitor_new_from_netlink udev", errno: code)
+            throw SystemCallError("udev_monitor_new_from_netlink udev", errno: code)
         }
         var result = udev_monitor_filter_add_match_subsystem_devtype(monitor, "tty", nil)
         if result >= 0 { result = udev_monitor_enable_receiving(monitor) }
         if result < 0 {
             udev_monitor_unref(monitor)
             udev_unref(udev)
-            throw DiscoveryError("udev_monitor_enable_receiving", errno: -result)
+            throw SystemCallError("udev_monitor_enable_receiving", errno: -result)
         }
         self.udev = udev
         self.monitor = monitor
@@ -42,7 +43,7 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
 
     deinit { close() }
 
-    public func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent? {
+    public func next(timeout: Duration) throws(SystemCallError) -> DeviceEvent? {
         let closed = usage.withLock { usage -> Bool in
             if !usage.closed { usage.inFlight += 1 }
             return usage.closed
@@ -53,7 +54,7 @@ public final class UdevMonitor: HotplugEventSource, @unchecked Sendable {
         let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         var ready: Int32
         repeat { ready = poll(&pfd, 1, ms) } while ready < 0 && errno == EINTR
-        if ready < 0 { throw DiscoveryError("poll udev monitor", errno: errno) }
+        if ready < 0 { throw SystemCallError("poll udev monitor", errno: errno) }
         guard ready > 0, let device = udev_monitor_receive_device(monitor) else { return nil }
         defer { udev_device_unref(device) }
         let tty = UdevEnumerator.ttyDevice(device)
@@ -91,7 +92,7 @@ public final class RescanEventSource: HotplugEventSource, @unchecked Sendable {
         state = Mutex((Dictionary(present.map { ($0.devpath, $0) }, uniquingKeysWith: { a, _ in a }), [], false))
     }
 
-    public func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent? {
+    public func next(timeout: Duration) throws(SystemCallError) -> DeviceEvent? {
         if let event = state.withLock({ $0.closed || $0.pending.isEmpty ? nil : $0.pending.removeFirst() }) { return event }
         if state.withLock({ $0.closed }) { return nil }
         var wait = timespec(tv_sec: Int(min(timeout, interval).components.seconds),

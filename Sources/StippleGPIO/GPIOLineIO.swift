@@ -1,3 +1,4 @@
+import StippleTransport
 import StippleWire
 
 /// A change of an input line, as the kernel reports it: logical value (after the active-low
@@ -17,21 +18,6 @@ public struct GPIOEdge: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(line.rawValue) \(active ? "active" : "inactive") at \(time)" }
 }
 
-/// A failed GPIO operation: what was attempted on which chip or line, and errno.
-public struct GPIOError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var operation: String
-    public var errno: Int32
-    public var detail: String
-
-    public init(_ operation: String, errno: Int32, detail: String) {
-        self.operation = operation
-        self.errno = errno
-        self.detail = detail
-    }
-
-    /// The detail already names the operation and the chip or line.
-    public var description: String { detail }
-}
 
 /// The seam between the GPIO pen and its lines: libgpiod on a real chip (`LibgpiodLines`),
 /// or a model in tests (HardwareSim's `GPIOPenSimulator` behind the same calls). Values are
@@ -44,12 +30,12 @@ public protocol GPIOLineIO: AnyObject, Sendable {
     /// What to show a person ("gpiochip0: motor_enable 17, ...").
     var description: String { get }
     /// Drives an output line.
-    func set(_ line: GPIOPenLine, active: Bool) throws(GPIOError)
+    func set(_ line: GPIOPenLine, active: Bool) throws(SystemCallError)
     /// The current value of an input line.
-    func value(_ line: GPIOPenLine) throws(GPIOError) -> Bool
+    func value(_ line: GPIOPenLine) throws(SystemCallError) -> Bool
     /// Waits up to `timeout` for edges on the inputs; returns every edge that arrived, oldest
     /// first (empty on timeout).
-    func waitEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge]
+    func waitEdges(timeout: Duration) throws(SystemCallError) -> [GPIOEdge]
     /// Drives every output inactive, then gives the lines back to the kernel. Idempotent.
     func release()
 }

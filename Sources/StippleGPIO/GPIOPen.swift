@@ -1,4 +1,5 @@
 import StippleLink
+import StippleTransport
 import StippleWire
 import Synchronization
 
@@ -15,7 +16,7 @@ public final class GPIOPen: Sendable {
         var motorWritten: Bool
         var ledWritten: Bool
         /// A line that could not be driven or read: the pen is lost (the reader reports it).
-        var failure: GPIOError?
+        var failure: SystemCallError?
     }
 
     public let lines: any GPIOLineIO
@@ -25,7 +26,7 @@ public final class GPIOPen: Sendable {
 
     /// Takes over requested lines: reads the inputs once (a held e-stop or a tripped switch
     /// latches at once), and drives the outputs inactive again for good measure.
-    public init(lines: any GPIOLineIO, settings: GPIOPenSettings, clock: @escaping @Sendable () -> MonotonicInstant) throws(GPIOError) {
+    public init(lines: any GPIOLineIO, settings: GPIOPenSettings, clock: @escaping @Sendable () -> MonotonicInstant) throws(SystemCallError) {
         self.lines = lines
         self.settings = settings
         self.clock = clock
@@ -79,8 +80,8 @@ public final class GPIOPen: Sendable {
 
     /// Edges that arrived, then time up to `now`; true when the supervisor has messages to take.
     @discardableResult
-    public func process(_ edges: [GPIOEdge], at now: MonotonicInstant) throws(GPIOError) -> Bool {
-        try state.withLock { (state) throws(GPIOError) -> Bool in
+    public func process(_ edges: [GPIOEdge], at now: MonotonicInstant) throws(SystemCallError) -> Bool {
+        try state.withLock { (state) throws(SystemCallError) -> Bool in
             for edge in edges.sorted(by: { $0.time < $1.time }) {
                 settle(&state, at: edge.time)
                 if edge.line == .tachometer {
@@ -101,7 +102,7 @@ public final class GPIOPen: Sendable {
     /// The reader's loop body: waits up to `timeout` for edges (without holding the lock, so
     /// commands and stops never wait for it), then processes them and the time.
     @discardableResult
-    public func pump(timeout: Duration) throws(GPIOError) -> Bool {
+    public func pump(timeout: Duration) throws(SystemCallError) -> Bool {
         let edges = try lines.waitEdges(timeout: timeout)
         return try process(edges, at: clock())
     }

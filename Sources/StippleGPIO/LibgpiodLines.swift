@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import CGPIOD
 import Glibc
+import StippleTransport
 import StippleWire
 import Synchronization
 
@@ -84,11 +85,11 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
 
     /// Opens the chips and requests every configured line, motor enable first and inactive.
     /// Throws an error naming the chip or line that failed; nothing stays requested then.
-    public init(settings: GPIOPenSettings) throws(GPIOError) {
+    public init(settings: GPIOPenSettings) throws(SystemCallError) {
         var chipsByName: [String: OpaquePointer] = [:]
         var held: [GPIOPenLine: Held] = [:]
         var parts: [String] = []
-        do throws(GPIOError) {
+        do throws(SystemCallError) {
             for request in GPIOLineRequest.plan(settings) {
                 let chip: OpaquePointer
                 if let open = chipsByName[request.chip] {
@@ -116,29 +117,29 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
 
     deinit { release() }
 
-    static func openChip(_ name: String) throws(GPIOError) -> OpaquePointer {
+    static func openChip(_ name: String) throws(SystemCallError) -> OpaquePointer {
         guard let chip = gpiod_chip_open_lookup(name) else {
             let code = errno
-            throw GPIOError("open GPIO chip \"\(name)\"", errno: code,
+            throw SystemCallError("open GPIO chip \"\(name)\"", errno: code,
                             detail: "cannot open GPIO chip \"\(name)\" (looked up as a /dev/gpiochipN name, path, number and label): \(String(cString: strerror(code)))")
         }
         return chip
     }
 
-    static func findLine(_ request: GPIOLineRequest, on chip: OpaquePointer) throws(GPIOError) -> OpaquePointer {
+    static func findLine(_ request: GPIOLineRequest, on chip: OpaquePointer) throws(SystemCallError) -> OpaquePointer {
         let found: OpaquePointer? = switch request.address {
         case .offset(let offset): gpiod_chip_get_line(chip, UInt32(clamping: offset))
         case .name(let name): gpiod_chip_find_line(chip, name)
         }
         guard let found else {
             let code = errno
-            throw GPIOError("find \(request.line.rawValue)", errno: code,
+            throw SystemCallError("find \(request.line.rawValue)", errno: code,
                             detail: "GPIO chip \"\(request.chip)\" has no line \(request.address) for \(request.line.rawValue): \(String(cString: strerror(code)))")
         }
         return found
     }
 
-    static func request(_ request: GPIOLineRequest, line: OpaquePointer) throws(GPIOError) {
+    static func request(_ request: GPIOLineRequest, line: OpaquePointer) throws(SystemCallError) {
         let consumer = GPIOPenSettings.consumer
         let result: Int32 = switch request.kind {
         case .output(let active): gpiod_line_request_output_flags(line, consumer, request.flags, active ? 1 : 0)
@@ -148,60 +149,60 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
         guard result == 0 else {
             let code = errno
             let busy = code == EBUSY ? " (another process holds it)" : ""
-            throw GPIOError("request \(request.line.rawValue)", errno: code,
+            throw SystemCallError("request \(request.line.rawValue)", errno: code,
                             detail: "cannot request \(request.line.rawValue) (\(request.chip) \(request.address))\(busy): \(String(cString: strerror(code)))")
         }
     }
 
-    private func lineFor(_ line: GPIOPenLine) throws(GPIOError) -> Held {
+    private func lineFor(_ line: GPIOPenLine) throws(SystemCallError) -> Held {
         guard let held = held[line] else {
-            throw GPIOError("\(line.rawValue)", errno: ENOENT, detail: "\(line.rawValue) is not configured")
+            throw SystemCallError("\(line.rawValue)", errno: ENOENT, detail: "\(line.rawValue) is not configured")
         }
         return held
     }
 
     /// Runs `body` unless the lines are released; `release` waits for it to finish.
-    private func using<T>(_ what: String, _ body: () throws(GPIOError) -> T) throws(GPIOError) -> T {
+    private func using<T>(_ what: String, _ body: () throws(SystemCallError) -> T) throws(SystemCallError) -> T {
         let released = usage.withLock { usage -> Bool in
             if !usage.released { usage.inFlight += 1 }
             return usage.released
         }
-        if released { throw GPIOError(what, errno: EBADF, detail: "\(what): the GPIO lines were released") }
+        if released { throw SystemCallError(what, errno: EBADF, detail: "\(what): the GPIO lines were released") }
         defer { usage.withLock { $0.inFlight -= 1 } }
         return try body()
     }
 
-    public func set(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
-        try using("set \(line.rawValue)") { () throws(GPIOError) in try setHeld(line, active: active) }
+    public func set(_ line: GPIOPenLine, active: Bool) throws(SystemCallError) {
+        try using("set \(line.rawValue)") { () throws(SystemCallError) in try setHeld(line, active: active) }
     }
 
-    private func setHeld(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
+    private func setHeld(_ line: GPIOPenLine, active: Bool) throws(SystemCallError) {
         let held = try lineFor(line)
         if gpiod_line_set_value(held.line, active ? 1 : 0) != 0 {
             let code = errno
-            throw GPIOError("set \(line.rawValue)", errno: code, detail: "cannot drive \(line.rawValue): \(String(cString: strerror(code)))")
+            throw SystemCallError("set \(line.rawValue)", errno: code, detail: "cannot drive \(line.rawValue): \(String(cString: strerror(code)))")
         }
     }
 
-    public func value(_ line: GPIOPenLine) throws(GPIOError) -> Bool {
-        try using("read \(line.rawValue)") { () throws(GPIOError) -> Bool in try valueHeld(line) }
+    public func value(_ line: GPIOPenLine) throws(SystemCallError) -> Bool {
+        try using("read \(line.rawValue)") { () throws(SystemCallError) -> Bool in try valueHeld(line) }
     }
 
-    private func valueHeld(_ line: GPIOPenLine) throws(GPIOError) -> Bool {
+    private func valueHeld(_ line: GPIOPenLine) throws(SystemCallError) -> Bool {
         let held = try lineFor(line)
         let value = gpiod_line_get_value(held.line)
         if value < 0 {
             let code = errno
-            throw GPIOError("read \(line.rawValue)", errno: code, detail: "cannot read \(line.rawValue): \(String(cString: strerror(code)))")
+            throw SystemCallError("read \(line.rawValue)", errno: code, detail: "cannot read \(line.rawValue): \(String(cString: strerror(code)))")
         }
         return value == 1
     }
 
-    public func waitEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
-        try using("wait for edges") { () throws(GPIOError) -> [GPIOEdge] in try waitHeld(timeout: timeout) }
+    public func waitEdges(timeout: Duration) throws(SystemCallError) -> [GPIOEdge] {
+        try using("wait for edges") { () throws(SystemCallError) -> [GPIOEdge] in try waitHeld(timeout: timeout) }
     }
 
-    private func waitHeld(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
+    private func waitHeld(timeout: Duration) throws(SystemCallError) -> [GPIOEdge] {
         let inputs = held.values.compactMap { held in held.eventFD.map { (fd: $0, line: held.request.line) } }
         var fds = inputs.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         let ms = Int32(clamping: (timeout.components.seconds * 1000) + (timeout.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
@@ -209,7 +210,7 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
         repeat { ready = poll(&fds, nfds_t(fds.count), ms) } while ready < 0 && errno == EINTR
         if ready < 0 {
             let code = errno
-            throw GPIOError("poll lines", errno: code, detail: "waiting for line events failed: \(String(cString: strerror(code)))")
+            throw SystemCallError("poll lines", errno: code, detail: "waiting for line events failed: \(String(cString: strerror(code)))")
         }
         var edges: [GPIOEdge] = []
         guard ready > 0 else { return edges }
@@ -217,13 +218,13 @@ public final class LibgpiodLines: GPIOLineIO, @unchecked Sendable {
         for (index, pfd) in fds.enumerated() where pfd.revents != 0 {
             let line = inputs[index].line
             guard pfd.revents & Int16(POLLIN) != 0 else {
-                throw GPIOError("read \(line.rawValue)", errno: EIO, detail: "the event file of \(line.rawValue) failed (the chip went away?)")
+                throw SystemCallError("read \(line.rawValue)", errno: EIO, detail: "the event file of \(line.rawValue) failed (the chip went away?)")
             }
             // One read takes every queued event (up to the buffer); it cannot block after POLLIN.
             let count = buffer.withUnsafeMutableBufferPointer { gpiod_line_event_read_fd_multiple(pfd.fd, $0.baseAddress, UInt32($0.count)) }
             if count < 0 {
                 let code = errno
-                throw GPIOError("read \(line.rawValue)", errno: code, detail: "reading events of \(line.rawValue) failed: \(String(cString: strerror(code)))")
+                throw SystemCallError("read \(line.rawValue)", errno: code, detail: "reading events of \(line.rawValue) failed: \(String(cString: strerror(code)))")
             }
             for event in buffer.prefix(Int(count)) {
                 let time = MonotonicInstant(nanoseconds: Int64(event.ts.tv_sec) * 1_000_000_000 + Int64(event.ts.tv_nsec))

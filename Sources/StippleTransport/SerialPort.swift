@@ -2,22 +2,6 @@
 import CStippleSys
 import Glibc
 
-/// A failed system call: which call, on what, and errno — typed, so callers can tell "busy" from
-/// "gone" without parsing text.
-public struct SystemCallError: Error, Hashable, Sendable, CustomStringConvertible {
-    public var call: String
-    public var errno: Int32
-
-    public init(_ call: String, errno: Int32) {
-        self.call = call
-        self.errno = errno
-    }
-
-    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
-
-    /// The device is held by another process (TIOCEXCL or flock).
-    public var isBusy: Bool { errno == EBUSY || errno == EWOULDBLOCK || errno == EAGAIN }
-}
 
 /// Retries a call interrupted by a signal, as swift-system does by default.
 @inline(__always)

@@ -15,7 +15,7 @@ final class ScriptedEventSource: HotplugEventSource {
 
     func push(_ event: DeviceEvent) { queue.withLock { $0.append(event) } }
 
-    func next(timeout: Duration) throws(DiscoveryError) -> DeviceEvent? {
+    func next(timeout: Duration) throws(SystemCallError) -> DeviceEvent? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let event = queue.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return event }
@@ -28,7 +28,7 @@ final class ScriptedEventSource: HotplugEventSource {
 }
 
 struct NoDevices: DeviceEnumerator {
-    func ttyDevices() throws(DiscoveryError) -> [TTYDevice] { [] }
+    func ttyDevices() throws(SystemCallError) -> [TTYDevice] { [] }
 }
 
 /// `stippled --pen auto` in one process, in real time: `DiscoveryPenService` with the real

@@ -3,6 +3,7 @@ import Logging
 import StippleDaemon
 import StippleGPIO
 import StippleRecords
+import StippleTransport
 import StippleWire
 import Synchronization
 import Testing
@@ -17,15 +18,15 @@ final class IdleRealTimeLines: GPIOLineIO {
     var released: Bool { state.withLock { $0.released } }
     func fail() { state.withLock { $0.failing = true } }
 
-    func set(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
+    func set(_ line: GPIOPenLine, active: Bool) throws(SystemCallError) {
         if line == .motorEnable { state.withLock { $0.motor = active } }
     }
 
-    func value(_ line: GPIOPenLine) throws(GPIOError) -> Bool { false }
+    func value(_ line: GPIOPenLine) throws(SystemCallError) -> Bool { false }
 
-    func waitEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge] {
+    func waitEdges(timeout: Duration) throws(SystemCallError) -> [GPIOEdge] {
         Thread.sleep(forTimeInterval: Double(timeout.components.attoseconds) / 1e18)
-        if state.withLock({ $0.failing }) { throw GPIOError("wait", errno: EIO, detail: "the GPIO chip went away") }
+        if state.withLock({ $0.failing }) { throw SystemCallError("wait", errno: EIO, detail: "the GPIO chip went away") }
         return []
     }
 

@@ -5,6 +5,7 @@ import StippleGPIO
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleTransport
 import StippleWire
 import Synchronization
 
@@ -35,12 +36,12 @@ final class SimulatedGPIOLines: GPIOLineIO, @unchecked Sendable {
         GPIOPenSimulator.Line(rawValue: line.rawValue)!
     }
 
-    func set(_ line: GPIOPenLine, active: Bool) throws(GPIOError) {
-        guard !state.withLock({ $0.released }) else { throw GPIOError("set", errno: EBADF, detail: "released") }
+    func set(_ line: GPIOPenLine, active: Bool) throws(SystemCallError) {
+        guard !state.withLock({ $0.released }) else { throw SystemCallError("set", errno: EBADF, detail: "released") }
         model.withLock { $0.setOutput(Self.simLine(line), active) }
     }
 
-    func value(_ line: GPIOPenLine) throws(GPIOError) -> Bool {
+    func value(_ line: GPIOPenLine) throws(SystemCallError) -> Bool {
         model.withLock { $0.level(Self.simLine(line)) }
     }
 
@@ -57,7 +58,7 @@ final class SimulatedGPIOLines: GPIOLineIO, @unchecked Sendable {
         }
     }
 
-    func waitEdges(timeout: Duration) throws(GPIOError) -> [GPIOEdge] { [] }
+    func waitEdges(timeout: Duration) throws(SystemCallError) -> [GPIOEdge] { [] }
 
     /// The daemon gives the lines back: outputs inactive first (what `LibgpiodLines` does).
     func release() {

@@ -1,5 +1,6 @@
 import Foundation
 import StippleDiscovery
+import StippleTransport
 import Testing
 
 /// Recorded udev event sequences (`recordings/`, in the format `udevadm monitor --property`
@@ -167,7 +168,7 @@ import Testing
     func rescanFallback() throws {
         final class Devices: DeviceEnumerator, @unchecked Sendable {
             var list: [TTYDevice] = []
-            func ttyDevices() throws(DiscoveryError) -> [TTYDevice] { list }
+            func ttyDevices() throws(SystemCallError) -> [TTYDevice] { list }
         }
         let pens = try Self.events("second-pen.txt").filter { $0.action == .add }.map(\.device)
         let devices = Devices()

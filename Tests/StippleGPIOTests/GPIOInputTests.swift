@@ -128,7 +128,7 @@ import Testing
         } catch {
             #expect(error.description.contains("\"gpiochip-stipple-missing\""), "\(error)")
             #expect(error.description.hasPrefix("cannot open GPIO chip"), "\(error)")
-            #expect(error.errno != 0)
+            #expect(error.errno.rawValue != 0)
         }
     }
 }

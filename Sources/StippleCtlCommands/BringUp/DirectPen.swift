@@ -4,6 +4,7 @@ import Glibc
 import StippleLink
 import StippleTransport
 import StippleWire
+import SystemPackage
 
 /// The monotonic clock, as the daemon and the pen protocol count time.
 func monotonicNow() -> MonotonicInstant { MonotonicClock.now() }
@@ -19,10 +20,10 @@ func openPort(_ path: String) throws -> SerialPort {
             throw CtlError(.portBusy, code: "port_busy",
                            "\(path) is held by another process — stippled drives the pen: run the command without --port to go through the daemon (group stipple-eng), or stop the daemon (`systemctl stop stippled`)")
         }
-        if error.errno == ENOENT {
+        if error.errno == .noSuchFileOrDirectory {
             throw CtlError(.unreachable, code: "no_such_port", "\(path): no such device (`stipplectl devices` lists the serial ports)")
         }
-        if error.errno == EACCES {
+        if error.errno == .permissionDenied {
             throw CtlError(.permissionDenied, code: "port_permission", "\(path): permission denied (the pen's port belongs to group dialout or stipple: `usermod -aG dialout $USER`)")
         }
         throw CtlError(.ioError, code: "port_failed", "\(path): \(error)")

@@ -2,6 +2,8 @@
 import Foundation
 import StippleAPI
 import Glibc
+import StippleTransport
+import SystemPackage
 
 /// stipplectl's side of the local API (docs/openapi.yaml): requests over the Unix socket, and
 /// every failure turned into one sentence that says what happened and what to do, with its
@@ -51,17 +53,17 @@ struct DaemonClient: Sendable {
     static let notEngineer = "permission denied: this needs group stipple-eng (ask an administrator: `usermod -aG stipple-eng $USER`)"
 
     /// The socket could not be used at all.
-    func unreachable(_ error: SocketError) -> CtlError {
+    func unreachable(_ error: SystemCallError) -> CtlError {
         let path = location.path
         switch error.errno {
-        case EACCES, EPERM:
+        case .permissionDenied, .notPermitted:
             // The socket is mode 0660, group stipple: the kernel refused before the daemon could.
             return CtlError(.permissionDenied, code: "not_a_member", Self.notMember)
-        case ENOENT, ECONNREFUSED, ENOTDIR, ENAMETOOLONG, ENOTSOCK:
+        case .noSuchFileOrDirectory, .connectionRefused, .notDirectory, .fileNameTooLong, .notSocket:
             let reason = switch error.errno {
-            case ENOENT, ENOTDIR: "no such file"
-            case ECONNREFUSED: "nothing is listening (a socket left behind by a daemon that is not running)"
-            case ENOTSOCK: "that is not a socket"
+            case .noSuchFileOrDirectory, .notDirectory: "no such file"
+            case .connectionRefused: "nothing is listening (a socket left behind by a daemon that is not running)"
+            case .notSocket: "that is not a socket"
             default: "the path is too long for a Unix socket"
             }
             var message = "cannot reach stippled at \(path): \(reason) (is the service running? `systemctl status stippled`)"
@@ -69,7 +71,7 @@ struct DaemonClient: Sendable {
                 message += "\n  also looked for a daemon of your own (`make run`) at \(location.alsoLookedAt.joined(separator: ", ")); --socket or STIPPLE_SOCKET name another"
             }
             return CtlError(.unreachable, code: "daemon_unreachable", message)
-        case ETIMEDOUT:
+        case .timedOut:
             return CtlError(.unreachable, code: "daemon_not_answering",
                             "stippled at \(path) did not answer in time (is it hung? `systemctl status stippled`, `journalctl -u stippled`)")
         default:

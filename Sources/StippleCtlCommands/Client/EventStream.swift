@@ -2,6 +2,7 @@
 import Dispatch
 import Foundation
 import Glibc
+import StippleTransport
 
 /// One Server-Sent Event from `GET /v1/events`.
 struct DaemonEventLine: Sendable {
@@ -121,7 +122,7 @@ final class EventStreamReader: @unchecked Sendable {
                     return true
                 })
             failure = streamEnded(collected)
-        } catch let error as SocketError {
+        } catch let error as SystemCallError {
             failure = client.unreachable(error)
         } catch {
             failure = CtlError(.unreachable, code: "stream_failed", "the event stream failed: \(error)")

@@ -1,13 +1,9 @@
 #if canImport(Glibc)
 import Foundation
 import Glibc
+import StippleTransport
+import SystemPackage
 
-/// A failure below HTTP: the socket could not be reached, or the connection broke.
-struct SocketError: Error, CustomStringConvertible {
-    var call: String
-    var errno: Int32
-    var description: String { "\(call): \(String(cString: strerror(errno)))" }
-}
 
 /// One HTTP/1.1 answer.
 struct HTTPAnswer: Sendable {
@@ -28,16 +24,16 @@ struct UnixHTTPClient: Sendable {
     var timeout: Duration = .seconds(30)
 
     /// Connects; the errno tells "no socket" from "nobody listening" from "not allowed".
-    func connect() throws(SocketError) -> Int32 {
+    func connect() throws(SystemCallError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SocketError(call: "socket", errno: errno) }
+        guard fd >= 0 else { throw SystemCallError("socket", errno: errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let path = Array(socketPath.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard path.count < capacity else {
             close(fd)
-            throw SocketError(call: "connect", errno: ENAMETOOLONG)
+            throw SystemCallError("connect", errno: ENAMETOOLONG)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: path)
@@ -49,7 +45,7 @@ struct UnixHTTPClient: Sendable {
         guard result == 0 else {
             let code = errno
             close(fd)
-            throw SocketError(call: "connect", errno: code)
+            throw SystemCallError("connect", errno: code)
         }
         return fd
     }
@@ -69,7 +65,7 @@ struct UnixHTTPClient: Sendable {
     }
 
     /// Sends one request and reads the whole answer.
-    func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(SocketError) -> HTTPAnswer {
+    func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(SystemCallError) -> HTTPAnswer {
         let fd = try connect()
         defer { close(fd) }
         let connection = Connection(fd: fd, timeout: timeout)
@@ -83,7 +79,7 @@ struct UnixHTTPClient: Sendable {
             }
             try parser.push(chunk)
         }
-        guard let answer = parser.answer else { throw SocketError(call: "read (the daemon closed the connection mid-answer)", errno: EPROTO) }
+        guard let answer = parser.answer else { throw SystemCallError("read (the daemon closed the connection mid-answer)", errno: EPROTO) }
         return answer
     }
 
@@ -126,44 +122,44 @@ struct Connection {
     let fd: Int32
     let timeout: Duration
 
-    func write(_ data: Data) throws(SocketError) {
+    func write(_ data: Data) throws(SystemCallError) {
         var offset = 0
         let bytes = [UInt8](data)
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw SocketError(call: "write", errno: errno)
+                throw SystemCallError("write", errno: errno)
             }
             offset += written
         }
     }
 
     /// As `read`, nil when nothing came in time.
-    func readUnlessTimedOut() throws(SocketError) -> Data? {
+    func readUnlessTimedOut() throws(SystemCallError) -> Data? {
         do {
             return try read()
         } catch {
-            if error.errno == ETIMEDOUT { return nil }
+            if error.errno == .timedOut { return nil }
             throw error
         }
     }
 
     /// The next bytes; empty at the end of the stream; ETIMEDOUT when nothing came in time.
-    func read() throws(SocketError) -> Data {
+    func read() throws(SystemCallError) -> Data {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let (seconds, attoseconds) = timeout.components
         let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
         var ready: Int32
         repeat { ready = poll(&pfd, 1, milliseconds) } while ready < 0 && errno == EINTR
-        if ready < 0 { throw SocketError(call: "poll", errno: errno) }
-        if ready == 0 { throw SocketError(call: "read (no answer in time)", errno: ETIMEDOUT) }
+        if ready < 0 { throw SystemCallError("poll", errno: errno) }
+        if ready == 0 { throw SystemCallError("read (no answer in time)", errno: ETIMEDOUT) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         var count: Int
         repeat { count = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) } } while count < 0 && errno == EINTR
         if count < 0 {
             if errno == ECONNRESET { return Data() }
-            throw SocketError(call: "read", errno: errno)
+            throw SystemCallError("read", errno: errno)
         }
         return Data(buffer[0..<count])
     }
@@ -206,11 +202,11 @@ struct ResponseParser {
         return body
     }
 
-    mutating func push(_ data: Data) throws(SocketError) {
+    mutating func push(_ data: Data) throws(SystemCallError) {
         buffer.append(data)
         if head == nil {
             guard let end = buffer.range(of: Data("\r\n\r\n".utf8)) else {
-                if buffer.count > 65536 { throw SocketError(call: "read (an HTTP head over 64 KiB)", errno: EPROTO) }
+                if buffer.count > 65536 { throw SystemCallError("read (an HTTP head over 64 KiB)", errno: EPROTO) }
                 return
             }
             let text = String(decoding: buffer[buffer.startIndex..<end.lowerBound], as: UTF8.self)
@@ -218,7 +214,7 @@ struct ResponseParser {
             var lines = text.components(separatedBy: "\r\n")
             let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
             guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
-                throw SocketError(call: "read (not an HTTP answer)", errno: EPROTO)
+                throw SystemCallError("read (not an HTTP answer)", errno: EPROTO)
             }
             var headers: [String: String] = [:]
             for line in lines {
@@ -248,7 +244,7 @@ struct ResponseParser {
         }
     }
 
-    private mutating func decodeChunks() throws(SocketError) {
+    private mutating func decodeChunks() throws(SystemCallError) {
         while !isComplete {
             if let remaining = chunkRemaining {
                 // chunk data, then its CRLF
@@ -262,7 +258,7 @@ struct ResponseParser {
             let sizeText = String(decoding: buffer[buffer.startIndex..<lineEnd.lowerBound], as: UTF8.self)
                 .split(separator: ";").first.map(String.init) ?? ""
             guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
-                throw SocketError(call: "read (bad chunk size '\(sizeText.prefix(20))')", errno: EPROTO)
+                throw SystemCallError("read (bad chunk size '\(sizeText.prefix(20))')", errno: EPROTO)
             }
             buffer = Data(buffer[lineEnd.upperBound...])
             if size == 0 {
