@@ -68,22 +68,18 @@ public struct DiscoveryPenService: Service {
 
         let source = try makeSource(present)
         let (inputs, feed) = AsyncStream<Input>.makeStream()
-        let stop = Atomic<Bool>(false)
         let logger = logger
-        let thread = Thread {
-            while !stop.load(ordering: .relaxed) {
-                do {
-                    if let event = try source.next(timeout: .milliseconds(200)) { feed.yield(.event(event)) }
-                } catch {
-                    logger.error("hotplug events failed; retrying", metadata: ["error": "\(error)"])
-                    Thread.sleep(forTimeInterval: 1)
-                }
+        // A failing monitor is retried, never the end of hotplug: the step keeps its errors.
+        let reader = ReaderThread(name: "stipple-hotplug", step: {
+            do {
+                if let event = try source.next(timeout: .milliseconds(200)) { feed.yield(.event(event)) }
+            } catch {
+                logger.error("hotplug events failed; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 1)
             }
-        }
-        thread.name = "stipple-hotplug"
-        thread.start()
+        })
         defer {
-            stop.store(true, ordering: .relaxed)
+            reader.stop()
             source.close()
         }
 

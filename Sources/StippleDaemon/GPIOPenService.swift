@@ -62,31 +62,19 @@ public struct GPIOPenService: Service {
     /// Runs the line reader until the lines fail or the service stops; returns why.
     func read(_ pen: GPIOPen) async -> String {
         let (stream, continuation) = AsyncStream<MonotonicInstant>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let failure = Mutex<String?>(nil)
-        let stop = Atomic<Bool>(false)
         let clock = clock
         let period = readerPeriod
-        let thread = Thread {
-            while !stop.load(ordering: .relaxed) {
-                do {
-                    if try pen.pump(timeout: period) { continuation.yield(clock.now()) }
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                    break
-                }
-            }
-            continuation.finish()
-        }
-        thread.name = "stipple-gpio-reader"
-        thread.start()
+        let reader = ReaderThread(name: "stipple-gpio-reader", step: {
+            if try pen.pump(timeout: period) { continuation.yield(clock.now()) }
+        }, finished: { continuation.finish() })
         await withTaskCancellationHandler {
             // Each wake-up hands the pen's messages to the supervisor: the stop path.
             for await time in stream { await supervisor.received([], at: time) }
         } onCancel: {
-            stop.store(true, ordering: .relaxed)
+            reader.stop()
         }
-        stop.store(true, ordering: .relaxed)
-        return failure.withLock { $0 } ?? "stopped"
+        reader.stop()
+        return reader.failure ?? "stopped"
     }
 }
 

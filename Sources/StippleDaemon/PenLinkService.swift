@@ -133,33 +133,21 @@ public struct PenLinkService: Service {
     /// Reads on a thread of its own (a transport without a descriptor).
     func readOnThread(_ transport: any PenTransport) async -> String {
         let (stream, continuation) = AsyncStream<([UInt8], MonotonicInstant)>.makeStream()
-        let failure = Mutex<String?>(nil)
-        let stop = Atomic<Bool>(false)
         let clock = clock
         let bringUp = supervisor.bringUp
         let stopping = stopping
-        let thread = Thread {
-            while !stop.load(ordering: .relaxed) && !bringUp.releaseRequested && !stopping.isStopped {
-                do {
-                    let bytes = try transport.read(timeout: .milliseconds(50))
-                    if !bytes.isEmpty { continuation.yield((bytes, clock.now())) }
-                } catch {
-                    failure.withLock { $0 = "\(error)" }
-                    break
-                }
-            }
-            continuation.finish()
-        }
-        thread.name = "stipple-pen-reader"
-        thread.start()
+        let reader = ReaderThread(name: "stipple-pen-reader", keepGoing: { !bringUp.releaseRequested && !stopping.isStopped }, step: {
+            let bytes = try transport.read(timeout: .milliseconds(50))
+            if !bytes.isEmpty { continuation.yield((bytes, clock.now())) }
+        }, finished: { continuation.finish() })
         await withTaskCancellationHandler {
             for await (bytes, time) in stream {
                 await supervisor.received(bytes, at: time)
             }
         } onCancel: {
-            stop.store(true, ordering: .relaxed)
+            reader.stop()
         }
-        stop.store(true, ordering: .relaxed)
-        return failure.withLock { $0 } ?? (bringUp.releaseRequested ? "released to a bring-up tool" : "stopped")
+        reader.stop()
+        return reader.failure ?? (bringUp.releaseRequested ? "released to a bring-up tool" : "stopped")
     }
 }
