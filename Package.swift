@@ -125,9 +125,12 @@ let package = Package(
         ),
         // The pen simulator: firmware-faithful model, faults, scenarios (HardwareSim/).
         .target(name: "CPty", path: "HardwareSim/Sources/CPty", cSettings: strictC),
+        // The protocol conformance suite: any PenTransport, a real pen or the simulator. A module
+        // of its own, so that stipplectl holds a real pen to it without linking the simulator.
+        .target(name: "StippleConformance", dependencies: ["StippleLink", "StippleTransport", "StippleWire"], swiftSettings: strictSwift),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport"],
+            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport", "StippleConformance"],
             path: "HardwareSim/Sources/StippleSim",
             swiftSettings: strictSwift
         ),
@@ -135,6 +138,7 @@ let package = Package(
             name: "stipple-sim",
             dependencies: [
                 "StippleSim",
+                "StippleConformance",
                 "StippleTransport",
                 "StippleWire",
                 "CStippleSys",
@@ -150,7 +154,7 @@ let package = Package(
             name: "StippleCtlCommands",
             dependencies: [
                 "StippleAPI",
-                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleSim", "StippleDiscovery",
+                "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -210,7 +214,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleSimTests",
-            dependencies: ["StippleSim", "StippleTransport", "StippleWire"],
+            dependencies: ["StippleSim", "StippleConformance", "StippleTransport", "StippleWire"],
             path: "HardwareSim/Tests/StippleSimTests",
             swiftSettings: strictSwift
         ),

@@ -2,8 +2,8 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import StippleConformance
 import StippleLink
-import StippleSim
 import StippleTransport
 import StippleWire
 
@@ -279,14 +279,19 @@ struct Selftest: ParsableCommand {
     @OptionGroup var options: GlobalOptions
     @OptionGroup var target: PenTarget
 
-    @Flag(help: "Test the in-process simulated pen (no hardware, no daemon).")
+    @Flag(help: "Test a simulated pen (no hardware, no daemon): `stipple-sim serve --pty`, found beside stipplectl or on PATH.")
     var sim = false
 
     func run() throws {
         var suite: ConformanceSuite
         var release: (DaemonClient, String)?
+        var served: ServedSimulator?
+        defer { served?.stop() }
         if sim {
-            suite = ConformanceSuite(simulated: VirtualTimePenTransport())
+            // The simulator as a process on a pty, held to the protocol in real time as a real
+            // pen is: stipplectl does not link the simulator.
+            served = try ServedSimulator.start()
+            suite = ConformanceSuite(transport: try openPort(served!.link), replyTimeout: .milliseconds(500))
         } else {
             let path: String
             switch try BringUpRoute.choose(options, target) {
@@ -323,6 +328,57 @@ struct Selftest: ParsableCommand {
             Output.line("\(suite.checks.count - failed) passed, \(failed) failed")
         }
         if failed > 0 { throw ExitCode(ExitStatus.checkFailed.rawValue) }
+    }
+}
+/// `stipple-sim serve --pty` as a child process, for `selftest --sim`.
+struct ServedSimulator {
+    let process: Process
+    let input: Pipe
+    let link: String
+
+    /// The simulator beside this stipplectl (`.build/debug/`, `/usr/local/bin`), else on PATH.
+    static func executable() throws -> URL {
+        let own = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        let beside = own.deletingLastPathComponent().appendingPathComponent("stipple-sim")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(directory)).appendingPathComponent("stipple-sim")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw CtlError(.unreachable, code: "no_simulator", "selftest --sim needs stipple-sim, which is neither beside stipplectl nor on PATH (`make install`, or `swift build`)")
+    }
+
+    static func start() throws -> ServedSimulator {
+        let link = NSTemporaryDirectory() + "stipplectl-selftest-\(getpid())"
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = ["serve", "--pty", "--link", link, "--serial", "SIM-SELFTEST"]
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw CtlError(.unreachable, code: "no_simulator", "cannot start \(process.executableURL?.path ?? "stipple-sim"): \(error)")
+        }
+        let served = ServedSimulator(process: process, input: input, link: link)
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil {
+            guard Date() < deadline, process.isRunning else {
+                served.stop()
+                throw CtlError(.unreachable, code: "no_simulator", "stipple-sim did not serve a pen within 10 s")
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return served
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.write(contentsOf: Data("quit\n".utf8))
+        try? input.fileHandleForWriting.close()
+        let deadline = Date(timeIntervalSinceNow: 3)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(atPath: link)
     }
 }
 #endif

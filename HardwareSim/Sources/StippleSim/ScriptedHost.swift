@@ -1,3 +1,4 @@
+import StippleConformance
 import StippleLink
 import StippleWire
 
@@ -87,9 +88,7 @@ public struct ScriptedHost: Sendable {
     }
 
     /// Upper-dermis band in the crown with the default rate window (what the daemon pushes).
-    public static let defaultLimits = Message.SetLimits(
-        depthMinUm: 400, depthMaxUm: 1000, depthTripUm: 1300, rateMinDhz: 500, rateMaxDhz: 1500,
-        rateStallDhz: 400, rateRunawayDhz: 1600, deadmanMs: 300)
+    public static let defaultLimits = ConformanceSuite.referenceLimits
 
     /// 800 µm at 120 Hz, inside `defaultLimits`: what `connect` sets unless told otherwise.
     public static let defaultSetpoints = Message.SetSetpoints(depthUm: 800, rateDhz: 1200)

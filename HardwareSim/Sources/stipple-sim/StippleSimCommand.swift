@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StippleConformance
 import StippleSim
 import StippleTransport
 import StippleWire

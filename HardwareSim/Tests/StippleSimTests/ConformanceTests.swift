@@ -1,4 +1,5 @@
 import Foundation
+import StippleConformance
 import StippleSim
 import StippleTransport
 import StippleWire

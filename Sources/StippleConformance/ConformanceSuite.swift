@@ -47,16 +47,20 @@ public struct ConformanceSuite {
         self.init(transport: transport, clock: MonotonicClock.now, replyTimeout: replyTimeout)
     }
 
-    /// Against the in-process pen, on its virtual clock.
-    public init(simulated pen: VirtualTimePenTransport) {
-        self.init(transport: pen, clock: { pen.now }, replyTimeout: .milliseconds(200))
-    }
-
-    init(transport: any PenTransport, clock: @escaping () -> MonotonicInstant, replyTimeout: Duration) {
+    /// Against a pen on a clock of its own (the simulator's virtual time: `StippleSim` adds
+    /// `init(simulated:)`). The suite itself knows nothing of the simulator, so that a tool can
+    /// hold a real pen to the protocol without linking one.
+    public init(transport: any PenTransport, clock: @escaping () -> MonotonicInstant, replyTimeout: Duration) {
         self.transport = transport
         self.clock = clock
         self.replyTimeout = replyTimeout
     }
+
+    /// The limit set the protocol's tests push (400–1000 µm, trip at 1300, 50–150 Hz, stall 40,
+    /// runaway 160, a 300 ms deadman): the suite's, and the simulator's scripted host's too.
+    public static let referenceLimits = Message.SetLimits(
+        depthMinUm: 400, depthMaxUm: 1000, depthTripUm: 1300, rateMinDhz: 500, rateMaxDhz: 1500,
+        rateStallDhz: 400, rateRunawayDhz: 1600, deadmanMs: 300)
 
     public var passed: Bool { checks.allSatisfy(\.passed) }
 
@@ -148,7 +152,7 @@ public struct ConformanceSuite {
     public mutating func run() throws {
         // The longest deadman the protocol allows: over a real link on a busy machine the
         // suite's own pauses must not trip it in the middle of the arming checks.
-        var limits = ScriptedHost.defaultLimits
+        var limits = Self.referenceLimits
         limits.deadmanMs = 1000
         let expectedCRC = limits.checksum
         let ours = Message.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor))
