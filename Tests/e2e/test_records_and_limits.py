@@ -221,9 +221,9 @@ def test_deleted_ledger_and_session_rows_never_give_a_fresh_start(workdir):
         assert status["records"].startswith("inconsistent") and "SIM-CART-0001" in status["records"], status["records"]
         # The chain wins: the cartridge is still used, the client still inside the gap.
         reused = api.post("/v1/sessions", {"client_id": "C-NEW", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]})
-        assert reused.status == 409 and "cartridge" in reused.json["detail"], reused
+        assert reused.status == 409 and reused.json["code"] == "cartridge_reused", reused
         again = api.post("/v1/sessions", {"client_id": "C-LEDGER", "zone": "crown", "cartridge_id": "SIM-CART-0002", "pigment_lots": ["P"]})
-        assert again.status == 409 and "gap" in again.body, again
+        assert again.status == 409 and again.json["code"] == "session_gap", again
     finally:
         daemon.stop()
 

@@ -235,6 +235,8 @@ def test_setpoint_refusal_names_the_value_and_range(api, daemon):
     refused = ctl("setpoint", "--layer", "upper_dermis", "--depth-um", "1400", "--rate-hz", "120", socket=daemon.socket)
     assert refused.returncode == 2
     assert "depth_um" in refused.stderr and "1400" in refused.stderr and "400...1000" in refused.stderr
+    problem = as_json(ctl("setpoint", "--layer", "upper_dermis", "--depth-um", "1400", "--rate-hz", "120", "--json", socket=daemon.socket))
+    assert problem["code"] == "setpoint_out_of_limits" and problem["errors"][0]["field"] == "depth_um", problem
 
 
 def test_daemon_unreachable(workdir):
@@ -259,10 +261,12 @@ def test_not_a_member_and_not_an_engineer(workdir, api, daemon):
     os.chmod(daemon.socket, 0o666)
     result = ctl("status", socket=daemon.socket, user="nobody")
     assert result.returncode == 3 and NOT_MEMBER in result.stderr, result
+    assert as_json(ctl("status", "--json", socket=daemon.socket, user="nobody"))["code"] == "not_a_member"
     # A technician may watch the status but not bring a pen up.
     assert ctl("status", socket=daemon.socket, user="stipple-tech").returncode == 0
     result = ctl("ping", socket=daemon.socket, user="stipple-tech")
     assert result.returncode == 3 and NOT_ENGINEER in result.stderr, result
+    assert as_json(ctl("ping", "--json", socket=daemon.socket, user="stipple-tech"))["code"] == "engineers_only"
 
 
 def test_an_engineer_only_in_stipple_eng_reaches_both_sockets(workdir, api, daemon):
@@ -443,6 +447,7 @@ def test_bring_up_through_the_daemon(api, daemon, workdir):
     assert any(" status state=" in frame["text"] for frame in as_json(raw)["frames"])
     refused = ctl("raw", "motor_run", socket=daemon.socket)
     assert refused.returncode == 2 and "safety core" in refused.stderr
+    assert as_json(ctl("raw", "motor_run", "--json", socket=daemon.socket))["code"] == "raw_refused"
 
     capture = os.path.join(workdir, "link.trace")
     traced = ctl("trace", "--seconds", "1", "--save", capture, socket=daemon.socket)
@@ -468,6 +473,7 @@ def test_selftest_refused_while_a_session_is_open(api, daemon):
     open_session(api)
     result = ctl("selftest", socket=daemon.socket)
     assert result.returncode == 2 and "no session is open" in result.stderr
+    assert as_json(ctl("selftest", "--json", socket=daemon.socket))["code"] == "session_open"
 
 
 def test_bring_up_directly_without_a_daemon(pen, workdir):
