@@ -1,7 +1,7 @@
 import Foundation
-import StippleRequests
 import StippleDiscovery
 import StippleGPIO
+import StippleRequests
 
 /// Pen discovery (`discovery`) and the GPIO pen's line map (`gpio`) in the configuration file
 /// (docs/configuration.md). Like every other section they are read whole — every problem named

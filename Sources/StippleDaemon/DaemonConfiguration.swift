@@ -1,8 +1,8 @@
 import Foundation
-import StippleRequests
 import Logging
 import StippleDiscovery
 import StippleGPIO
+import StippleRequests
 import StippleSafety
 
 /// Everything `stippled` runs with: one JSON file (`/etc/stipple/stippled.json` by default,

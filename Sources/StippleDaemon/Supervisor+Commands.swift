@@ -1,7 +1,7 @@
 import Foundation
+import StippleAPI
 import StippleLink
 import StippleRecords
-import StippleAPI
 import StippleSafety
 import StippleWire
 

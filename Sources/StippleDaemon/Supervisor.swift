@@ -1,7 +1,7 @@
 import Logging
+import StippleAPI
 import StippleLink
 import StippleRecords
-import StippleAPI
 import StippleSafety
 import StippleTransport
 import StippleWire

@@ -1,6 +1,6 @@
 import Foundation
-@testable import StippleDaemon
 import StippleAPI
+@testable import StippleDaemon
 import StippleSafety
 import Testing
 

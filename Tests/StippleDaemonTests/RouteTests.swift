@@ -4,8 +4,8 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
-@testable import StippleDaemon
 import StippleAPI
+@testable import StippleDaemon
 import StippleSafety
 import Testing
 

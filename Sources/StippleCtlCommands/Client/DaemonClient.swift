@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Foundation
-import StippleAPI
 import Glibc
+import StippleAPI
 import StippleTransport
 import SystemPackage
 

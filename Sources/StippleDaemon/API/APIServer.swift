@@ -3,14 +3,14 @@ import Glibc
 #endif
 import CStippleSys
 import Foundation
-import StippleRequests
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import StippleRecords
 import StippleAPI
+import StippleRecords
+import StippleRequests
 import StippleSafety
 
 /// The request context: the socket channel, from which the peer's credentials come.

@@ -1,9 +1,9 @@
 import Foundation
-import StippleAPI
-import StippleRequests
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import StippleAPI
+import StippleRequests
 import StippleWire
 
 /// The engineers' bring-up routes (docs/openapi.yaml, tag bring-up): identify, ping, raw,

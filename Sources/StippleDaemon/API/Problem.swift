@@ -2,8 +2,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import StippleRequests
 import StippleAPI
+import StippleRequests
 import StippleSafety
 
 extension Problem {

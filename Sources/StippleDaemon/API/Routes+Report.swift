@@ -1,8 +1,8 @@
 import Foundation
-import StippleAPI
-import StippleRequests
 import Hummingbird
+import StippleAPI
 import StippleRecords
+import StippleRequests
 
 /// The session report (`GET /v1/sessions/{id}/report`) and the record it needs that nothing
 /// else keeps: the limits in force when the session opened (they cannot change while it is

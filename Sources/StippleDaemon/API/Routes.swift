@@ -1,11 +1,11 @@
 import Foundation
-import StippleRequests
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import StippleRecords
 import StippleAPI
+import StippleRecords
+import StippleRequests
 import StippleSafety
 
 /// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer

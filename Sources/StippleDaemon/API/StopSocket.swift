@@ -3,10 +3,10 @@ import Glibc
 #endif
 import CStippleSys
 import Foundation
-import StippleAPI
-import StippleRequests
 import Logging
 import ServiceLifecycle
+import StippleAPI
+import StippleRequests
 import Synchronization
 
 /// The stop socket: `POST /v1/estop`, `/v1/stop` and `/v1/disarm`, and nothing else, on a Unix

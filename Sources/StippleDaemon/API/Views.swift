@@ -1,7 +1,7 @@
 import Foundation
-import StippleRequests
-import StippleRecords
 import StippleAPI
+import StippleRecords
+import StippleRequests
 import StippleSafety
 
 /// The limits as the API and the configuration file write them: units in the names.
