@@ -61,7 +61,8 @@ sim: build
 	$(SWIFT) run stipple-sim serve --pty --link /tmp/stipple-pen
 
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
-## the scenario library through the CLI, the allocation check and the four-hour simulator run
+## the scenario library through the CLI, the end-to-end suite with its attacks (Schemathesis, the
+## kill loop), the fuzzers, the package, the allocation check and the four-hour simulator run
 test: deps check-generated check-firmware-c check-scripts test-c test-swift test-cli test-scenarios test-e2e fuzz test-package bench-check
 
 ## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
