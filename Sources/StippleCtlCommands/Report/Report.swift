@@ -61,11 +61,11 @@ struct Report {
         return periods
     }
 
-    /// The audit entries that stop the needle, as the timeline lists them: the plots' blue lines
-    /// and the caption's count come from these same entries, so they cannot disagree.
+    /// The kinds of audit entry a technician's stop leaves (the timeline lists each).
     static let stopKinds: Set<String> = ["stop", "disarm", "estop"]
 
-    ///
+    /// The timeline entries that stopped the needle: the plots' blue lines and the caption's
+    /// count come from these same entries, so they cannot disagree with the timeline.
     /// Only entries that stopped a needle that could move count: a stop pressed after a fault had
     /// already stopped it, or twice, is listed in the timeline but draws no line. Closing a
     /// running session (by the technician, or at the time limit) stops it too. The audit log
