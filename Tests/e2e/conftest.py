@@ -410,6 +410,21 @@ class LoopbackBridge:
         self.listener.close()
 
 
+def system_user(name, group):
+    """A local user in `group` (made once, with the stipple groups), for tests that act as
+    another user; skips the test when not root. Returns its passwd entry."""
+    import pwd
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as other users")
+    for each in ("stipple", "stipple-eng"):
+        subprocess.run(["groupadd", "-f", each], check=True)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-G", group, name], check=True)
+        return pwd.getpwnam(name)
+
+
 def artifacts_dir(workdir, name):
     path = os.path.join(os.environ.get("STIPPLE_ARTIFACTS", workdir), name)
     os.makedirs(path, exist_ok=True)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import API, BUILD, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session
+from conftest import API, BUILD, CLIENT, STIPPLED, Daemon, EventStream, UnixHTTPConnection, arm_running, open_session, system_user
 
 SETPOINT = {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}
 
@@ -730,17 +730,7 @@ def _stop_socket(daemon):
 
 def _load_users(count):
     """`count` extra technicians (members of group stipple), made once."""
-    import pwd
-    subprocess.run(["groupadd", "-f", "stipple"], check=True)
-    users = []
-    for n in range(count):
-        name = f"stipple-load{n}"
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            subprocess.run(["useradd", "-M", "-G", "stipple", name], check=True)
-        users.append(pwd.getpwnam(name))
-    return users
+    return [system_user(f"stipple-load{n}", "stipple") for n in range(count)]
 
 
 def test_the_stop_socket_serves_stops_to_members_only(api, pen, daemon):

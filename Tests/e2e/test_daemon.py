@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import API, CLIENT, ROOT, SIM, STIPPLED, Daemon, EventStream, SimPen, arm_running, open_session
+from conftest import API, CLIENT, Daemon, EventStream, ROOT, SIM, STIPPLED, SimPen, arm_running, open_session, system_user
 
 
 def test_full_session(api, pen, daemon):
@@ -137,12 +137,7 @@ def test_h13_the_pen_holds_the_limits_the_daemon_pushed(api, pen, daemon):
 
 
 def test_h14_roles_from_peer_credentials(workdir, api, daemon):
-    if os.geteuid() != 0:
-        pytest.skip("needs root to act as other users")
-    subprocess.run(["groupadd", "-f", "stipple"], check=True)
-    subprocess.run(["groupadd", "-f", "stipple-eng"], check=True)
-    if subprocess.run(["id", "stipple-tech"], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-G", "stipple", "stipple-tech"], check=True)
+    system_user("stipple-tech", "stipple")
     os.chmod(workdir, 0o755)
     os.chmod(daemon.socket, 0o666)  # loosened on purpose: the credential check must still refuse
 

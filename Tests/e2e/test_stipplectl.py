@@ -20,7 +20,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session
+from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session, system_user
 
 CTL = BUILD / "stipplectl"
 
@@ -71,12 +71,7 @@ def as_json(result):
 
 
 def ensure_users():
-    if os.geteuid() != 0:
-        pytest.skip("needs root to act as other users")
-    subprocess.run(["groupadd", "-f", "stipple"], check=True)
-    subprocess.run(["groupadd", "-f", "stipple-eng"], check=True)
-    if subprocess.run(["id", "stipple-tech"], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-G", "stipple", "stipple-tech"], check=True)
+    system_user("stipple-tech", "stipple")
 
 
 # -- technician commands ------------------------------------------------------------------
@@ -273,8 +268,7 @@ def test_an_engineer_only_in_stipple_eng_reaches_both_sockets(workdir, api, daem
     """The socket is root:stipple 0660; an engineer in stipple-eng alone could not connect at all
     (issue 16). An ACL entry gives stipple-eng the same access as stipple."""
     ensure_users()
-    if subprocess.run(["id", "stipple-engineer"], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "-M", "-G", "stipple-eng", "stipple-engineer"], check=True)
+    system_user("stipple-engineer", "stipple-eng")
     os.chmod(workdir, 0o755)
     status = ctl("status", socket=daemon.socket, user="stipple-engineer")
     assert status.returncode == 0, status.stderr
