@@ -212,13 +212,18 @@ def test_arming_takes_a_held_lease_whatever_the_caller_claims(workdir):
         assert status == 409, body
         # Another process's stream under the same id does not lend this caller its lease.
         other = subprocess.Popen(["python3", "-c", f"""
-import socket, time
+import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect({daemon.socket!r})
 s.sendall(b"GET /v1/events HTTP/1.1\\r\\nHost: x\\r\\nX-Stipple-Client: gui-shared\\r\\n\\r\\n")
+seen = b""
+while b"event: status" not in seen:
+    seen += s.recv(65536)
+print("streaming", flush=True)
 time.sleep(30)
-"""])
+"""], stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(0.5)
+            # Its stream is registered (the daemon sent its first event) before this arm asks.
+            assert other.stdout.readline().strip() == "streaming"
             status, _, body = send(daemon.socket, "POST", "/v1/arm", headers={"X-Stipple-Client": "gui-shared"})
             assert status == 409, body
         finally:
