@@ -17,7 +17,8 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd jq
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
-# Python modules the end-to-end tests use (installed with pip when missing).
+# Python modules the end-to-end tests use (installed with pip when missing; Debian 12's own
+# python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis
 
 .PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
@@ -41,7 +42,7 @@ $(BUILD)/.deps: Makefile
 	@command -v $(SWIFT) >/dev/null || { echo "swift not found (expected in /opt/swift/usr/bin)" >&2; exit 1; }
 	@for m in $(PY_MODULES); do $(PYTHON) -c "import $$m" 2>/dev/null || { \
 		pkg=$$m; [ "$$m" = yaml ] && pkg=pyyaml; [ "$$m" = schemathesis ] && pkg=schemathesis==4.32.5; echo "installing python module $$pkg"; \
-		$(PYTHON) -m pip install -q $$pkg || exit 1; }; done
+		$(PYTHON) -m pip install -q $$pkg || $(PYTHON) -m pip install -q --break-system-packages $$pkg || exit 1; }; done
 	@touch $@
 
 build: deps
