@@ -83,13 +83,21 @@ let package = Package(
             dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // The supervisor's decisions as a pure value (`SupervisorCore`): pen events, API commands,
+        // ticks, presence and record outcomes in, effects out. No I/O, no clock, no Logging: the
+        // daemon's `Supervisor` actor is the shell that carries the effects out.
+        .target(
+            name: "StippleSupervision",
+            dependencies: ["StippleWire", "StippleSafety", "StippleLink", "StippleAPI"],
+            swiftSettings: strictSwift
+        ),
         // The daemon: the supervisor (the one owner of the safety core and the link), the local
         // API, configuration. No dependency on the simulator.
         .target(
             name: "StippleDaemon",
             dependencies: [
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
-                "StippleDiscovery", "StippleGPIO", "StippleRequests", "StippleAPI",
+                "StippleDiscovery", "StippleGPIO", "StippleRequests", "StippleAPI", "StippleSupervision",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -191,7 +199,8 @@ let package = Package(
         .testTarget(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
-                           "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleRequests",
+                           "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleRequests", "StippleSupervision",
+                           .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: strictSwift

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import StippleDiscovery
+import StippleSupervision
 import StippleTransport
 import Synchronization
 

@@ -89,7 +89,7 @@ public struct StatusView: Codable, Sendable {
 
 extension Supervisor {
     public func status() -> StatusView {
-        let now = stamp(inputNow())
+        let now = stamp()
         let session = core.session.map { session in
             StatusView.Session(
                 id: session.request.sessionID, clientID: session.request.clientID, zone: session.request.zone.rawValue,

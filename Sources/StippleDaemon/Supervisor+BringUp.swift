@@ -1,6 +1,7 @@
 import Foundation
 import StippleAPI
 import StippleSafety
+import StippleSupervision
 import StippleWire
 
 /// The engineers' bring-up calls (`stipplectl identify`, `ping`, `raw`, `selftest` through the
@@ -22,26 +23,23 @@ extension Supervisor {
 
     /// Sends `message` on the link and waits for its ACK (the link retransmits meanwhile).
     func exchange(_ message: Message) async throws(CommandError) -> BringUpAnswer {
-        guard link != nil, transport != nil else {
-            throw CommandError(.unavailable, .penNotConnected, "no pen link is open (`stipplectl status`)", state: core.phase.rawValue)
+        let (result, _) = await perform(.exchange(message))
+        guard case .exchanged(let status, let detail, let roundTrip) = try result.get() else {
+            return BringUpAnswer(status: nil, detail: 0, roundTrip: nil)
         }
-        let ticket = expectAck(message.id)
-        let started = ContinuousClock.now
-        link?.send(message)
-        flush(at: stamp(inputNow()))
-        let outcome = await ticket.outcome()
-        let elapsed = ContinuousClock.now - started
-        switch outcome {
-        case .answered(let status, let detail): return BringUpAnswer(status: status, detail: detail, roundTrip: elapsed)
-        case .noAnswer: return BringUpAnswer(status: nil, detail: 0, roundTrip: nil)
-        }
+        return BringUpAnswer(status: status, detail: detail, roundTrip: roundTrip)
+    }
+
+    /// An audit entry for a bring-up call, answered once durable.
+    func audit(_ kind: String, actor: String, _ payload: [String: String] = [:]) async throws(CommandError) {
+        let (result, _) = await perform(.audit(kind: kind, actor: actor, payload: payload))
+        _ = try result.get()
     }
 
     /// IDENTIFY: the pen blinks its LED for `durationMs` (0 stops it).
     public func identify(durationMs: Int, actor: String) async throws(CommandError) -> BringUpAnswer {
         let answer = try await exchange(.identify(.init(durationMs: UInt16(clamping: durationMs))))
-        audit("bringup_identify", actor: actor, ["duration_ms": String(durationMs), "answer": answer.status.map { "\($0)" } ?? "none"])
-        try await durable()
+        try await audit("bringup_identify", actor: actor, ["duration_ms": String(durationMs), "answer": answer.status.map { "\($0)" } ?? "none"])
         return answer
     }
 
@@ -62,8 +60,7 @@ extension Supervisor {
                                state: core.phase.rawValue)
         }
         let answer = try await exchange(message)
-        audit("bringup_raw", actor: actor, ["message": "\(message.id)", "answer": answer.status.map { "\($0)" } ?? "none"])
-        try await durable()
+        try await audit("bringup_raw", actor: actor, ["message": "\(message.id)", "answer": answer.status.map { "\($0)" } ?? "none"])
         return answer
     }
 
@@ -80,8 +77,7 @@ extension Supervisor {
                                "the port is released only while no session is open: close session \(core.session?.request.sessionID ?? "") first (`stipplectl session close`)",
                                state: core.phase.rawValue)
         }
-        audit("bringup_port_released", actor: actor, ["port": path, "seconds": String(duration.components.seconds)])
-        try await durable()
+        try await audit("bringup_port_released", actor: actor, ["port": path, "seconds": String(duration.components.seconds)])
         bringUp.requestRelease(for: duration)
         // The pen link's reader lets go at its next poll (every 50 ms).
         for _ in 0..<300 where transport != nil { try? await Task.sleep(for: .milliseconds(10)) }
@@ -95,7 +91,6 @@ extension Supervisor {
     /// Takes the port back at once (it is also taken back when the release runs out).
     public func reclaimPort(actor: String) async throws(CommandError) {
         bringUp.reclaim()
-        audit("bringup_port_reclaimed", actor: actor)
-        try await durable()
+        try await audit("bringup_port_reclaimed", actor: actor)
     }
 }

@@ -232,7 +232,8 @@ public struct SafetyCore: Sendable {
         return Decision(actions: Self.stopsFirst(actions), refusal: refusal)
     }
 
-    var isArmedPhase: Bool { phase == .armed || phase == .running || phase == .paused }
+    /// Armed, running or paused: the phases a presence lease binds in.
+    public var isArmedPhase: Bool { phase == .armed || phase == .running || phase == .paused }
 
     func illegal(_ what: String) -> SafetyRefusal {
         SafetyRefusal(.illegalTransition, "cannot \(what) while the session is \(phase.rawValue)")

@@ -4,6 +4,7 @@ import StippleDaemon
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSupervision
 import StippleWire
 import Synchronization
 
@@ -83,8 +84,8 @@ struct DaemonRig: SteppedRig {
     /// pedal: the needle runs.
     func startRunning(zone: Zone = .crown, setpoint: Setpoint = Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120)) async throws {
         _ = try await supervisor.openSession(
-            OpenSessionCommand(sessionID: nil, clientID: "C-1", technician: "ana", zone: zone, cartridgeID: "SIM-CART-0001",
-                               pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+            SessionRequest(sessionID: "", clientID: "C-1", technician: "ana", zone: zone, cartridgeID: "SIM-CART-0001",
+                               pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
         _ = try await supervisor.setSetpoint(setpoint, actor: "test")
         await run(for: .milliseconds(200))
         _ = await supervisor.presenceOpened(Self.holder)

@@ -5,6 +5,7 @@ import StippleDiscovery
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSupervision
 import StippleTransport
 import Synchronization
 import Testing
@@ -92,8 +93,8 @@ struct NoDevices: DeviceEnumerator {
 
         // A session on pen A, armed and running.
         _ = try await supervisor.openSession(
-            OpenSessionCommand(sessionID: nil, clientID: "C-1", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
-                               pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+            SessionRequest(sessionID: "", clientID: "C-1", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
+                               pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
         _ = try await supervisor.setSetpoint(Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
         let gui = PresenceTable.Holder(uid: 1000, pid: 4242, client: "gui")
         _ = await supervisor.presenceOpened(gui)

@@ -1,6 +1,7 @@
 import Foundation
 @testable import StippleDaemon
 import StippleSafety
+import StippleSupervision
 import Synchronization
 import Testing
 

@@ -4,6 +4,7 @@ import StippleGPIO
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSupervision
 import StippleWire
 import Testing
 
@@ -100,8 +101,8 @@ import Testing
             switch stage {
             case "open":
                 _ = try await rig.supervisor.openSession(
-                    OpenSessionCommand(sessionID: nil, clientID: "C-GPIO", technician: "ana", zone: .crown, cartridgeID: GPIORig.cartridge,
-                                       pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+                    SessionRequest(sessionID: "", clientID: "C-GPIO", technician: "ana", zone: .crown, cartridgeID: GPIORig.cartridge,
+                                       pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
             case "armed": try await rig.openAndArm()
             case "running": try await rig.startRunning()
             default: break

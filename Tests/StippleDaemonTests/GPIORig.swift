@@ -5,6 +5,7 @@ import StippleGPIO
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSupervision
 import StippleTransport
 import StippleWire
 import Synchronization
@@ -166,8 +167,8 @@ struct GPIORig: SteppedRig {
 
     func openAndArm() async throws {
         _ = try await supervisor.openSession(
-            OpenSessionCommand(sessionID: nil, clientID: "C-GPIO", technician: "ana", zone: .crown, cartridgeID: Self.cartridge,
-                               pigmentLots: ["P-1"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+            SessionRequest(sessionID: "", clientID: "C-GPIO", technician: "ana", zone: .crown, cartridgeID: Self.cartridge,
+                               pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
         _ = try await supervisor.setCartridge(id: Self.cartridge, lot: "LOT-7", expiryDay: 40_000, needleCount: 3, needleDiameterUm: 250, actor: "test")
         _ = try await supervisor.setSetpoint(Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
         await run(for: .milliseconds(50))

@@ -1,5 +1,6 @@
 import StippleDaemon
 import StippleSafety
+import StippleSupervision
 import StippleWire
 import Testing
 

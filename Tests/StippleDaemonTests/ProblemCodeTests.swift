@@ -2,6 +2,7 @@ import Foundation
 import StippleAPI
 @testable import StippleDaemon
 import StippleSafety
+import StippleSupervision
 import Testing
 
 /// docs/openapi.yaml is the one contract for problem codes: `ProblemCode` and `ArmingCheckCode`
@@ -64,7 +65,7 @@ import Testing
         var checked = 0
         for (path, text) in try Self.sources() {
             // The daemon names codes only through the generated enum.
-            if path.hasPrefix("StippleDaemon/") {
+            if path.hasPrefix("StippleDaemon/") || path.hasPrefix("StippleSupervision/") {
                 #expect(try Self.matches(#"Problem\([^,()]+, ""#, in: text).isEmpty, "\(path) passes a problem code as a string")
                 #expect(try Self.matches(#"code: "[a-z_]+""#, in: text).isEmpty, "\(path) writes a problem code as a string")
             }
@@ -77,7 +78,8 @@ import Testing
                 #expect(table[code]?.contains(Int(match[0])!) == true, "\(path): \(code) with \(match[0])")
                 checked += 1
             }
-            for match in try Self.matches(#"CommandError\(\.([a-zA-Z]+), \.([A-Za-z_]+)"#, in: text) {
+            // `CommandError(kind, code, …)` in the shell, `error(kind, code, …)` in SupervisorCore.
+            for match in try Self.matches(#"(?:CommandError|\berror)\(\.([a-zA-Z]+), \.([A-Za-z_]+)"#, in: text) {
                 let code = try #require(byCase[match[1]], "\(path): .\(match[1])")
                 let status = try #require(kinds[match[0]])
                 #expect(table[code]?.contains(status) == true, "\(path): \(code) as \(match[0]) (\(status))")

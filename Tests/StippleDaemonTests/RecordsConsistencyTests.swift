@@ -3,6 +3,7 @@ import Logging
 import StippleDaemon
 import StippleRecords
 import StippleSafety
+import StippleSupervision
 import StippleWire
 import Testing
 

@@ -2,6 +2,7 @@ import Foundation
 import StippleDaemon
 import StippleRecords
 import StippleSafety
+import StippleSupervision
 import Testing
 
 /// Issue 15 items 5, 6 and 16: run-time limits are recorded before they take effect, kept in the

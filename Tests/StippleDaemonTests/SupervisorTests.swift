@@ -3,6 +3,7 @@ import StippleDaemon
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSupervision
 import StippleWire
 import Testing
 
@@ -161,8 +162,8 @@ import Testing
     func h15DurableBeforeAcknowledged() async throws {
         let rig = try await DaemonRig()
         let status = try await rig.supervisor.openSession(
-            OpenSessionCommand(sessionID: "S-DURABLE", clientID: "C-9", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
-                               pigmentLots: ["P"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+            SessionRequest(sessionID: "S-DURABLE", clientID: "C-9", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
+                               pigmentLots: ["P"], penSerial: "", gapOverrideReason: nil), actor: "test")
         #expect(status.session?.id == "S-DURABLE")
         let reader = try RecordStore(path: rig.directory + "/stipple.db")
         #expect(try reader.session("S-DURABLE")?.clientID == "C-9")
@@ -186,8 +187,8 @@ import Testing
         let status = await rig.supervisor.status()
         #expect(status.records.hasPrefix("damaged"))
         _ = try await rig.supervisor.openSession(
-            OpenSessionCommand(sessionID: nil, clientID: "C-2", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0009",
-                               pigmentLots: ["P"], penSerial: nil, gapOverrideReason: nil), actor: "test")
+            SessionRequest(sessionID: "", clientID: "C-2", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0009",
+                               pigmentLots: ["P"], penSerial: "", gapOverrideReason: nil), actor: "test")
         do {
             try await rig.arm()
             Issue.record("armed on damaged records")

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import StippleAPI
 import StippleRequests
+import StippleSupervision
 import StippleWire
 
 /// The engineers' bring-up routes (docs/openapi.yaml, tag bring-up): identify, ping, raw,

@@ -5,6 +5,7 @@ import NIOCore
 import StippleAPI
 import StippleRequests
 import StippleSafety
+import StippleSupervision
 
 extension Problem {
     /// The daemon names its problems by the spec's codes (`ProblemCode`, generated from
@@ -63,10 +64,3 @@ extension JSONBody {
     }
 }
 
-extension ProblemCode {
-    /// The safety core's refusal codes are the spec's codes of the same name (`ProblemCodeTests`
-    /// holds every one of them to it); one the spec lacked would be a bad request, never a crash.
-    init(_ refusal: SafetyRefusal.Code) {
-        self = ProblemCode(rawValue: refusal.rawValue) ?? .badRequest
-    }
-}

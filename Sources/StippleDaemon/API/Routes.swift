@@ -7,6 +7,7 @@ import StippleAPI
 import StippleRecords
 import StippleRequests
 import StippleSafety
+import StippleSupervision
 
 /// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer
 /// JSON or a problem; the supervisor answers only once what changed is durable.
@@ -106,14 +107,24 @@ struct Routes: Sendable {
         let body = try await JSONBody.read(request)
         try body.refuseUnknown(["session_id", "client_id", "technician", "zone", "cartridge_id", "pigment_lots", "pen_serial", "gap_override_reason"])
         let peer = context.peer
-        let command = OpenSessionCommand(
-            sessionID: try body.string("session_id", required: false, maxLength: 64),
+        // Absent, the daemon chooses the session id and binds the identified pen; given, it must
+        // not be empty (an empty string never means "choose").
+        let sessionID = try body.string("session_id", required: false, maxLength: 64)
+        let penSerial = try body.string("pen_serial", required: false, maxLength: 64)
+        let empty = [("session_id", sessionID), ("pen_serial", penSerial)].filter { $0.1 == "" }.map {
+            LimitViolation(field: $0.0, value: "\"\"", allowed: "1...\(Identifier.maxLength) printable ASCII characters, or leave it out")
+        }
+        if !empty.isEmpty {
+            throw Problem(CommandError(.unprocessable, .badRequest, "the session request is incomplete or malformed", violations: empty))
+        }
+        let command = SessionRequest(
+            sessionID: sessionID ?? "",
             clientID: try body.string("client_id", maxLength: 64) ?? "",
             technician: try body.string("technician", required: false, maxLength: 128) ?? peer?.userName ?? "",
             zone: try body.choice("zone", Zone.self) ?? .crown,
             cartridgeID: try body.string("cartridge_id", maxLength: 64) ?? "",
             pigmentLots: try body.strings("pigment_lots"),
-            penSerial: try body.string("pen_serial", required: false, maxLength: 64),
+            penSerial: penSerial ?? "",
             gapOverrideReason: try body.string("gap_override_reason", required: false, maxLength: 1000))
         let response = try await perform(context, status: .created) { actor in try await supervisor.openSession(command, actor: actor) }
         await recordLimitsInForce(actor: context.peer?.description ?? "unknown")

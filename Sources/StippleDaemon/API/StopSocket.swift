@@ -7,6 +7,7 @@ import Logging
 import ServiceLifecycle
 import StippleAPI
 import StippleRequests
+import StippleSupervision
 import Synchronization
 
 /// The stop socket: `POST /v1/estop`, `/v1/stop` and `/v1/disarm`, and nothing else, on a Unix
@@ -343,11 +344,6 @@ public final class StopSocket: @unchecked Sendable {
         }
         finish(fd, uid: uid)
     }
-}
-
-/// The three stops, by the route that asks for them.
-public enum StopKind: String, Sendable {
-    case estop, stop, disarm
 }
 
 extension Supervisor {
