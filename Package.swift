@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "stippled",
             dependencies: [
-                "StippleDaemon", "StippleSim", "StippleTransport", "StippleRecords", "StippleSafety", "StippleWire",
+                "StippleDaemon", "StippleSim", "StippleTransport", "StippleRecords", "StippleRequests", "StippleSafety", "StippleWire",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -138,7 +138,7 @@ let package = Package(
         .target(name: "StippleConformance", dependencies: ["StippleLink", "StippleTransport", "StippleWire"], swiftSettings: strictSwift),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport", "StippleConformance"],
+            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport", "StippleConformance", "StippleRequests"],
             path: "HardwareSim/Sources/StippleSim",
             swiftSettings: strictSwift
         ),

@@ -196,7 +196,8 @@ public actor Supervisor {
         if let scheduled = realTimeWake, scheduled <= deadline { return }
         realTimeWake = deadline
         let delay = max(deadline - SystemClock.monotonicNow(), .milliseconds(1))
-        Task(priority: .high) {
+        // Default priority: high-priority jobs take the loop's urgent lane, which is the stops'.
+        Task {
             try? await Task.sleep(for: delay)
             self.realTimeDue()
         }
@@ -217,54 +218,6 @@ public actor Supervisor {
         case .critical: .critical
         }
         logger.log(level: level, "\(line.message)", metadata: line.metadata.mapValues { .string($0) })
-    }
-
-    /// Hands a record to the writer; its outcome comes back to the core on the supervisor's
-    /// thread, in the urgent lane (a stop's answer waits for it), with no task on the way.
-    func submit(_ id: SupervisorCore.RecordID, _ request: RecordRequest) {
-        switch request {
-        case .closeSession: flushAggregate()
-        case .fault(let reason, _, _, _): metrics.fault(reason)
-        default: break
-        }
-        let back: @Sendable (Result<Void, any Error>) -> Void = { [loop] result in
-            loop.enqueueUrgent { [self] in
-                assumeIsolated { supervisor in
-                    supervisor.run(supervisor.machine.recorded(id, result.mapError { RecordFailure("\($0)") }, at: supervisor.now()))
-                }
-            }
-        }
-        guard let records else {
-            // No records at all (the core is faulted for it): nothing to wait for.
-            back(.success(()))
-            return
-        }
-        if case .barrier = request {
-            records.submit("barrier", retry: false, touchesDisk: false, { _ in }, then: back)
-            return
-        }
-        records.submit(request.what, retry: request.retry, { store in try Self.write(request, to: store) }, then: back)
-    }
-
-    static func write(_ request: RecordRequest, to store: RecordStore) throws {
-        switch request {
-        case .openSession(let snapshot, let wall, let actor): try store.openSession(snapshot, at: wall, actor: actor)
-        case .closeSession(let snapshot, let reason, let closedAt, let actor): try store.closeSession(snapshot, reason: reason, at: closedAt, actor: actor)
-        case .persist(let snapshot, let wall, let actor): try store.persist(snapshot, at: wall, actor: actor)
-        case .warning(let kind, let detail, let sessionID, let wall): try store.recordWarning(kind, detail: detail, sessionID: sessionID, at: wall)
-        case .fault(let reason, let detail, let sessionID, let wall): try store.recordFault(reason, detail: detail, sessionID: sessionID, at: wall)
-        case .audit(let kind, let actor, let sessionID, let payload, let wall):
-            try store.audit(kind: kind, actor: actor, sessionID: sessionID, payload: payload, at: wall)
-        case .setpoint(let setpoint, let sessionID, let elapsed, let wall, let actor, let snapshot):
-            try store.recordSetpoint(setpoint, sessionID: sessionID, sessionTimeMs: elapsed, at: wall, actor: actor, snapshot: snapshot)
-        case .cartridgeUse(let cartridgeID, let sessionID, let cartridge, let wall, let actor):
-            try store.recordCartridgeUse(cartridgeID, sessionID: sessionID, cartridge: cartridge, at: wall, actor: actor)
-        case .pen(let serial, let firmware, let protocolVersion, let wall):
-            try store.recordPen(serial: serial, firmware: firmware, protocolVersion: protocolVersion, at: wall)
-        case .runtimeLimits(let limits, let actor, let wall): try store.saveRuntimeLimits(limits, actor: actor, at: wall)
-        case .limitsReset(let actor, let reason, let wall): try store.resetRuntimeLimits(actor: actor, reason: reason, at: wall)
-        case .barrier: break
-        }
     }
 
     /// Runs `command` in the core and returns its answer with the status read when it came.
@@ -357,16 +310,6 @@ public actor Supervisor {
         hub.tick()
     }
 
-    /// While the records cannot be written, about once a second (real time): the kept records
-    /// again, then a probe. Arming works again once they land, without a restart.
-    func retryRecordsIfDue() {
-        guard let records, !records.isWritable else { return }
-        let real = SystemClock.monotonicNow()
-        guard real - lastRecordsRetry >= .seconds(1) else { return }
-        lastRecordsRetry = real
-        records.retryPending(at: clock.wallNow().secondsSince1970)
-    }
-
     /// Writes whatever the link has to send now; events that time produced go to the core.
     func flush() {
         guard var link, let transport else { return }
@@ -383,56 +326,6 @@ public actor Supervisor {
         guard !events.isEmpty else { return }
         let now = now(reading: machine.lastReading)
         for event in events { handle(event, at: now, coreTime: coreTime) }
-    }
-
-    /// Waits until every record submitted so far is on disk (tests, shutdown).
-    public func flushRecords() async {
-        try? await records?.barrier().durable()
-    }
-
-    // MARK: - Telemetry for people
-
-    func aggregateTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
-        guard let session = core.session, core.closeReason == nil else { return }
-        let second = session.clock.elapsed(at: now).wholeSeconds
-        let id = session.request.sessionID
-        if let current = aggregate, current.sessionID != id || current.data.sessionSecond != Int64(second) { flushAggregate() }
-        if aggregate == nil { aggregate = (id, TelemetryAggregate(sessionSecond: Int64(second))) }
-        aggregate?.data.add(
-            depthUm: sample.peakProtrusionUm, rateHz: sample.strokeRateHz,
-            currentMa: telemetry.motorCurrentMa == 0xFFFF ? nil : Double(telemetry.motorCurrentMa),
-            temperatureC: telemetry.temperatureDc == Int16.min ? nil : Double(telemetry.temperatureDc) / 10)
-    }
-
-    func flushAggregate() {
-        guard let current = aggregate else { return }
-        aggregate = nil
-        // Per-second telemetry is not kept for a retry on a full disk (it would grow without
-        // bound); faults, stops and the session's state are.
-        records?.submit("telemetry", retry: false) { try $0.recordTelemetry(current.data, sessionID: current.sessionID) }
-    }
-
-    /// Built by hand, not through `JSONEncoder`: this runs for every frame a stream takes (1 kHz
-    /// for an engineer's full-rate stream), on the supervisor's thread. Keys sorted, as every event.
-    func publishTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
-        hub.publishTelemetry {
-            Self.telemetryJSON(sample: sample,
-                               currentMa: telemetry.motorCurrentMa == 0xFFFF ? nil : Int(telemetry.motorCurrentMa),
-                               temperatureC: telemetry.temperatureDc == Int16.min ? nil : Double(telemetry.temperatureDc) / 10,
-                               sessionTimeMs: Int64(core.sessionElapsed(at: now).milliseconds))
-        }
-    }
-
-    static func telemetryJSON(sample: TelemetrySample, currentMa: Int?, temperatureC: Double?, sessionTimeMs: Int64) -> String {
-        func number(_ value: Double?) -> String {
-            guard let value, value.isFinite else { return "null" }
-            return "\(value)"
-        }
-        let current = currentMa.map { "\($0)" } ?? "null"
-        let depth = sample.peakProtrusionUm.map { "\($0)" } ?? "null"
-        return #"{"current_ma":\#(current),"depth_um":\#(depth),"motor_on":\#(sample.motorOn),"pedal":\#(sample.pedalPressed),"#
-            + #""rate_hz":\#(number(sample.strokeRateHz)),"session_time_ms":\#(sessionTimeMs),"#
-            + #""temperature_c":\#(number(temperatureC)),"type":"telemetry"}"#
     }
 
     // MARK: - Operator presence

@@ -105,7 +105,15 @@ public struct JSONBody {
               let object = value as? [String: Any] else {
             throw Problem(400, "body_not_json", "the body is not a JSON object")
         }
-        return JSONBody(object: object)
+        switch DuplicateKeys.find(in: bytes) {
+        case .duplicate(let path):
+            throw Problem(400, "bad_field", "\(path) is given twice: each field may appear once",
+                          errors: [Problem.FieldError(field: path, value: "given twice", allowed: "once")])
+        case .tooDeep(let path):
+            throw Problem(400, "body_not_json", "the body nests deeper than \(DuplicateKeys.maximumDepth) levels (at \(path))")
+        case nil:
+            return JSONBody(object: object)
+        }
     }
 
     /// `application/json`, with parameters (`; charset=utf-8`) or not, in any case.

@@ -169,7 +169,7 @@ extension SupervisorCore {
     /// An API command. Its answer comes as an `.answer(id, …)` effect, now or after the inputs
     /// it waits for.
     public mutating func command(_ id: CommandID, _ command: Command, at now: Now) -> [Effect] {
-        Self.linkFirst(run(id, command, at: now))
+        finish(run(id, command, at: now))
     }
 
     mutating func run(_ id: CommandID, _ command: Command, at now: Now) -> [Effect] {
@@ -539,7 +539,7 @@ extension SupervisorCore {
     /// The outcome of record `id`. Records complete in the order they were asked for, so an
     /// outcome means every earlier one's outcome has come in too.
     public mutating func recorded(_ id: RecordID, _ result: Result<Void, RecordFailure>, at now: Now) -> [Effect] {
-        Self.linkFirst(outcome(id, result, at: now))
+        finish(outcome(id, result, at: now))
     }
 
     mutating func outcome(_ id: RecordID, _ result: Result<Void, RecordFailure>, at now: Now) -> [Effect] {

@@ -155,6 +155,12 @@ public struct SupervisorCore: Sendable {
     public internal(set) var lastReading = MonotonicInstant.zero
     var linkRestartDue: MonotonicInstant?
     var nextRecord: UInt64 = 1
+    /// The earliest real-time deadline of a waiting command (the pen's ACK; fresh telemetry after
+    /// a clear), kept up to date by every input. The shell wakes the core then with
+    /// `realTimePassed`, so a command never waits on a pen that neither answers nor sends frames,
+    /// whatever drives the ticks. Stored, not computed: the shell reads it after every pen frame,
+    /// and a computed property would copy the whole core to answer.
+    public internal(set) var nextRealDeadline: MonotonicInstant?
     /// Faults latched so far, and FAULT frames from the pen (a repeat of a latched reason adds
     /// none to the core's set, yet happened): clearing compares before and after.
     public internal(set) var latches = 0
@@ -267,6 +273,12 @@ public struct SupervisorCore: Sendable {
     /// Nothing that lets the needle do more is ever in the same list as the record it waits for —
     /// the core sends it only once that record's outcome has come in — so moving writes ahead of
     /// records never lets a pen write overtake its record.
+    /// The end of every input: the deadlines brought up to date, the pen's writes first.
+    mutating func finish(_ effects: [Effect]) -> [Effect] {
+        nextRealDeadline = earliestRealDeadline()
+        return Self.linkFirst(effects)
+    }
+
     static func linkFirst(_ effects: [Effect]) -> [Effect] {
         var ordered: [Effect] = []
         ordered.reserveCapacity(effects.count)
@@ -303,7 +315,7 @@ public struct SupervisorCore: Sendable {
         if let why = unwritable {
             decide(.recordsUnavailable(why), at: time, wall: now.wall, &effects)
         }
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     // MARK: - Carrying out the safety core's decisions
@@ -409,7 +421,7 @@ public struct SupervisorCore: Sendable {
         let time = stamp(now, &effects)
         linkOpen = true
         startLink(at: time, &effects)
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     mutating func startLink(at time: MonotonicInstant, _ effects: inout [Effect]) {
@@ -432,7 +444,7 @@ public struct SupervisorCore: Sendable {
         pen.identity = nil
         log(.error, "pen link lost", ["reason": reason], session: true, &effects)
         effects.append(.publish(DaemonEvent(.link, ["state": "lost", "reason": .string(reason)])))
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     /// One event from the pen's link, at `now` (its frame's read time: the stop path).
@@ -440,7 +452,7 @@ public struct SupervisorCore: Sendable {
         var effects: [Effect] = []
         let time = stamp(now, &effects)
         handle(event, at: time, now: now, &effects)
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     /// Several events of one read, at one time.
@@ -448,7 +460,7 @@ public struct SupervisorCore: Sendable {
         var effects: [Effect] = []
         let time = stamp(now, &effects)
         for event in events { handle(event, at: time, now: now, &effects) }
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     mutating func handle(_ event: HostLink.Event, at time: MonotonicInstant, now: Now, _ effects: inout [Effect]) {
@@ -575,13 +587,11 @@ public struct SupervisorCore: Sendable {
         if let due = linkRestartDue, time >= due, linkOpen { startLink(at: time, &effects) }
         expireAckWaits(at: now, &effects)
         resumeClearsWaitingForTelemetry(at: now, &effects)
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
-    /// The earliest real-time deadline of a waiting command (the pen's ACK; fresh telemetry after
-    /// a clear). The shell wakes the core then with `realTimePassed`, so that a command never
-    /// waits on a pen that neither answers nor sends frames, whatever drives the ticks.
-    public var nextRealDeadline: MonotonicInstant? {
+    /// The earliest real-time deadline of a waiting command, worked out after each input.
+    func earliestRealDeadline() -> MonotonicInstant? {
         let clears = pending.values.compactMap { command -> MonotonicInstant? in
             guard case .clearFault(let progress) = command, case .awaitingTelemetry(_, let deadline) = progress.step else { return nil }
             return deadline
@@ -595,7 +605,7 @@ public struct SupervisorCore: Sendable {
         _ = stamp(now, &effects)
         expireAckWaits(at: now, &effects)
         resumeClearsWaitingForTelemetry(at: now, &effects)
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 
     // MARK: - Operator presence
@@ -608,7 +618,7 @@ public struct SupervisorCore: Sendable {
     /// An event stream closed. If it held the lease, the lease is lost now: the needle stops.
     public mutating func presenceClosed(_ id: ConnectionID, at now: Now) -> [Effect] {
         guard let lost = presence.close(id) else { return [] }
-        return Self.linkFirst(clientLost(lost, why: "its event stream closed", at: now))
+        return finish(clientLost(lost, why: "its event stream closed", at: now))
     }
 
     /// A sign of life from `holder`. False when the holder has no event stream.
@@ -644,6 +654,6 @@ public struct SupervisorCore: Sendable {
         let time = stamp(now, &effects)
         decide(.disarm, at: time, wall: now.wall, &effects)
         if let snapshot = safety.snapshot { _ = record(.persist(snapshot, wall: now.wall.secondsSince1970, actor: "stippled"), &effects) }
-        return Self.linkFirst(effects)
+        return finish(effects)
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import StippleDaemon
 import StippleRecords
+import StippleRequests
 import StippleSim
 import StippleTransport
 
@@ -36,6 +37,12 @@ struct CommonOptions: ParsableArguments {
             do {
                 let data = try Data(contentsOf: URL(fileURLWithPath: path))
                 if let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    // A setting given twice would be read as one of the two: refused, named.
+                    switch DuplicateKeys.find(in: data) {
+                    case .duplicate(let field): problems.append(.init(field: field, value: "given twice", allowed: "each setting once"))
+                    case .tooDeep(let field): problems.append(.init(field: field, value: "nested too deep", allowed: "at most \(DuplicateKeys.maximumDepth) levels"))
+                    case nil: break
+                    }
                     configuration.apply(file: object, source: path, problems: &problems)
                 } else {
                     problems.append(.init(field: "(file)", value: path, allowed: "a JSON object"))

@@ -1,7 +1,8 @@
 // libFuzzer harness for the API's strict body reader (StippleRequests), built with its sources
 // into one module by `make fuzz`: any body a client sends is an object or a problem (400/413),
 // and every field accessor answers a value inside its range or a problem naming the field
-// (400/422) — never a crash, never a value outside what the route asked for.
+// (400/422) — never a crash, never a value outside what the route asked for, never an accepted
+// body with a key given twice.
 
 import Foundation
 
@@ -15,6 +16,8 @@ public func jsonBodyFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition([400, 413].contains(error.status), "parse answered \(error.status)")
         return 0
     }
+    // An accepted body has each key once in every object (the scan is the one every reader uses).
+    precondition(DuplicateKeys.find(in: bytes) == nil, "a body with a repeated key was accepted")
     func checked<T>(_ field: String, _ read: () throws(Problem) -> T?) -> T? {
         do { return try read() } catch {
             precondition([400, 422].contains(error.status), "\(field) answered \(error.status)")

@@ -46,7 +46,11 @@ def raw_request(socket_path, method, path, timeout):
 def test_h11_disarm_racing_arm_never_leaves_the_pen_armed(workdir):
     """POST /v1/disarm while POST /v1/arm waits for the pen: the DISARM preempts, but the ARM and
     MOTOR_RUN still queued behind the command in flight go out after it, so the pen ends up armed
-    and run-enabled while the daemon says `open`. The pedal then drives the needle."""
+    and run-enabled while the daemon says `open`. The pedal then drives the needle.
+
+    In real time the race is hit only now and then: this is the end-to-end check that nothing
+    moves afterwards. The proof that every ordering is safe — a disarm at each step of an arm in
+    flight — is deterministic, on the pure core: `SupervisorCoreRaceTests` (Swift)."""
     pedal_at = 14.0
     scenario = write_scenario(workdir, [
         # A slow link (40 ms each way) keeps a command in flight most of the time, as a busy

@@ -269,6 +269,25 @@ def test_config_errors_exit_78_listing_every_problem(workdir):
     assert real.returncode == 78 and "never runs on simulated time" in real.stderr
 
 
+def test_config_setting_given_twice_exits_78_naming_it(workdir):
+    """JSON leaves a repeated key to the parser; a ceiling read as one of two values is refused."""
+    config = os.path.join(workdir, "twice.json")
+    with open(config, "w") as f:
+        f.write('{"pen": "sim", "limits": {"site_ceiling_um": 1200, "site_ceiling_um": 3000}}')
+    result = subprocess.run([str(STIPPLED), "--config", config, "--socket", os.path.join(workdir, "s.sock"),
+                             "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78, result
+    assert "limits.site_ceiling_um" in result.stderr and "given twice" in result.stderr, result.stderr
+
+
+def test_api_field_given_twice_is_refused_naming_it(api):
+    # root is an engineer here (test_daemon's limits test tightens the limits the same way).
+    response = api.put("/v1/limits", b'{"depth_tolerance_um": 40, "depth_tolerance_um": 90}')
+    assert response.status == 400, response
+    assert response.json["code"] == "bad_field" and response.json["errors"][0]["field"] == "depth_tolerance_um", response.json
+    assert api.get("/v1/limits").json["depth_tolerance_um"] != 40, "the refused body changed the limits"
+
+
 def test_sigterm_stops_disarms_and_exits_0(api, pen, daemon):
     arm_running(api, pen, daemon)
     assert daemon.kill(signal.SIGTERM) == 0

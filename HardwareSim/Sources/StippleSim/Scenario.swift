@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import StippleWire
 
 /// A scenario file: a pen, a timeline of host actions, pen events and faults, and the outcomes
@@ -121,6 +122,12 @@ public struct ScenarioError: Error, CustomStringConvertible, Sendable {
 extension Scenario {
     /// Decodes a scenario from JSON text; `file` names it in errors.
     public static func parse(_ data: Data, file: String) throws -> Scenario {
+        // A step's parameter given twice would be read as one of the two: refused, named.
+        switch DuplicateKeys.find(in: data) {
+        case .duplicate(let path): throw ScenarioError(file: file, location: path, reason: "given twice (each key once)")
+        case .tooDeep(let path): throw ScenarioError(file: file, location: path, reason: "nested deeper than \(DuplicateKeys.maximumDepth) levels")
+        case nil: break
+        }
         do {
             return try JSONDecoder().decode(Scenario.self, from: data)
         } catch let error as DecodingError {

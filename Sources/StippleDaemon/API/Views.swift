@@ -152,13 +152,6 @@ public struct LimitsView: Codable, Sendable {
         }
         return limits
     }
-
-    static func decode(_ data: Data, over base: SafetyLimits) throws(Problem) -> SafetyLimits {
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw Problem(400, .bodyNotJson, "the body is not a JSON object")
-        }
-        return try apply(object, over: base)
-    }
 }
 
 extension Problem {
