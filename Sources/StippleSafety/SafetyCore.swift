@@ -38,7 +38,7 @@ public struct SessionSnapshot: Hashable, Sendable, Codable {
 /// (`SafetyCore+Session`), arming (`+Arming`), the runtime monitors (`+Monitors`), faults and
 /// latches (`+Faults`), and restoring a persisted session (`+Restore`).
 public struct SafetyCore: Sendable {
-    public let limits: SafetyLimits
+    public private(set) var limits: SafetyLimits
     public internal(set) var phase: SessionPhase = .noSession
     public internal(set) var session: ActiveSession?
     /// Latched faults, oldest first; empty unless `phase == .faulted`.
@@ -73,7 +73,7 @@ public struct SafetyCore: Sendable {
     var lastPersist: MonotonicInstant?
     var lastWall = WallTime(secondsSince1970: 0)
     /// The warning times in order, computed once: checked on every event.
-    let warningTimes: [Duration]
+    private(set) var warningTimes: [Duration]
 
     /// How often the session clock is handed out for persisting while a session is open.
     public static let persistInterval = Duration.seconds(10)
@@ -109,6 +109,20 @@ public struct SafetyCore: Sendable {
         self.limits = limits
         self.history = history
         warningTimes = limits.warningTimes
+    }
+
+    /// This core under other limits: an engineer's change, once it is recorded. Everything else
+    /// is kept — above all a fault that latched while the change was being recorded, which a
+    /// fresh core would silently drop. The caller allows it only with no session in progress.
+    public func replacingLimits(_ limits: SafetyLimits) throws(SafetyRefusal) -> SafetyCore {
+        let problems = limits.validate()
+        guard problems.isEmpty else {
+            throw SafetyRefusal(.badRequest, "the limit set is invalid", violations: problems)
+        }
+        var core = self
+        core.limits = limits
+        core.warningTimes = limits.warningTimes
+        return core
     }
 
     /// The state to persist; nil when there is no session.

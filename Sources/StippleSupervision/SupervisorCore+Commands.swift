@@ -186,6 +186,7 @@ extension SupervisorCore {
         case .arm(let holder, let actor, let unwritable):
             arm(id, holder, actor: actor, recordsUnwritable: unwritable, at: time, now: now, mark: mark, &effects)
         case .stop(let kind, let actor):
+            latches += 1  // a stop while a clear is in flight: the clear gives way
             decide(kind == .estop ? .emergencyStop(.api) : .disarm, at: time, wall: now.wall, actor: actor, &effects)
             audit(kind.rawValue, actor: actor, wall: now.wall, &effects)
             pending[id] = .stop(kind, awaiting: barrier(&effects), mark: mark)
@@ -363,6 +364,20 @@ extension SupervisorCore {
         apply(decision, phaseBefore: before, at: time, wall: now.wall, actor: actor, &effects)
         pending[id] = .arm(ArmProgress(holder: holder, actor: actor, connection: connection, armCount: safety.armCount, mark: mark,
                                        step: .recording(binding: binding, barrier: barrier(&effects), bindingFailure: nil)))
+    }
+
+    /// Arms waiting for the pen's answers that a stop, a fault or another arm has overtaken: they
+    /// are answered now, and their ACK waits dropped — the link abandons a queued ARM when a stop
+    /// goes out, and a wait left behind would take the next arm's ACK for its own.
+    mutating func abandonOvertakenArms(_ effects: inout [Effect]) {
+        for (id, command) in pending {
+            guard case .arm(let progress) = command, case .awaitingPen = progress.step,
+                  !(safety.isArmedPhase && stillOurs(progress)) else { continue }
+            pending[id] = nil
+            ackWaits.removeAll { $0.command == id }
+            answer(id, .failure(error(.conflict, .stateChanged,
+                                      "the session became \(safety.phase.rawValue) while the pen answered the arm; the pen is disarmed")), &effects)
+        }
     }
 
     /// Whether the core is still armed by this very arm (not disarmed and armed again since).
@@ -637,6 +652,12 @@ extension SupervisorCore {
                     return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
                                                                       "not armed: the arm could not be recorded (\(lastRecordFailure ?? "a write failed")); the pen is disarmed")))]
                 }
+                // A stop, a fault or another console's arm while the armed record was written:
+                // that one won (its stops are out); this arm is not acknowledged.
+                guard safety.isArmedPhase, stillOurs(progress) else {
+                    return effects + [.answer(command, .failure(error(.conflict, .stateChanged,
+                                                                      "the session became \(safety.phase.rawValue) while the arm was recorded")))]
+                }
                 answer(command, .success(.done), &effects)
             case .awaitingPen:
                 break
@@ -659,9 +680,10 @@ extension SupervisorCore {
                 return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
                                                                   "the limits were not changed: they could not be recorded (\(failure))")))]
             }
-            // The history may have grown while the record was written: keep the newest.
+            // Only the limits change: a fault that latched while the record was written, and the
+            // history that grew meanwhile, stay.
             do {
-                safety = try SafetyCore(limits: limits, history: safety.history)
+                safety = try safety.replacingLimits(limits)
             } catch {
                 return effects + [.answer(command, .failure(self.error(.unprocessable, .limitsRefused, "the limit set is refused", violations: error.violations)))]
             }

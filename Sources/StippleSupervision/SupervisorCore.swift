@@ -161,8 +161,9 @@ public struct SupervisorCore: Sendable {
     /// whatever drives the ticks. Stored, not computed: the shell reads it after every pen frame,
     /// and a computed property would copy the whole core to answer.
     public internal(set) var nextRealDeadline: MonotonicInstant?
-    /// Faults latched so far, and FAULT frames from the pen (a repeat of a latched reason adds
-    /// none to the core's set, yet happened): clearing compares before and after.
+    /// Faults latched so far, and everything that latches one or would again (FAULT frames, stops,
+    /// a lost link, a pen reset — a repeat of a latched reason adds none to the core's set, yet
+    /// happened): a clear in flight compares before and after, and gives way.
     public internal(set) var latches = 0
     /// Record outcomes seen so far that failed: a command compares before and after.
     public internal(set) var recordFailures = 0
@@ -334,21 +335,29 @@ public struct SupervisorCore: Sendable {
     /// The state is persisted whenever the phase changed.
     mutating func apply(_ decision: Decision, phaseBefore: SessionPhase?, at time: MonotonicInstant, wall: WallTime,
                         actor: String = "stippled", _ effects: inout [Effect]) {
-        var wroteStops = false
+        // A DISARM alone is a stop too (a pen that reports itself armed while faulted).
+        var flushed = false
+        var sentStop = false
         for action in decision.actions {
             switch action {
-            case .stopNeedle: effects.append(.send(.motorStop(.init())))
-            case .emergencyStopPen: effects.append(.send(.estop(.init())))
-            case .disarmPen: effects.append(.send(.disarm(.init())))
+            case .stopNeedle:
+                sentStop = true
+                effects.append(.send(.motorStop(.init())))
+            case .emergencyStopPen:
+                sentStop = true
+                effects.append(.send(.estop(.init())))
+            case .disarmPen:
+                sentStop = true
+                effects.append(.send(.disarm(.init())))
             default:
-                if !wroteStops {
-                    wroteStops = true
-                    if decision.stopsNeedle { effects.append(.flush(stops: true)) }
+                if !flushed {
+                    flushed = true
+                    if sentStop { effects.append(.flush(stops: true)) }
                 }
                 carryOut(action, at: time, wall: wall, actor: actor, &effects)
             }
         }
-        if !wroteStops && decision.stopsNeedle { effects.append(.flush(stops: true)) }
+        if !flushed && sentStop { effects.append(.flush(stops: true)) }
         if let phaseBefore, phaseBefore != safety.phase {
             if let snapshot = safety.snapshot, !decision.actions.contains(where: { if case .persist = $0 { true } else { false } }) {
                 _ = record(.persist(snapshot, wall: wall.secondsSince1970, actor: actor), &effects)
@@ -357,6 +366,7 @@ public struct SupervisorCore: Sendable {
             log(.info, "session state", session: true, &effects)
         }
         if !safety.isArmedPhase { presence.release() }
+        abandonOvertakenArms(&effects)
     }
 
     mutating func carryOut(_ action: SafetyAction, at time: MonotonicInstant, wall: WallTime, actor: String, _ effects: inout [Effect]) {
@@ -439,6 +449,7 @@ public struct SupervisorCore: Sendable {
         var effects: [Effect] = []
         let time = stamp(now, &effects)
         linkOpen = false
+        latches += 1
         decide(.linkLost, at: time, wall: now.wall, &effects)
         failAckWaits(at: now, &effects)
         pen.identity = nil
@@ -513,6 +524,7 @@ public struct SupervisorCore: Sendable {
         case .gaveUp(let message):
             // The pen stopped answering: the link counts as lost (the core stops and latches if
             // armed); a new handshake follows, and stops keep being retransmitted meanwhile.
+            latches += 1
             decide(.linkLost, at: time, wall: wall, &effects)
             answerAck(message.id, .noAnswer, at: now, &effects)
             if !HostLink.isStop(message) { linkRestartDue = time + settings.linkRestartDelay }
@@ -528,6 +540,7 @@ public struct SupervisorCore: Sendable {
         let handshakeDone = pen.identity != nil
         pen.readBackLimitsCRC = nil
         let before = safety.phase
+        latches += 1
         decide(.penFault(.reset), at: time, wall: now.wall, &effects)
         guard handshakeDone else {
             log(.info, "pen booted", ["why": why], &effects)

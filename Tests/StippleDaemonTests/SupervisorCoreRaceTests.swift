@@ -213,4 +213,83 @@ import Testing
         #expect(driver.succeeded(clear))
         #expect(driver.core.safety.phase == .open && !driver.penArmed)
     }
+
+    // MARK: - Found by review
+
+    @Test("an e-stop while a limits change is recorded stays latched: only the limits change")
+    func limitsChangeKeepsALatch() throws {
+        var driver = try CoreDriver()
+        var tighter = SafetyLimits.defaults
+        tighter.depthToleranceUm = 40
+        let change = driver.command(.changeLimits(tighter, actor: "eng"), "limits")
+        #expect(driver.core.limitsChanging)  // the race's window: the limits record in flight
+        driver.command(.stop(.estop, actor: "ana"), "estop")
+        #expect(driver.core.safety.phase == .faulted)
+        driver.drain()
+        #expect(driver.violations.isEmpty, "\(driver.violations)")
+        #expect(driver.succeeded(change) && driver.core.safety.limits.depthToleranceUm == 40)
+        #expect(driver.core.safety.phase == .faulted && !driver.core.safety.faults.isEmpty)
+    }
+
+    @Test("disarmed while the pen answers, then armed again at once: the new arm gets its own ACKs and succeeds")
+    func rearmAfterAbandonedArm() throws {
+        var driver = try CoreDriver.armable()
+        let first = driver.arm(CoreDriver.alice)
+        driver.deliverAllRecords()
+        #expect(driver.owedAcks.count == 2)  // ARM and MOTOR_RUN out, answers owed
+        driver.command(.stop(.disarm, actor: "ana"), "disarm")
+        #expect(driver.code(first) == .stateChanged)  // answered at once, its waits dropped
+        driver.owedAcks.removeAll()  // the link abandoned them: their answers never come
+        driver.deliverAllRecords()
+        let second = driver.arm(CoreDriver.alice)
+        driver.drain()
+        #expect(driver.violations.isEmpty, "\(driver.violations)")
+        #expect(driver.succeeded(second), "\(String(describing: driver.answers[second]))")
+        #expect(driver.penArmed && driver.core.safety.isArmedPhase)
+    }
+
+    @Test("a pen that reports itself armed while faulted is disarmed, and the DISARM is flushed as a stop")
+    func disarmAloneIsAStop() throws {
+        var driver = try CoreDriver.armable()
+        driver.command(.stop(.estop, actor: "ana"), "estop")
+        driver.drain()
+        driver.penArmed = true  // a pen that did not obey
+        driver.session = driver.session + .milliseconds(5)
+        var flags: PenFlags = [.cartridgePresent, .armed]
+        flags.insert(.faultLatched)
+        let effects = driver.core.penEvent(.telemetry(.init(penTimeUs: 0, strokeCount: 999, peakProtrusionUm: 0xFFFF, strokeRateDhz: 0,
+                                                          motorCurrentMa: 0, temperatureDc: 300, flags: flags)), at: driver.now)
+        let disarm = effects.firstIndex { if case .send(.disarm) = $0 { true } else { false } }
+        let flush = effects.firstIndex { if case .flush(stops: true) = $0 { true } else { false } }
+        #expect(disarm != nil && flush != nil && disarm! < flush!, "\(effects)")
+    }
+
+    @Test("a stop while the armed record is written: the arm is not acknowledged")
+    func stopWhileRecordingArmed() throws {
+        var driver = try CoreDriver.armable()
+        let arm = driver.arm(CoreDriver.alice)
+        driver.deliverAllRecords()
+        driver.penAnswers()
+        driver.penAnswers()
+        #expect(driver.penArmed && !driver.outstanding.isEmpty)  // the armed record in flight
+        driver.command(.stop(.stop, actor: "ana"), "stop")
+        driver.drain()
+        #expect(driver.violations.isEmpty, "\(driver.violations)")
+        #expect(driver.code(arm) == .stateChanged)
+        #expect(!driver.penArmed)
+    }
+
+    @Test("an e-stop while a clear is in flight: the clear gives way, the latch stays")
+    func estopDuringClear() throws {
+        var driver = try CoreDriver.armable()
+        driver.command(.stop(.estop, actor: "ana"), "estop")
+        driver.drain()
+        let clear = driver.command(.clearFault(actor: "ana", recordsUnwritable: nil), "clear-fault")
+        driver.penAnswers()  // the pen cleared; the core waits for a fresh frame
+        driver.command(.stop(.estop, actor: "ana"), "estop again")
+        driver.drain()
+        #expect(driver.violations.isEmpty, "\(driver.violations)")
+        #expect(driver.code(clear) == .faultPersists)
+        #expect(driver.core.safety.phase == .faulted)
+    }
 }
