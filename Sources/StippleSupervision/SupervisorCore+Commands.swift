@@ -512,7 +512,15 @@ extension SupervisorCore {
         for (id, command) in pending {
             guard case .clearFault(let progress) = command, case .awaitingTelemetry(let after, let deadline) = progress.step else { continue }
             let fresh = pen.telemetryAt.map { $0 > after } ?? false
-            if fresh || now.real >= deadline { finishClear(id, progress, at: now, &effects) }
+            if fresh {
+                finishClear(id, progress, at: now, &effects)
+            } else if now.real >= deadline {
+                // No frame since the pen cleared its latch: nothing shows the cause gone, and an
+                // older frame cannot (it may predate a newer fault). The latch stays.
+                pending[id] = nil
+                answer(id, .failure(error(.conflict, .faultPersists,
+                                          "the pen cleared its latch but sent no telemetry since: the cause cannot be seen to be gone; try again")), &effects)
+            }
         }
     }
 

@@ -55,8 +55,15 @@ struct CoreDriver {
     static let request = SessionRequest(sessionID: "S1", clientID: "C1", technician: "Ana", zone: .crown, cartridgeID: "CART-1",
                                         pigmentLots: ["PIG-LOT-9"], penSerial: "PEN-1")
     static let setpoint = Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120)
+    static let helloReply = Message.HelloReply(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor, fwMajor: 1, fwMinor: 0,
+                                               fwPatch: 0, capabilities: [.cartridgeReader, .depthSensor], serial: "PEN-1",
+                                               limitsCRC: 0, depthCeilingUm: 1500)
 
     var now: SupervisorCore.Now { .init(reading: session, real: real, wall: wall) }
+
+    var cartridgeReport: Message.Cartridge {
+        .init(event: .inserted, needleCount: 3, needleDiameterUm: 250, expiryDays: UInt16(wall.day + 100), cartridgeID: "CART-1", lot: "L1")
+    }
 
     init() throws {
         core = try SupervisorCore(settings: .init(limits: .defaults), history: SafetyHistory(), restore: nil, recordsOpen: true,
@@ -70,11 +77,7 @@ struct CoreDriver {
     static func armable() throws -> CoreDriver {
         var driver = try CoreDriver()
         driver.carry(driver.core.linkOpened(at: driver.now), "link opened")
-        let serial: FixedText<16> = "PEN-1"
-        driver.pen(.helloReply(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor, fwMajor: 1, fwMinor: 0, fwPatch: 0,
-                                     capabilities: [.cartridgeReader, .depthSensor], serial: serial, limitsCRC: 0, depthCeilingUm: 1500)))
-        driver.pen(.cartridge(.init(event: .inserted, needleCount: 3, needleDiameterUm: 250, expiryDays: UInt16(driver.wall.day + 100),
-                                    cartridgeID: "CART-1", lot: "L1")))
+        driver.pen(.cartridge(driver.cartridgeReport))
         driver.deliverAllRecords()
         let open = driver.command(.openSession(request, actor: "ana"), "open")
         driver.deliverAllRecords()
@@ -149,6 +152,22 @@ struct CoreDriver {
         penArmed = false
         motorEnabled = false
         pen(.fault(.init(code: code, detail: 0, value: 0, penTimeUs: 0)))
+    }
+
+    /// The cable is pulled, and plugged back in: a new link, whose HELLO the pen answers.
+    mutating func loseLink() {
+        owedAcks.removeAll()
+        carry(core.linkLost(reason: "unplugged", at: now), "link lost")
+        carry(core.linkOpened(at: now), "link opened again")
+    }
+
+    /// The pen resets: it forgets its arm, its latch and its limits, and says so.
+    mutating func penResets() {
+        penArmed = false
+        motorEnabled = false
+        penFault = false
+        owedAcks.removeAll()
+        pen(.fault(.init(code: .reset, detail: 0, value: 0, penTimeUs: 0)))
     }
 
     /// The pen answers the oldest frame it owes an answer to.
@@ -253,6 +272,14 @@ struct CoreDriver {
             case .flush, .newLink, .publish, .log:
                 break
             }
+        }
+        // The pen answers HELLO at once (a new link, a reset).
+        for case .send(.hello) in effects {
+            carry(core.penEvent(.helloReply(Self.helloReply), at: now), "pen says hello")
+        }
+        // It reports its cartridge when asked.
+        for case .send(.readCartridge) in effects {
+            carry(core.penEvent(.cartridge(cartridgeReport), at: now), "pen reports its cartridge")
         }
         // The pen reads its limits back at once after SET_LIMITS.
         for case .send(.setLimits) in effects {

@@ -13,7 +13,7 @@ import Testing
 @Suite struct SupervisorCoreRaceTests {
     /// The inputs that race an arm (and each other).
     enum Race: CaseIterable, Sendable {
-        case stop, estop, disarm, clearFault, presenceLost, presenceSilent, penFault, recordFails, armByBob
+        case stop, estop, disarm, clearFault, presenceLost, presenceSilent, penFault, recordFails, armByBob, linkLost, penReset
 
         func apply(to driver: inout CoreDriver) {
             switch self {
@@ -26,6 +26,8 @@ import Testing
             case .penFault: driver.penFaults()
             case .recordFails: driver.deliverRecord(succeeds: false)
             case .armByBob: _ = driver.arm(CoreDriver.bob)
+            case .linkLost: driver.loseLink()
+            case .penReset: driver.penResets()
             }
         }
     }
@@ -70,7 +72,7 @@ import Testing
 
     /// Random interleavings of longer runs: arms by either console, the racing inputs, the
     /// pen's answers, record outcomes and time, in any order.
-    static let interleavings = Gen.int(in: 0...15).array(of: 1...30)
+    static let interleavings = Gen.int(in: 0...(8 + Race.allCases.count)).array(of: 1...30)
 
     @Test("random interleavings of arms, stops, faults, presence and record outcomes keep every promise")
     func randomInterleavings() async {
