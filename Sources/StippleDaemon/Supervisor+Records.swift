@@ -1,6 +1,4 @@
-import StippleLink
 import StippleRecords
-import StippleSafety
 import StippleSupervision
 import StippleWire
 

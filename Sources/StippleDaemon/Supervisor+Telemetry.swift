@@ -1,12 +1,10 @@
-import StippleLink
 import StippleRecords
 import StippleSafety
-import StippleSupervision
 import StippleWire
 
+/// Telemetry for people: the per-second aggregate kept in the records and the live events. Not
+/// decisions (the core has made those by the time this runs), so it stays in the shell.
 extension Supervisor {
-    // MARK: - Telemetry for people
-
     func aggregateTelemetry(_ telemetry: Message.Telemetry, sample: TelemetrySample, at now: MonotonicInstant) {
         guard let session = core.session, core.closeReason == nil else { return }
         let second = session.clock.elapsed(at: now).wholeSeconds
