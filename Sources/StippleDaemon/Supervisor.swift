@@ -150,7 +150,8 @@ public actor Supervisor {
     /// simulation reached (`SupervisorCore.inputReading`).
     func now(reading: MonotonicInstant? = nil) -> SupervisorCore.Now {
         let clockNow = clock.now()
-        return .init(reading: reading ?? machine.inputReading(clockNow: clockNow, accelerated: clock.isAccelerated),
+        return .init(reading: reading ?? SupervisorCore.inputReading(clockNow: clockNow, lastReading: machine.lastReading,
+                                                               accelerated: clock.isAccelerated),
                      clockNow: clockNow, real: SystemClock.monotonicNow(), wall: clock.wallNow())
     }
 

@@ -577,7 +577,6 @@ extension SupervisorCore {
         case .durable(_, let mark, let answer, let failure):
             pending[command] = nil
             if failed || recordsFailed(since: mark) {
-                counters.recordFailures += 1
                 self.answer(command, .failure(unrecordedError(failure)), &effects)
             } else {
                 self.answer(command, .success(answer), &effects)
@@ -586,7 +585,6 @@ extension SupervisorCore {
             pending[command] = nil
             if failed || recordsFailed(since: mark) {
                 // Not recorded: do not leave a session the records do not know.
-                counters.recordFailures += 1
                 if safety.session?.request.sessionID == sessionID {
                     decide(.closeSession, at: stamp(now, &effects), wall: now.wall, actor: actor, &effects)
                 }
@@ -598,7 +596,6 @@ extension SupervisorCore {
         case .setpoint(let setpoint, _, let sessionID, let actor):
             pending[command] = nil
             if case .failure(let failure) = result {
-                counters.recordFailures += 1
                 return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
                                                                   "the setpoint was not changed: it could not be recorded (\(failure)); check the disk")))]
             }
@@ -606,7 +603,6 @@ extension SupervisorCore {
         case .cartridge(_, let mark, let entry, let typed, let hasReader, let actor):
             pending[command] = nil
             if failed || recordsFailed(since: mark) {
-                counters.recordFailures += 1
                 return effects + [.answer(command, .failure(unrecordedError("the change was made but could not be recorded")))]
             }
             if let typed {
@@ -632,7 +628,6 @@ extension SupervisorCore {
                 if failed || bindingFailure != nil || recordsFailed(since: progress.mark) {
                     // Not recorded: not armed. The pen never got ARM (it goes out only after this).
                     pending[command] = nil
-                    counters.recordFailures += 1
                     undo(progress, at: now, &effects)
                     let why = bindingFailure ?? lastRecordFailure ?? "a write failed"
                     return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
@@ -655,7 +650,6 @@ extension SupervisorCore {
                 pending[command] = nil
                 if failed || recordsFailed(since: progress.mark) {
                     // A refusal means it did not happen: an arm that cannot be recorded is undone.
-                    counters.recordFailures += 1
                     undo(progress, at: now, &effects)
                     return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
                                                                       "not armed: the arm could not be recorded (\(lastRecordFailure ?? "a write failed")); the pen is disarmed")))]
@@ -684,7 +678,6 @@ extension SupervisorCore {
             pending[command] = nil
             limitsChanging = false
             if case .failure(let failure) = result {
-                counters.recordFailures += 1
                 return effects + [.answer(command, .failure(error(.unavailable, .recordsUnavailable,
                                                                   "the limits were not changed: they could not be recorded (\(failure))")))]
             }

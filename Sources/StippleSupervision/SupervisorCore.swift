@@ -149,7 +149,6 @@ public struct SupervisorCore: Sendable {
     public internal(set) var limitsChanging = false
     /// The cartridge a technician typed for a pen without a reader.
     public internal(set) var manualCartridge: CartridgeInfo?
-    public internal(set) var counters = Counters()
     /// The core's time (never backwards), and the clock reading it was last advanced from.
     public internal(set) var lastNow = MonotonicInstant.zero
     public internal(set) var lastReading = MonotonicInstant.zero
@@ -177,12 +176,6 @@ public struct SupervisorCore: Sendable {
     /// The decision restoring the last session made, carried out by `start`.
     var restored: Decision?
 
-    public struct Counters: Sendable, Equatable {
-        public var telemetryFrames = 0
-        public var faults: [String: Int] = [:]
-        public var linksOpened = 0
-        public var recordFailures = 0
-    }
 
     /// `restore`: the session the records left open and the history it lands in (the shell reads
     /// them; a failure to read them is one of `recordsProblems`).
@@ -206,13 +199,16 @@ public struct SupervisorCore: Sendable {
         }
     }
 
-    /// The command in flight for `id`, if any (tests).
+    /// How many commands wait for something (tests: none is left waiting).
     public var commandsInFlight: Int { pending.count }
 
     /// The time of an input that carries none (an API command, a status): with the simulator's
     /// accelerated clock the latest time the simulation reached, never ahead of it — otherwise a
     /// status request would make the pen look silent for simulated time it has not yet run.
-    public func inputReading(clockNow: MonotonicInstant, accelerated: Bool) -> MonotonicInstant {
+    ///
+    /// Static, given the core's `lastReading`: a method on the actor's stored core would copy the
+    /// whole core to answer.
+    public static func inputReading(clockNow: MonotonicInstant, lastReading: MonotonicInstant, accelerated: Bool) -> MonotonicInstant {
         accelerated ? lastReading : clockNow
     }
 
@@ -391,7 +387,6 @@ public struct SupervisorCore: Sendable {
             _ = record(.warning(kind: kind, detail: detail, sessionID: sessionID, wall: seconds), &effects)
         case .faultLatched(let reason, let detail):
             latches += 1
-            counters.faults[reason.rawValue, default: 0] += 1
             effects.append(.publish(DaemonEvent(.fault, ["reason": .string(reason.rawValue), "detail": .string(detail)])))
             log(.error, "fault latched: \(detail)", ["fault_code": reason.rawValue], session: true, &effects)
             _ = record(.fault(reason: reason.rawValue, detail: detail, sessionID: sessionID, wall: seconds), &effects)
@@ -436,7 +431,6 @@ public struct SupervisorCore: Sendable {
 
     mutating func startLink(at time: MonotonicInstant, _ effects: inout [Effect]) {
         pen = PenView(cartridge: pen.identity == nil ? pen.cartridge : nil)
-        counters.linksOpened += 1
         linkRestartDue = nil
         effects.append(.newLink)
         effects.append(.send(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor))))
@@ -480,7 +474,6 @@ public struct SupervisorCore: Sendable {
         case .telemetry(let telemetry):
             pen.telemetry = telemetry
             pen.telemetryAt = time
-            counters.telemetryFrames += 1
             decide(.telemetry(TelemetrySample(telemetry)), at: time, wall: wall, &effects)
             resumeClearsWaitingForTelemetry(at: now, &effects)
         case .fault(let fault):

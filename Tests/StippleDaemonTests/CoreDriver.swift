@@ -113,6 +113,17 @@ struct CoreDriver {
         command(.arm(holder, actor: holder.client, recordsUnwritable: nil), "arm \(holder.client)")
     }
 
+    /// Arms as far as the pen: the arm's records durable, ARM and MOTOR_RUN answered; the armed
+    /// record is then in flight.
+    @discardableResult
+    mutating func armThroughThePen(_ holder: PresenceTable.Holder) -> CommandID {
+        let id = arm(holder)
+        deliverAllRecords()
+        penAnswers()
+        penAnswers()
+        return id
+    }
+
     mutating func openStream(_ holder: PresenceTable.Holder) {
         streams[holder.client] = core.presenceOpened(holder, at: now)
     }

@@ -123,6 +123,14 @@ struct RouteTests {
                 let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
                 return try #require((object?["session"] as? [String: Any])?["id"] as? String)
             }
+            // An empty id is never "choose one for me": left out it is, given empty it is refused, named.
+            for field in ["session_id", "pen_serial"] {
+                let empty = #"{"client_id": "C-EMPTY", "zone": "crown", "cartridge_id": "SIM-CART-0002", "pigment_lots": ["P-1"], "\#(field)": ""}"#
+                try await client.execute(uri: "/v1/sessions", method: .post, headers: technician, body: Self.body(empty)) { response in
+                    #expect(response.status == .unprocessableContent && Self.code(response) == "bad_request", "\(field)")
+                    #expect(String(buffer: response.body).contains(field), "\(field)")
+                }
+            }
             // A second opening while one is open; the same client again.
             try await client.execute(uri: "/v1/sessions", method: .post, headers: technician, body: Self.body(Self.opening)) { response in
                 #expect(response.status == .conflict && Self.code(response) == "session_already_open")

@@ -142,10 +142,7 @@ import Testing
     @Test("the armed record fails after the pen armed: the arm is undone, the pen disarmed")
     func armedRecordFails() throws {
         var driver = try CoreDriver.armable()
-        let arm = driver.arm(CoreDriver.alice)
-        driver.deliverAllRecords()
-        driver.penAnswers()
-        driver.penAnswers()
+        let arm = driver.armThroughThePen(CoreDriver.alice)
         #expect(driver.penArmed && !driver.outstanding.isEmpty)  // armed on the pen, its record in flight
         driver.deliverRecord(succeeds: false)
         driver.drain()
@@ -157,10 +154,7 @@ import Testing
     @Test("a stop whose record fails stops all the same and answers stopped_unrecorded")
     func stopUnrecorded() throws {
         var driver = try CoreDriver.armable()
-        driver.arm(CoreDriver.alice)
-        driver.deliverAllRecords()
-        driver.penAnswers()
-        driver.penAnswers()
+        driver.armThroughThePen(CoreDriver.alice)
         driver.deliverAllRecords()
         #expect(driver.penArmed && driver.motorEnabled)
         let stop = driver.command(.stop(.stop, actor: "ana"), "stop")
@@ -269,10 +263,7 @@ import Testing
     @Test("a stop while the armed record is written: the arm is not acknowledged")
     func stopWhileRecordingArmed() throws {
         var driver = try CoreDriver.armable()
-        let arm = driver.arm(CoreDriver.alice)
-        driver.deliverAllRecords()
-        driver.penAnswers()
-        driver.penAnswers()
+        let arm = driver.armThroughThePen(CoreDriver.alice)
         #expect(driver.penArmed && !driver.outstanding.isEmpty)  // the armed record in flight
         driver.command(.stop(.stop, actor: "ana"), "stop")
         driver.drain()
@@ -293,5 +284,20 @@ import Testing
         #expect(driver.violations.isEmpty, "\(driver.violations)")
         #expect(driver.code(clear) == .faultPersists)
         #expect(driver.core.safety.phase == .faulted)
+    }
+
+    @Test("the pen clears its latch but sends no frame within the wait: the latch stays, fault_persists")
+    func clearWithoutFreshFrame() throws {
+        var driver = try CoreDriver.armable()
+        driver.command(.stop(.estop, actor: "ana"), "estop")
+        driver.drain()
+        let clear = driver.command(.clearFault(actor: "ana", recordsUnwritable: nil), "clear-fault")
+        driver.penAnswers()  // CLEAR_FAULT acknowledged; then silence
+        #expect(driver.code(clear) == nil)  // still waiting for a frame
+        driver.real = driver.real + .milliseconds(400)
+        driver.carry(driver.core.realTimePassed(at: driver.now), "the wait ran out")
+        #expect(driver.code(clear) == .faultPersists)
+        #expect(driver.core.safety.phase == .faulted)
+        #expect(driver.violations.isEmpty, "\(driver.violations)")
     }
 }

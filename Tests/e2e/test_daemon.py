@@ -254,12 +254,18 @@ def test_api_answers_promptly_while_the_accelerated_simulator_runs_flat_out(work
         daemon.stop()
 
 
-def test_config_errors_exit_78_listing_every_problem(workdir):
-    config = os.path.join(workdir, "bad.json")
+def start_with_config(workdir, text):
+    """stippled started on a configuration file holding `text`: its exit, with what it printed."""
+    config = os.path.join(workdir, "config.json")
     with open(config, "w") as f:
-        f.write('{"pen": "usb", "clock": "accelerated=5", "limits": {"site_ceiling_um": 2500, "zone_max_um": {"nape": 3}}, "colour": 1}')
-    result = subprocess.run([str(STIPPLED), "--config", config, "--socket", os.path.join(workdir, "s.sock"),
-                             "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+        f.write(text)
+    return subprocess.run([str(STIPPLED), "--config", config, "--socket", os.path.join(workdir, "s.sock"),
+                           "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+
+
+def test_config_errors_exit_78_listing_every_problem(workdir):
+    result = start_with_config(
+        workdir, '{"pen": "usb", "clock": "accelerated=5", "limits": {"site_ceiling_um": 2500, "zone_max_um": {"nape": 3}}, "colour": 1}')
     assert result.returncode == 78, result
     for needle in ["colour", "pen: usb", "zone_max_um.nape", "site_ceiling_um: 2500"]:
         assert needle in result.stderr, (needle, result.stderr)
@@ -271,11 +277,7 @@ def test_config_errors_exit_78_listing_every_problem(workdir):
 
 def test_config_setting_given_twice_exits_78_naming_it(workdir):
     """JSON leaves a repeated key to the parser; a ceiling read as one of two values is refused."""
-    config = os.path.join(workdir, "twice.json")
-    with open(config, "w") as f:
-        f.write('{"pen": "sim", "limits": {"site_ceiling_um": 1200, "site_ceiling_um": 3000}}')
-    result = subprocess.run([str(STIPPLED), "--config", config, "--socket", os.path.join(workdir, "s.sock"),
-                             "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+    result = start_with_config(workdir, '{"pen": "sim", "limits": {"site_ceiling_um": 1200, "site_ceiling_um": 3000}}')
     assert result.returncode == 78, result
     assert "limits.site_ceiling_um" in result.stderr and "given twice" in result.stderr, result.stderr
 
