@@ -18,6 +18,9 @@ let package = Package(
         .executable(name: "stipple-sim", targets: ["stipple-sim"]),
         .executable(name: "stippled", targets: ["stippled"]),
         .library(name: "StippleSim", targets: ["StippleSim"]),
+        // The local API's one client (generated from docs/openapi.yaml, over the Unix socket):
+        // stipplectl, the benchmarks and the console bridge share it.
+        .library(name: "StippleClient", targets: ["StippleClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -83,6 +86,20 @@ let package = Package(
             dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
             plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
         ),
+        // The local API's client: the generated `Client` of docs/openapi.yaml (its types from
+        // StippleAPI) on a Unix-socket transport, every answer read strictly; and the raw
+        // HTTP/1.1 and event-stream reading that stipplectl's `--json` and the console bridge use.
+        .target(
+            name: "StippleClient",
+            dependencies: [
+                "StippleAPI", "StippleRequests", "StippleTransport",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSwift,
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         // The supervisor's decisions as a pure value (`SupervisorCore`): pen events, API commands,
         // ticks, presence and record outcomes in, effects out. No I/O, no clock, no Logging: the
         // daemon's `Supervisor` actor is the shell that carries the effects out.
@@ -108,12 +125,24 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The simulated pen as the daemon's `sim` backend: `SimPenService` steps the simulator and
+        // the supervisor together (scenario steps at their times). A module of its own so that the
+        // daemon's libraries never depend on the simulator, and the tests' rig runs this same loop.
+        .target(
+            name: "StippleSimBackend",
+            dependencies: [
+                "StippleDaemon", "StippleSafety", "StippleSim", "StippleTransport", "StippleWire",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // The composition root: flags and config, the pen backend (serial, or the simulator as
         // its `sim` backend), services.
         .executableTarget(
             name: "stippled",
             dependencies: [
-                "StippleDaemon", "StippleSim", "StippleTransport", "StippleRecords", "StippleRequests", "StippleSafety", "StippleWire",
+                "StippleDaemon", "StippleSim", "StippleSimBackend", "StippleTransport", "StippleRecords", "StippleRequests", "StippleSafety", "StippleWire",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -161,7 +190,7 @@ let package = Package(
         .target(
             name: "StippleCtlCommands",
             dependencies: [
-                "StippleAPI",
+                "StippleAPI", "StippleClient",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -199,7 +228,9 @@ let package = Package(
         .testTarget(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
-                           "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleRequests", "StippleSupervision",
+                           "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleClient", "StippleRequests", "StippleSupervision", "StippleSimBackend",
+                           .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
@@ -218,7 +249,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleCtlTests",
-            dependencies: ["StippleCtlCommands", "StippleDaemon", "StippleWire"],
+            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleWire"],
             swiftSettings: strictSwift
         ),
         .testTarget(

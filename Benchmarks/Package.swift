@@ -31,6 +31,7 @@ let package = Package(
             name: "daemon-bench",
             dependencies: [
                 "CBenchPty",
+                .product(name: "StippleClient", package: "Stipple"),
                 .product(name: "StippleSim", package: "Stipple"),
                 .product(name: "StippleWire", package: "Stipple"),
             ]

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import StippleClient
 import StippleConformance
 import StippleLink
 import StippleTransport

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import StippleAPI
+import StippleClient
 import StippleSafety
 
 struct CartridgeCommand: ParsableCommand {
@@ -35,14 +37,6 @@ struct CartridgeSet: ParsableCommand {
     @Option(help: "The session (default: the current one).")
     var session: String?
 
-    struct Body: Encodable {
-        var cartridge_id: String
-        var lot: String?
-        var expiry_day: Int?
-        var needle_count: Int?
-        var needle_diameter_um: Int?
-    }
-
     func validate() throws {
         if let expiry, Text.days(fromDate: expiry) == nil { throw ValidationError("--expiry: '\(expiry)' is not a date YYYY-MM-DD") }
     }
@@ -50,8 +44,8 @@ struct CartridgeSet: ParsableCommand {
     func run() throws {
         let client = options.client()
         let id = try currentSessionID(session, client: client)
-        let body = Body(cartridge_id: self.id, lot: lot, expiry_day: expiry.flatMap(Text.days(fromDate:)), needle_count: needles,
-                        needle_diameter_um: diameterUm)
+        let body = Components.Schemas.CartridgeInput(
+            cartridgeId: self.id, lot: lot, expiryDay: expiry.flatMap(Text.days(fromDate:)), needleCount: needles, needleDiameterUm: diameterUm)
         let reply = try client.put("/v1/sessions/\(pathSegment(id))/cartridge", body: body.jsonData())
         options.print(reply) { status in
             "cartridge recorded for session \(id): " + (StatusText.cartridge(status["pen"]["cartridge"]) ?? self.id)
@@ -73,7 +67,7 @@ struct SetpointCommand: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 
     @Option(help: "The skin layer the pigment is meant for.")
-    var layer: Layer
+    var layer: Components.Schemas.SetpointInput.LayerPayload
 
     @Option(name: .customLong("depth-um"), help: "Needle protrusion in µm.")
     var depthUm: Int
@@ -84,17 +78,11 @@ struct SetpointCommand: ParsableCommand {
     @Option(help: "The session (default: the current one).")
     var session: String?
 
-    struct Body: Encodable {
-        var layer: String
-        var depth_um: Int
-        var rate_hz: Double
-    }
-
     func run() throws {
         let client = options.client()
         let id = try currentSessionID(session, client: client)
         let reply = try client.put("/v1/sessions/\(pathSegment(id))/setpoint",
-                                   body: Body(layer: layer.rawValue, depth_um: depthUm, rate_hz: rateHz).jsonData())
+                                   body: Components.Schemas.SetpointInput(layer: layer, depthUm: depthUm, rateHz: rateHz).jsonData())
         options.print(reply) { "setpoint: \(StatusText.setpoint($0["session"]))" }
     }
 }

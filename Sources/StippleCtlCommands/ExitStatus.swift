@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StippleClient
 import Synchronization
 
 /// stipplectl's exit statuses: stable, documented in `stipplectl --help`, the man page and the

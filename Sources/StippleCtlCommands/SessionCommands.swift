@@ -1,9 +1,13 @@
 import ArgumentParser
 import Foundation
+import StippleAPI
+import StippleClient
 import StippleSafety
 
-extension Zone: ExpressibleByArgument {}
-extension Layer: ExpressibleByArgument {}
+// The choices are the spec's own enums (docs/openapi.yaml, generated into StippleAPI): a zone or
+// layer the daemon does not take cannot be offered, nor one it takes left out.
+extension Components.Schemas.OpenSession.ZonePayload: ExpressibleByArgument {}
+extension Components.Schemas.SetpointInput.LayerPayload: ExpressibleByArgument {}
 
 struct Session: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +46,7 @@ struct SessionOpen: ParsableCommand {
     var clientID: String
 
     @Option(help: "Scalp zone (sets the zone's depth maximum).")
-    var zone: Zone
+    var zone: Components.Schemas.OpenSession.ZonePayload
 
     @Option(name: .customLong("cartridge"), help: "The needle cartridge's id (single-use).")
     var cartridgeID: String
@@ -62,24 +66,14 @@ struct SessionOpen: ParsableCommand {
     @Option(name: .customLong("gap-override-reason"), help: "Why this client is treated within 5 days of the last session (recorded).")
     var gapOverrideReason: String?
 
-    struct Body: Encodable {
-        var client_id: String
-        var zone: String
-        var cartridge_id: String
-        var pigment_lots: [String]
-        var session_id: String?
-        var technician: String?
-        var pen_serial: String?
-        var gap_override_reason: String?
-    }
-
     func validate() throws {
         if pigmentLots.isEmpty { throw ValidationError("give at least one --pigment-lot (pigment batch numbers are required records)") }
     }
 
     func run() throws {
-        let body = Body(client_id: clientID, zone: zone.rawValue, cartridge_id: cartridgeID, pigment_lots: pigmentLots,
-                        session_id: sessionID, technician: technician, pen_serial: penSerial, gap_override_reason: gapOverrideReason)
+        let body = Components.Schemas.OpenSession(
+            sessionId: sessionID, clientId: clientID, technician: technician, zone: zone, cartridgeId: cartridgeID,
+            pigmentLots: pigmentLots, penSerial: penSerial, gapOverrideReason: gapOverrideReason)
         let reply = try options.client().post("/v1/sessions", body: body.jsonData())
         options.print(reply) { status in
             "opened session \(status["session"]["id"].text)\n" + StatusText.screen(status)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StippleClient
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(

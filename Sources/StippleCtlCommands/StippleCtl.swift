@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StippleClient
 import StippleWire
 
 /// `stipplectl`: the daemon's command-line client (technicians and engineers) and the bring-up

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import StippleClient
 
 /// `arm` and `watch --arm` are one command: arming needs a client that shows the operator is
 /// present (the daemon stops the needle when that client goes away), so stipplectl arms only

@@ -39,31 +39,31 @@ extension DaemonConfiguration {
             problems.append(Problem(field: "discovery", value: "\(raw)", allowed: "an object {serial, usb}"))
             return
         }
-        var reader = ObjectReader(object, prefix: "discovery.", known: ["serial", "usb"])
+        var reader = FieldReader(object, prefix: "discovery.", known: ["serial", "usb"])
         var settings = DiscoverySettings()
         settings.serial = reader.string("serial", allowed: "the serial number of the pen to use")
         if let entries = object["usb"] {
             if let list = entries as? [Any] {
                 for (index, item) in list.enumerated() {
                     guard let fields = item as? [String: Any] else {
-                        reader.problems.append(Problem(field: "discovery.usb[\(index)]", value: "\(item)", allowed: "an object {vendor, product, interface, name}"))
+                        reader.add("usb[\(index)]", value: "\(item)", allowed: "an object {vendor, product, interface, name}")
                         continue
                     }
-                    var entry = ObjectReader(fields, prefix: "discovery.usb[\(index)].", known: ["vendor", "product", "interface", "name"])
+                    var entry = FieldReader(fields, prefix: "discovery.usb[\(index)].", known: ["vendor", "product", "interface", "name"])
                     let vendor = entry.hex16("vendor", required: true)
                     let product = entry.hex16("product", required: true)
                     let interface = entry.integer("interface", range: Self.interfaceRange)
                     let name = entry.string("name", allowed: "a name for people") ?? "site pen"
-                    reader.problems += entry.problems
+                    reader.add(entry)
                     if let vendor, let product {
                         settings.usb.append(PenTable.Entry(vendorID: vendor, productID: product, interface: interface, name: name))
                     }
                 }
             } else {
-                reader.problems.append(Problem(field: "discovery.usb", value: "\(entries)", allowed: "a list of {vendor, product, interface, name}"))
+                reader.add("usb", value: "\(entries)", allowed: "a list of {vendor, product, interface, name}")
             }
         }
-        problems += reader.problems
+        problems += reader
         discovery = settings
     }
 
@@ -75,7 +75,7 @@ extension DaemonConfiguration {
             problems.append(Problem(field: "gpio", value: "\(raw)", allowed: "an object {chip, serial, lines}"))
             return
         }
-        var reader = ObjectReader(object, prefix: "gpio.", known: ["chip", "serial", "lines"])
+        var reader = FieldReader(object, prefix: "gpio.", known: ["chip", "serial", "lines"])
         let chip = reader.string("chip", allowed: "a chip name, path, number or label") ?? GPIOPenSettings.defaultChip
         let serial = reader.string("serial", allowed: "1 to 16 printable ASCII characters") ?? ""
         var lines: [GPIOPenLine: GPIOLineSpec] = [:]
@@ -83,27 +83,27 @@ extension DaemonConfiguration {
             if let fields = rawLines as? [String: Any] {
                 for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
                     guard let line = GPIOPenLine(rawValue: key) else {
-                        reader.problems.append(Problem(field: "gpio.lines.\(key)", value: "present", allowed: "one of \(GPIOPenLine.allCases.map(\.rawValue).joined(separator: ", "))"))
+                        reader.add("lines.\(key)", value: "present", allowed: "one of \(GPIOPenLine.allCases.map(\.rawValue).joined(separator: ", "))")
                         continue
                     }
                     guard let spec = value as? [String: Any] else {
-                        reader.problems.append(Problem(field: "gpio.lines.\(key)", value: "\(value)", allowed: "an object {offset | name, chip, active_low, debounce_us, bias}"))
+                        reader.add("lines.\(key)", value: "\(value)", allowed: "an object {offset | name, chip, active_low, debounce_us, bias}")
                         continue
                     }
-                    if let parsed = Self.lineSpec(line, spec, problems: &reader.problems) { lines[line] = parsed }
+                    if let parsed = Self.lineSpec(line, spec, into: &reader) { lines[line] = parsed }
                 }
             } else {
-                reader.problems.append(Problem(field: "gpio.lines", value: "\(rawLines)", allowed: "an object of lines"))
+                reader.add("lines", value: "\(rawLines)", allowed: "an object of lines")
             }
         }
-        problems += reader.problems
+        problems += reader
         gpio = GPIOPenSettings(chip: chip, serial: serial, lines: lines)
     }
 
-    static func lineSpec(_ line: GPIOPenLine, _ object: [String: Any], problems: inout [Problem]) -> GPIOLineSpec? {
+    static func lineSpec(_ line: GPIOPenLine, _ object: [String: Any], into outer: inout FieldReader) -> GPIOLineSpec? {
         let prefix = "gpio.lines.\(line.rawValue)."
-        var reader = ObjectReader(object, prefix: prefix, known: ["offset", "name", "chip", "active_low", "debounce_us", "bias"])
-        defer { problems += reader.problems }
+        var reader = FieldReader(object, prefix: prefix, known: ["offset", "name", "chip", "active_low", "debounce_us", "bias"])
+        defer { outer.add(reader) }
         let offset = reader.integer("offset", range: Int.min...Int.max)
         let name = reader.string("name", allowed: "the line's name")
         let address: GPIOLineSpec.Address
@@ -111,8 +111,8 @@ extension DaemonConfiguration {
         case (let offset?, nil): address = .offset(offset)
         case (nil, let name?): address = .name(name)
         default:
-            reader.problems.append(Problem(field: String(prefix.dropLast()), value: offset != nil ? "both offset and name" : "neither offset nor name",
-                                           allowed: "exactly one of offset and name"))
+            reader.add(String(prefix.dropLast()), value: offset != nil ? "both offset and name" : "neither offset nor name",
+                       allowed: "exactly one of offset and name", absolute: true)
             return nil
         }
         var spec = GPIOLineSpec(chip: reader.string("chip", allowed: "a chip name, path, number or label"), address: address,
@@ -121,7 +121,7 @@ extension DaemonConfiguration {
         if let us = reader.integer("debounce_us", range: Int.min...Int.max) { spec.debounce = .microseconds(us) }
         if let bias = reader.string("bias", allowed: "") {
             if let value = GPIOLineSpec.Bias(rawValue: bias) { spec.bias = value } else {
-                reader.problems.append(Problem(field: prefix + "bias", value: bias, allowed: GPIOLineSpec.Bias.allCases.map(\.rawValue).joined(separator: ", ")))
+                reader.add("bias", value: bias, allowed: GPIOLineSpec.Bias.allCases.map(\.rawValue).joined(separator: ", "))
             }
         }
         return spec
@@ -141,59 +141,25 @@ extension DaemonConfiguration {
     }
 }
 
-/// Reads the fields of one JSON object, collecting every problem with its field, its value and
-/// what is allowed.
-struct ObjectReader {
-    let object: [String: Any]
-    let prefix: String
-    var problems: [DaemonConfiguration.Problem] = []
-
-    init(_ object: [String: Any], prefix: String, known: Set<String>) {
-        self.object = object
-        self.prefix = prefix
-        for key in object.keys.sorted() where !known.contains(key) {
-            problems.append(.init(field: prefix + key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
-        }
-    }
-
-    mutating func string(_ key: String, allowed: String) -> String? {
-        guard let raw = object[key] else { return nil }
-        guard let value = raw as? String else {
-            problems.append(.init(field: prefix + key, value: "\(raw)", allowed: "a string: \(allowed)"))
-            return nil
-        }
-        return value
-    }
-
-    mutating func integer(_ key: String, range: ClosedRange<Int>) -> Int? {
-        guard let raw = object[key] else { return nil }
-        guard let number = raw as? NSNumber, !JSONBody.isBoolean(number), let value = Int(exactly: number.doubleValue), range.contains(value) else {
-            let bounds = range == Int.min...Int.max ? "an integer" : "an integer \(range.lowerBound)...\(range.upperBound)"
-            problems.append(.init(field: prefix + key, value: "\(raw)", allowed: bounds))
-            return nil
-        }
-        return value
-    }
-
-    mutating func boolean(_ key: String) -> Bool? {
-        guard let raw = object[key] else { return nil }
-        guard let number = raw as? NSNumber, JSONBody.isBoolean(number) else {
-            problems.append(.init(field: prefix + key, value: "\(raw)", allowed: "true or false"))
-            return nil
-        }
-        return number.boolValue
-    }
-
+extension FieldReader {
     /// A USB id as udev writes it: four hex digits ("1209").
     mutating func hex16(_ key: String, required: Bool) -> UInt16? {
-        guard let raw = object[key] else {
-            if required { problems.append(.init(field: prefix + key, value: "missing", allowed: "four hex digits, as lsusb shows (\"1209\")")) }
+        let allowed = "four hex digits, as lsusb shows (\"1209\")"
+        guard let raw = body.object[key] else {
+            if required { add(key, value: "missing", allowed: allowed) }
             return nil
         }
         guard let text = raw as? String, text.count == 4, let value = UInt16(text, radix: 16) else {
-            problems.append(.init(field: prefix + key, value: "\(raw)", allowed: "four hex digits, as lsusb shows (\"1209\")"))
+            add(key, value: "\(raw)", allowed: allowed)
             return nil
         }
         return value
+    }
+}
+
+extension [DaemonConfiguration.Problem] {
+    /// A reader's problems, as the configuration's.
+    static func += (problems: inout Self, reader: FieldReader) {
+        problems += reader.problems.map { DaemonConfiguration.Problem(field: $0.field, value: $0.value, allowed: $0.allowed) }
     }
 }

@@ -114,23 +114,14 @@ public struct DaemonConfiguration: Sendable {
         self.source = source
         let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups", "metrics_port", "metrics_textfile",
                                   "discovery", "gpio", "realtime_priority"]
-        for key in object.keys.sorted() where !known.contains(key) {
-            problems.append(Problem(field: key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
-        }
-        func text(_ key: String) -> String? {
-            guard let raw = object[key] else { return nil }
-            guard let value = raw as? String else {
-                problems.append(Problem(field: key, value: "\(raw)", allowed: "a string"))
-                return nil
-            }
-            return value
-        }
-        if let value = text("pen") { applyPen(value, problems: &problems) }
-        if let value = text("socket") { socketPath = value }
-        if let value = text("state_dir") { stateDirectory = value }
-        if let value = text("clock") { applyClock(value, problems: &problems) }
-        if let value = text("log_level") { applyLogLevel(value, problems: &problems) }
-        if let value = text("metrics_textfile") { metricsTextfile = value }
+        var reader = FieldReader(object, known: known)
+        if let value = reader.string("pen", allowed: "") { applyPen(value, problems: &problems) }
+        if let value = reader.string("socket", allowed: "") { socketPath = value }
+        if let value = reader.string("state_dir", allowed: "") { stateDirectory = value }
+        if let value = reader.string("clock", allowed: "") { applyClock(value, problems: &problems) }
+        if let value = reader.string("log_level", allowed: "") { applyLogLevel(value, problems: &problems) }
+        if let value = reader.string("metrics_textfile", allowed: "") { metricsTextfile = value }
+        problems += reader
         if let raw = object["metrics_port"] {
             if let number = raw as? NSNumber, !JSONBody.isBoolean(number), let port = Int(exactly: number.doubleValue) {
                 metricsPort = port

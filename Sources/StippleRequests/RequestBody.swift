@@ -137,27 +137,41 @@ public struct JSONBody {
         return raw
     }
 
-    public func string(_ field: String, required: Bool = true, maxLength: Int = 256) throws(Problem) -> String? {
-        guard let raw = try present(field, "a string") else {
-            if required { throw Problem.field(field, "missing", "a string", status: 400) }
+    /// `allowed` says what the string is for where the field's name does not (a configuration
+    /// file's "the serial number of the pen to use").
+    public func string(_ field: String, required: Bool = true, maxLength: Int = 256, allowed: String = "a string") throws(Problem) -> String? {
+        guard let raw = try present(field, allowed) else {
+            if required { throw Problem.field(field, "missing", allowed, status: 400) }
             return nil
         }
-        guard let value = raw as? String else { throw Problem.field(field, "\(raw)", "a string", status: 400) }
+        guard let value = raw as? String else { throw Problem.field(field, "\(raw)", allowed, status: 400) }
         guard value.count <= maxLength else { throw Problem.field(field, "\(value.count) characters", "at most \(maxLength) characters") }
         return value
     }
 
+    /// Any whole number when `range` is all of `Int` ("an integer"), else one in `range`.
     public func integer(_ field: String, required: Bool = true, range: ClosedRange<Int>) throws(Problem) -> Int? {
-        guard let raw = try present(field, "an integer in \(range.lowerBound)...\(range.upperBound)") else {
-            if required { throw Problem.field(field, "missing", "an integer in \(range.lowerBound)...\(range.upperBound)", status: 400) }
+        let kind = range == Int.min...Int.max ? "an integer" : "an integer in \(range.lowerBound)...\(range.upperBound)"
+        guard let raw = try present(field, kind) else {
+            if required { throw Problem.field(field, "missing", kind, status: 400) }
             return nil
         }
         guard let number = raw as? NSNumber, !Self.isBoolean(number),
               let value = Int(exactly: number.doubleValue) else {
-            throw Problem.field(field, "\(raw)", "an integer in \(range.lowerBound)...\(range.upperBound)", status: 400)
+            throw Problem.field(field, "\(raw)", kind, status: 400)
         }
         guard range.contains(value) else { throw Problem.field(field, "\(value)", "\(range.lowerBound)...\(range.upperBound)") }
         return value
+    }
+
+    /// JSON `true` or `false` only: never 1, "yes" or "true".
+    public func boolean(_ field: String, required: Bool = true) throws(Problem) -> Bool? {
+        guard let raw = try present(field, "true or false") else {
+            if required { throw Problem.field(field, "missing", "true or false", status: 400) }
+            return nil
+        }
+        guard let number = raw as? NSNumber, Self.isBoolean(number) else { throw Problem.field(field, "\(raw)", "true or false", status: 400) }
+        return number.boolValue
     }
 
     /// `note` says whose range it is where two could be meant (the window in force, not the
@@ -193,5 +207,55 @@ public struct JSONBody {
             throw Problem.field(field, "\"\(value)\"", "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return choice
+    }
+}
+
+/// The same strict reading where every problem is wanted at once rather than the first: a
+/// configuration file is read whole and refused with the list of what is wrong in it (exit 78),
+/// where an API request stops at its first bad field. Each check is `JSONBody`'s own — one
+/// strict reader, two ways to report.
+public struct FieldReader {
+    public let body: JSONBody
+    /// Put before each field's name in a problem (`gpio.lines.pedal.`).
+    public let prefix: String
+    public private(set) var problems: [Problem.FieldError] = []
+
+    /// Every key not in `known` is a problem at once, named with the keys there are.
+    public init(_ object: [String: Any], prefix: String = "", known: Set<String>) {
+        body = JSONBody(object: object)
+        self.prefix = prefix
+        for key in object.keys.sorted() where !known.contains(key) {
+            problems.append(.init(field: prefix + key, value: "present", allowed: "one of \(known.sorted().joined(separator: ", "))"))
+        }
+    }
+
+    public mutating func string(_ key: String, allowed: String) -> String? {
+        collect { body throws(Problem) in try body.string(key, required: false, maxLength: .max, allowed: allowed.isEmpty ? "a string" : "a string: \(allowed)") }
+    }
+
+    public mutating func integer(_ key: String, range: ClosedRange<Int>) -> Int? {
+        collect { body throws(Problem) in try body.integer(key, required: false, range: range) }
+    }
+
+    public mutating func boolean(_ key: String) -> Bool? {
+        collect { body throws(Problem) in try body.boolean(key, required: false) }
+    }
+
+    /// A problem the caller found itself (two fields that exclude each other, a name not in a
+    /// table): `field` is relative to the prefix, or absolute when `absolute`.
+    public mutating func add(_ field: String, value: String, allowed: String, absolute: Bool = false) {
+        problems.append(.init(field: absolute ? field : prefix + field, value: value, allowed: allowed))
+    }
+
+    /// The problems of a reader of a nested object, in order.
+    public mutating func add(_ nested: FieldReader) { problems += nested.problems }
+
+    private mutating func collect<T>(_ read: (JSONBody) throws(Problem) -> T?) -> T? {
+        do {
+            return try read(body)
+        } catch {
+            problems += error.errors.map { .init(field: prefix + $0.field, value: $0.value, allowed: $0.allowed) }
+            return nil
+        }
     }
 }

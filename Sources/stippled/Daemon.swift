@@ -7,6 +7,7 @@ import ServiceLifecycle
 import StippleDaemon
 import StippleRecords
 import StippleSafety
+import StippleSimBackend
 import StippleTransport
 
 /// Builds and runs the services of one daemon.

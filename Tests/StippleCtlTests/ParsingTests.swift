@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StippleClient
 @testable import StippleCtlCommands
 import StippleDaemon
 import StippleSafety

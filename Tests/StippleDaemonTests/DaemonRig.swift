@@ -4,6 +4,7 @@ import StippleDaemon
 import StippleRecords
 import StippleSafety
 import StippleSim
+import StippleSimBackend
 import StippleSupervision
 import StippleWire
 import Synchronization
@@ -26,11 +27,16 @@ final class ManualClock: DaemonClock {
 }
 
 /// The real supervisor, the real records (a temporary SQLite file) and the simulated pen behind
-/// the same bytes path, stepped together in 5 ms steps of virtual time, as `stippled --pen sim`
-/// steps them (a four-hour session runs in seconds).
+/// the same bytes path, stepped together in 5 ms steps of virtual time by `SimPenService`'s own
+/// loop, as `stippled --pen sim` steps them (a four-hour session runs in seconds).
 struct DaemonRig: SteppedRig {
     let clock: ManualClock
-    var pen: InProcessPenTransport
+    /// A test that swaps the pen (another pen plugged in, the same pen after a daemon restart)
+    /// swaps the simulation's pen with it.
+    var pen: InProcessPenTransport {
+        didSet { simulation = SimPenService(supervisor: supervisor, clock: clock, pen: pen, logger: simulation.logger) }
+    }
+    private(set) var simulation: SimPenService
     let supervisor: Supervisor
     let store: RecordStore
     let directory: String
@@ -55,24 +61,32 @@ struct DaemonRig: SteppedRig {
                                     recordsProblems: problems, hub: EventHub(), logger: logger)
         await supervisor.start()
         pen = InProcessPenTransport(PenSimulator(config: penConfig, seed: 7))
+        simulation = SimPenService(supervisor: supervisor, clock: clock, pen: pen, logger: logger)
         if attach {
             await supervisor.attach(pen)
             await run(for: .milliseconds(300))
         }
     }
 
-    /// Runs the pen and the supervisor for `duration` of virtual time.
+    /// Runs the pen and the supervisor for `duration` of virtual time, in one hop onto the
+    /// supervisor: before each 5 ms step the manual clock moves to it and the test's console
+    /// proves it is there.
     func run(for duration: Duration) async {
-        var elapsed = Duration.zero
-        while elapsed < duration {
-            elapsed += Self.step
-            clock.advance(Self.step)
-            let now = clock.now()
-            let instant = MonotonicInstant.zero + (now - clock.start)
-            let output = pen.step(to: instant)
-            if !output.isEmpty { await supervisor.received(output, at: now) }
-            await supervisor.ping(Self.holder)
-            await supervisor.step(at: now)
+        let clock = clock
+        let simulation = simulation
+        var progress = simulation.progress(from: clock.start)
+        progress.simulated = clock.now() - clock.start
+        // Whole steps, at least one (as the rig always stepped): `run(for: 1 ms)` is one step.
+        let steps = max(1, Int((duration / Self.step).rounded(.up)))
+        let target = progress.simulated + Self.step * steps
+        let start = progress
+        _ = await supervisor.isolated { supervisor in
+            var progress = start
+            simulation.advance(supervisor, &progress, to: target) { supervisor, now in
+                clock.set(now)
+                _ = supervisor.ping(Self.holder)
+            }
+            return progress
         }
     }
 

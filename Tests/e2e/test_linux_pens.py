@@ -60,7 +60,7 @@ def test_gpio_and_discovery_sections_are_validated_whole(workdir):
         "gpio.lines.over_depth.debounce_us: 500000 is outside the allowed range 0...100000",
         "gpio.lines.motor_enable.active_low: yes is outside the allowed range true or false",
         "discovery.usb[0].vendor: 12345",
-        "discovery.usb[0].interface: 300 is outside the allowed range an integer 0...255",
+        "discovery.usb[0].interface: 300 is outside the allowed range 0...255",
     ]:
         assert needle in result.stderr, (needle, result.stderr)
 

@@ -25,6 +25,7 @@
 import CBenchPty
 import Foundation
 import Glibc
+import StippleClient
 import StippleSim
 import StippleWire
 import Synchronization
@@ -86,42 +87,18 @@ func readSome(_ fd: Int32, timeoutMs: Int32) -> [UInt8] {
 
 // MARK: - The API over the Unix socket
 
-func connectUnix(_ path: String) -> Int32? {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return nil }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let length = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count)
-    let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
-    if result != 0 { close(fd); return nil }
-    return fd
-}
-
+/// One request through the API's one client (`StippleClient`, as stipplectl sends it): its
+/// status and body as text; status 0 when the daemon cannot be reached.
 @discardableResult
 func http(_ socket: String, _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) -> (Int, String) {
-    guard let fd = connectUnix(socket) else { return (0, "cannot connect") }
-    defer { close(fd) }
-    var request = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-    for (key, value) in headers { request += "\(key): \(value)\r\n" }
-    if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }
-    request += "\r\n" + (body ?? "")
-    writeAll(fd, Array(request.utf8))
-    var response: [UInt8] = []
-    while true {
-        let chunk = readSome(fd, timeoutMs: 10_000)
-        if chunk.isEmpty { break }
-        response += chunk
-    }
-    let text = String(decoding: response, as: UTF8.self)
-    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-    let bodyText = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-    return (status, bodyText)
+    let client = UnixHTTPClient(socketPath: socket, timeout: .seconds(10), userAgent: "daemon-bench")
+    guard let answer = try? client.send(method, path, body: body.map { Data($0.utf8) }, headers: headers) else { return (0, "cannot connect") }
+    return (answer.status, String(decoding: answer.body, as: UTF8.self))
 }
 
-func status(_ socket: String) -> [String: Any] {
+func status(_ socket: String) -> JSON {
     let (_, body) = http(socket, "GET", "/v1/status")
-    return ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]) ?? [:]
+    return (try? JSON(data: Data(body.utf8))) ?? .null
 }
 
 func waitFor(_ what: String, seconds: Double = 30, _ condition: () -> Bool) {
@@ -133,28 +110,25 @@ func waitFor(_ what: String, seconds: Double = 30, _ condition: () -> Bool) {
     fail("timed out waiting for \(what)")
 }
 
-/// An event stream read on a thread of its own until closed.
+/// An event stream read (and thrown away) on a thread of its own until closed.
 final class EventStream: @unchecked Sendable {
-    let fd: Int32
+    let stop = StopFlag()
     let thread: Thread
 
     init?(socket: String, client: String?, fullRate: Bool) {
-        guard let fd = connectUnix(socket) else { return nil }
-        self.fd = fd
-        var request = "GET /v1/events\(fullRate ? "?telemetry=full" : "") HTTP/1.1\r\nHost: localhost\r\n"
-        if let client { request += "X-Stipple-Client: \(client)\r\n" }
-        writeAll(fd, Array((request + "\r\n").utf8))
+        let http = UnixHTTPClient(socketPath: socket, userAgent: "daemon-bench")
+        guard let probe = try? http.connect() else { return nil }
+        Glibc.close(probe)
+        let headers = client.map { ["X-Stipple-Client": $0] } ?? [:]
+        let stop = stop
         thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count <= 0 { return }
-            }
+            try? http.stream("/v1/events\(fullRate ? "?telemetry=full" : "")", headers: headers, stop: stop,
+                             onHead: { _, _ in }, onBody: { _ in true })
         }
         thread.start()
     }
 
-    func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+    func close() { stop.raise() }
 }
 
 // MARK: - The daemon
@@ -431,11 +405,11 @@ let penThread = Thread {
 penThread.start()
 let daemon = Daemon(binary: options.stippled, arguments: ["--pen", "serial:\(pty.path)"] + (options.realtime ? [] : ["--realtime-priority", "0"]),
                     directory: work + "/a")
-waitFor("the pen's handshake") { ((status(daemon.socket)["pen"] as? [String: Any])?["serial"] as? String) == "SIM-0001" }
+waitFor("the pen's handshake") { status(daemon.socket)["pen"]["serial"].string == "SIM-0001" }
 let rssStart = daemon.residentKB
 let opened = http(daemon.socket, "POST", "/v1/sessions", body: #"{"client_id": "BENCH-1", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}"#)
 guard opened.0 == 201 else { fail("opening a session: \(opened)") }
-let sessionID = ((status(daemon.socket)["session"] as? [String: Any])?["id"] as? String) ?? ""
+let sessionID = status(daemon.socket)["session"]["id"].string ?? ""
 guard http(daemon.socket, "PUT", "/v1/sessions/\(sessionID)/setpoint", body: #"{"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}"#).0 == 200 else { fail("setpoint") }
 
 /// A value from the daemon's /metrics.
@@ -487,13 +461,13 @@ let cpuPerFrame = Double(cpu.busy - cpu.idle) / Double(max(1, cpu.frames)) / 100
 let floorPerFrame = Double(cpu.readerBusy - cpu.readerIdle) / Double(max(1, cpu.frames)) / 1000
 
 // 3. Armed and running: the presence stream open, the pedal down.
-waitFor("the limits read back") { ((status(daemon.socket)["pen"] as? [String: Any])?["limits_crc"] as? String) != nil }
+waitFor("the limits read back") { status(daemon.socket)["pen"]["limits_crc"].string != nil }
 guard let presence = EventStream(socket: daemon.socket, client: "bench", fullRate: false) else { fail("event stream") }
 usleep(200_000)
 let armed = http(daemon.socket, "POST", "/v1/arm", headers: ["X-Stipple-Client": "bench"])
 guard armed.0 == 200 else { fail("arming: \(armed)") }
 pen.withPen { $0.setPedal(true) }
-waitFor("running") { status(daemon.socket)["phase"] as? String == "running" }
+waitFor("running") { status(daemon.socket)["phase"].string == "running" }
 
 // 4. The stop path: the first over-depth frame latches; every further one makes the core
 // insist. Interleaved with the bare round trip; blocks with and without 16 SSE clients.
@@ -527,21 +501,21 @@ if options.fourHours {
     try #"{"name": "bench-four-hours", "description": "the pedal down at 10 min", "hazards": [], "seed": 3, "duration_ms": 15000000, "steps": [{"at_ms": 600000, "do": "pedal", "pressed": true}], "expect": []}"#
         .write(toFile: scenario, atomically: true, encoding: .utf8)
     let accelerated = Daemon(binary: options.stippled, arguments: ["--pen", "sim:\(scenario)", "--clock", "accelerated=1000"], directory: work + "/b")
-    waitFor("the simulated pen") { ((status(accelerated.socket)["pen"] as? [String: Any])?["serial"] as? String) != nil }
+    waitFor("the simulated pen") { status(accelerated.socket)["pen"]["serial"].string != nil }
     let daemonStart = accelerated.residentKB
     guard http(accelerated.socket, "POST", "/v1/sessions", body: #"{"client_id": "BENCH-2", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}"#).0 == 201 else { fail("four hours: open") }
-    let id = ((status(accelerated.socket)["session"] as? [String: Any])?["id"] as? String) ?? ""
+    let id = status(accelerated.socket)["session"]["id"].string ?? ""
     _ = http(accelerated.socket, "PUT", "/v1/sessions/\(id)/setpoint", body: #"{"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}"#)
-    waitFor("the limits read back") { ((status(accelerated.socket)["pen"] as? [String: Any])?["limits_crc"] as? String) != nil }
+    waitFor("the limits read back") { status(accelerated.socket)["pen"]["limits_crc"].string != nil }
     guard let lease = EventStream(socket: accelerated.socket, client: "bench", fullRate: false) else { fail("event stream") }
     usleep(100_000)
     let armedFour = http(accelerated.socket, "POST", "/v1/arm", headers: ["X-Stipple-Client": "bench"])
     guard armedFour.0 == 200 else { fail("four hours: arming: \(armedFour)") }
     let sessionStart = accelerated.residentKB
     waitFor("the four-hour cutoff", seconds: 900) {
-        ((status(accelerated.socket)["session"] as? [String: Any])?["close_reason"] as? String) != nil
+        status(accelerated.socket)["session"]["close_reason"].string != nil
     }
-    let reason = ((status(accelerated.socket)["session"] as? [String: Any])?["close_reason"] as? String) ?? "?"
+    let reason = status(accelerated.socket)["session"]["close_reason"].string ?? "?"
     if reason != "time_limit" { fail("the four-hour session ended with \(reason), not time_limit") }
     rssFourHours = (daemonStart, sessionStart, accelerated.residentKB)
     lease.close()

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import StippleAPI
+import StippleClient
 import StippleTransport
 import SystemPackage
 

@@ -2,42 +2,8 @@
 import Dispatch
 import Foundation
 import Glibc
+import StippleClient
 import StippleTransport
-
-/// One Server-Sent Event from `GET /v1/events`.
-struct DaemonEventLine: Sendable {
-    var name: String
-    var id: Int?
-    /// The `data:` line exactly as sent (printed as is with `--json`).
-    var raw: String
-    var data: JSON
-}
-
-/// Splits an event stream's body into events (blank-line separated blocks of `field: value`).
-struct SSEParser {
-    private var buffer = ""
-
-    mutating func push(_ data: Data) -> [DaemonEventLine] {
-        buffer += String(decoding: data, as: UTF8.self)
-        var events: [DaemonEventLine] = []
-        while let range = buffer.range(of: "\n\n") {
-            let block = buffer[buffer.startIndex..<range.lowerBound]
-            buffer = String(buffer[range.upperBound...])
-            var name = "message"
-            var id: Int?
-            var lines: [Substring] = []
-            for line in block.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.hasPrefix("event:") { name = line.dropFirst(6).trimmingCharacters(in: .whitespaces) }
-                else if line.hasPrefix("id:") { id = Int(line.dropFirst(3).trimmingCharacters(in: .whitespaces)) }
-                else if line.hasPrefix("data:") { lines.append(line.dropFirst(line.hasPrefix("data: ") ? 6 : 5)) }
-            }
-            guard !lines.isEmpty else { continue }
-            let raw = lines.joined(separator: "\n")
-            events.append(DaemonEventLine(name: name, id: id, raw: raw, data: (try? JSON(data: Data(raw.utf8))) ?? .null))
-        }
-        return events
-    }
-}
 
 /// What the reading thread hands the command's own thread, in order.
 enum StreamItem: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import StippleClient
 
 /// What `watch` and `arm` show. On a terminal: a compact block redrawn in place (ANSI cursor
 /// movement, at most 10 times a second). Piped: one plain line per event, telemetry at most once

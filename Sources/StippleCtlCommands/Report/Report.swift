@@ -1,4 +1,5 @@
 import Foundation
+import StippleClient
 
 /// The session report as one self-contained HTML page (inline CSS and SVG, no scripts, nothing
 /// fetched): who, when, which pen and cartridge, the limits in force, setpoint changes, time,

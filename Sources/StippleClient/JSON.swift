@@ -3,8 +3,8 @@ import Foundation
 /// A JSON value as the daemon sent it. stipplectl reads answers loosely (by key) so that a
 /// field the API adds later never breaks it; the end-to-end tests hold the shapes to
 /// docs/openapi.yaml.
-enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
-    init(stringLiteral value: String) { self = .string(value) }
+public enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
 
     case string(String)
     case number(Double)
@@ -13,29 +13,29 @@ enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
     case array([JSON])
     case object([String: JSON])
 
-    init(data: Data) throws {
+    public init(data: Data) throws {
         self = try JSONDecoder().decode(JSON.self, from: data)
     }
 
-    subscript(key: String) -> JSON {
+    public subscript(key: String) -> JSON {
         if case .object(let object) = self { return object[key] ?? .null }
         return .null
     }
 
-    subscript(index: Int) -> JSON {
+    public subscript(index: Int) -> JSON {
         if case .array(let array) = self, array.indices.contains(index) { return array[index] }
         return .null
     }
 
-    var string: String? { if case .string(let value) = self { value } else { nil } }
-    var double: Double? { if case .number(let value) = self { value } else { nil } }
-    var int: Int? { double.flatMap { $0.isFinite ? Int(exactly: $0.rounded()) : nil } }
-    var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
-    var array: [JSON] { if case .array(let value) = self { value } else { [] } }
-    var object: [String: JSON] { if case .object(let value) = self { value } else { [:] } }
-    var isNull: Bool { self == .null }
+    public var string: String? { if case .string(let value) = self { value } else { nil } }
+    public var double: Double? { if case .number(let value) = self { value } else { nil } }
+    public var int: Int? { double.flatMap { $0.isFinite ? Int(exactly: $0.rounded()) : nil } }
+    public var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
+    public var array: [JSON] { if case .array(let value) = self { value } else { [] } }
+    public var object: [String: JSON] { if case .object(let value) = self { value } else { [:] } }
+    public var isNull: Bool { self == .null }
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
@@ -45,7 +45,7 @@ enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
         else { self = .object(try container.decode([String: JSON].self)) }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .string(let value): try container.encode(value)
@@ -58,7 +58,7 @@ enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
     }
 
     /// The value as text for people: strings bare, numbers without a needless ".0".
-    var text: String {
+    public var text: String {
         switch self {
         case .string(let value): value
         case .number(let value): value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
@@ -72,12 +72,12 @@ enum JSON: Sendable, Equatable, Codable, ExpressibleByStringLiteral {
 
 extension Data {
     /// The bytes as one line of text (for `--json`: the daemon's JSON exactly as it came).
-    var text: String { String(decoding: self, as: UTF8.self) }
+    public var text: String { String(decoding: self, as: UTF8.self) }
 }
 
 extension Encodable {
     /// Compact JSON with sorted keys (request bodies).
-    func jsonData() -> Data {
+    public func jsonData() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(self)) ?? Data("{}".utf8)

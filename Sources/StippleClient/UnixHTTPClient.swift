@@ -6,25 +6,39 @@ import SystemPackage
 
 
 /// One HTTP/1.1 answer.
-struct HTTPAnswer: Sendable {
-    var status: Int
-    var headers: [String: String]
-    var body: Data
+public struct HTTPAnswer: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: Data
 
-    var contentType: String { headers["content-type"] ?? "" }
+    public var contentType: String { headers["content-type"] ?? "" }
+
+    public init(status: Int, headers: [String: String], body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// A minimal blocking HTTP/1.1 client for a Unix socket — all stipplectl needs, since
 /// Foundation's URLSession cannot speak to Unix sockets on Linux. One request per connection
 /// (`Connection: close`); bodies by Content-Length, chunked, or to the end of the stream.
 /// Event streams are read incrementally (`stream`).
-struct UnixHTTPClient: Sendable {
-    var socketPath: String
+public struct UnixHTTPClient: Sendable {
+    public var socketPath: String
     /// How long to wait for an answer (arming waits for the pen's acknowledgements).
-    var timeout: Duration = .seconds(30)
+    public var timeout: Duration
+    /// Who is asking, as the daemon's log shows it (`stipplectl`, `stipplectl console`, a test).
+    public var userAgent: String
+
+    public init(socketPath: String, timeout: Duration = .seconds(30), userAgent: String = "stipplectl") {
+        self.socketPath = socketPath
+        self.timeout = timeout
+        self.userAgent = userAgent
+    }
 
     /// Connects; the errno tells "no socket" from "nobody listening" from "not allowed".
-    func connect() throws(SystemCallError) -> Int32 {
+    public func connect() throws(SystemCallError) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError("socket", errno: errno) }
         var address = sockaddr_un()
@@ -50,8 +64,8 @@ struct UnixHTTPClient: Sendable {
         return fd
     }
 
-    static func requestBytes(method: String, path: String, headers: [String: String], body: Data?) -> Data {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: stipplectl\r\nConnection: close\r\n"
+    public static func requestBytes(method: String, path: String, headers: [String: String], body: Data?, userAgent: String = "stipplectl") -> Data {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: \(userAgent)\r\nConnection: close\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
         if let body {
             if headers["Content-Type"] == nil { head += "Content-Type: application/json\r\n" }
@@ -65,11 +79,11 @@ struct UnixHTTPClient: Sendable {
     }
 
     /// Sends one request and reads the whole answer.
-    func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(SystemCallError) -> HTTPAnswer {
+    public func send(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:]) throws(SystemCallError) -> HTTPAnswer {
         let fd = try connect()
         defer { close(fd) }
         let connection = Connection(fd: fd, timeout: timeout)
-        try connection.write(Self.requestBytes(method: method, path: path, headers: headers, body: body))
+        try connection.write(Self.requestBytes(method: method, path: path, headers: headers, body: body, userAgent: userAgent))
         var parser = ResponseParser()
         while !parser.isComplete {
             let chunk = try connection.read()
@@ -86,12 +100,12 @@ struct UnixHTTPClient: Sendable {
     /// Opens a streaming request (Server-Sent Events). `onHead` sees the status and headers;
     /// `onBody` gets body bytes as they arrive and returns false to stop. Ends when the daemon
     /// closes the stream, `onBody` says stop, or `stop` is set (checked every 100 ms).
-    func stream(_ path: String, headers: [String: String] = [:], stop: StopFlag,
+    public func stream(_ path: String, headers: [String: String] = [:], stop: StopFlag,
                 onHead: (Int, [String: String]) throws -> Void, onBody: (Data) throws -> Bool) throws {
         let fd = try connect()
         defer { close(fd) }
         let connection = Connection(fd: fd, timeout: .milliseconds(100))
-        try connection.write(Self.requestBytes(method: "GET", path: path, headers: headers, body: nil))
+        try connection.write(Self.requestBytes(method: "GET", path: path, headers: headers, body: nil, userAgent: userAgent))
         var parser = ResponseParser(streaming: true)
         var headSeen = false
         while !stop.isSet {
@@ -110,11 +124,13 @@ struct UnixHTTPClient: Sendable {
 }
 
 /// A flag one thread sets and others poll (Ctrl-C, the end of a lease).
-final class StopFlag: @unchecked Sendable {
+public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var set = false
-    var isSet: Bool { lock.withLock { set } }
-    func raise() { lock.withLock { set = true } }
+    public var isSet: Bool { lock.withLock { set } }
+    public func raise() { lock.withLock { set = true } }
+
+    public init() {}
 }
 
 /// A connected socket with a read timeout.
@@ -167,42 +183,42 @@ struct Connection {
 
 /// Parses one HTTP/1.1 response incrementally: head, then a body framed by Content-Length,
 /// chunked transfer coding, or the end of the connection.
-struct ResponseParser {
-    struct Head {
-        var status: Int
-        var headers: [String: String]
+public struct ResponseParser {
+    public struct Head {
+        public var status: Int
+        public var headers: [String: String]
     }
-    enum Framing { case length(Int), chunked, untilClose }
+    public enum Framing { case length(Int), chunked, untilClose }
 
-    private(set) var head: Head?
+    public private(set) var head: Head?
     private var buffer = Data()
     private var body = Data()
     private var framing = Framing.untilClose
-    private(set) var isComplete = false
+    public private(set) var isComplete = false
     private var ended = false
     /// In streaming mode the body is handed out as it comes (`takeStreamedBody`).
-    let streaming: Bool
+    public let streaming: Bool
     private var chunkRemaining: Int?
 
-    init(streaming: Bool = false) { self.streaming = streaming }
+    public init(streaming: Bool = false) { self.streaming = streaming }
 
-    var answer: HTTPAnswer? {
+    public var answer: HTTPAnswer? {
         guard let head, isComplete || ended else { return nil }
         if case .length(let length) = framing, body.count < length { return nil }
         return HTTPAnswer(status: head.status, headers: head.headers, body: body)
     }
 
-    mutating func finish() {
+    public mutating func finish() {
         ended = true
         if case .untilClose = framing { isComplete = true }
     }
 
-    mutating func takeStreamedBody() -> Data {
+    public mutating func takeStreamedBody() -> Data {
         defer { body = Data() }
         return body
     }
 
-    mutating func push(_ data: Data) throws(SystemCallError) {
+    public mutating func push(_ data: Data) throws(SystemCallError) {
         buffer.append(data)
         if head == nil {
             guard let end = buffer.range(of: Data("\r\n\r\n".utf8)) else {

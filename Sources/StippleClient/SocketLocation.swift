@@ -13,6 +13,12 @@ public struct SocketLocation: Sendable, Equatable {
 
     public static let systemPath = "/run/stipple/api.sock"
 
+    public init(path: String, alsoLookedAt: [String], source: String) {
+        self.path = path
+        self.alsoLookedAt = alsoLookedAt
+        self.source = source
+    }
+
     /// stippled's default socket for a user: as root the system path; otherwise
     /// `$XDG_RUNTIME_DIR/stipple/api.sock`, or `/tmp/stipple-UID/api.sock` without it.
     public static func daemonDefault(uid: UInt32, environment: [String: String]) -> String {
