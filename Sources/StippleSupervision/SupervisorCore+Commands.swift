@@ -430,7 +430,16 @@ extension SupervisorCore {
     /// Records the change first, then swaps the core's limits — only while no session is open,
     /// and with no session opening while the record is written.
     mutating func replaceLimits(_ id: CommandID, _ limits: SafetyLimits, _ request: RecordRequest, actor: String, _ effects: inout [Effect]) {
-        guard safety.phase == .noSession || safety.phase == .closed, !limitsChanging else {
+        guard !limitsChanging else {
+            return answer(id, .failure(error(.conflict, .limitsChanging, "another limits change is being recorded: try again in a moment")), &effects)
+        }
+        guard safety.phase == .noSession || safety.phase == .closed else {
+            // Faulted with no session (an e-stop between sessions) is a latch, not a session:
+            // say which, so the engineer clears it rather than looks for a session to close.
+            if safety.session == nil {
+                return answer(id, .failure(error(.conflict, .faultLatched,
+                                                 "limits change only with no fault latched (\(safety.faults.map(\.rawValue).joined(separator: ", "))): clear it first")), &effects)
+            }
             return answer(id, .failure(error(.conflict, .sessionOpen, "limits change only while no session is open")), &effects)
         }
         do {

@@ -8,6 +8,7 @@ import StippleAPI
 import StippleClient
 @testable import StippleDaemon
 import StippleRequests
+import StippleSafety
 import Testing
 
 /// The generated client of docs/openapi.yaml (`StippleClient`, the one stipplectl and the
@@ -66,6 +67,39 @@ struct GeneratedClientTests {
             #expect(report.session.id == id && report.audit.ok)
             let audit = try await api.verifyAudit().ok.body.json
             #expect(audit.ok)
+        }
+        await rig.supervisor.shutdown()
+    }
+
+    @Test("the controls, the pen, the audit and the limits: every answer the spec's type")
+    func controls() async throws {
+        let rig = try await DaemonRig()
+        try await RouteTests.application(rig).test(.router) { test in
+            let api = Self.client(test)
+            // Before any stop: an engineer tightens a limit and resets them: answered as the spec's `Limits`.
+            let engineer = Self.client(test, role: "engineer")
+            var limits = try await engineer.getLimits().ok.body.json
+            limits.effectiveWarningsS = nil
+            limits.upperDermis?.maxUm = 900
+            let changed = try await engineer.changeLimits(body: .json(limits)).ok.body.json
+            #expect(changed.upperDermis?.maxUm == 900)
+            let reset = try await engineer.resetLimits(body: .json(.init(reason: "back to the site's defaults"))).ok.body.json
+            #expect(reset.upperDermis?.maxUm == SafetyLimits.defaults.upperDermis.maxUm)
+
+            let pen = try await api.getPen().ok.body.json
+            #expect(pen.connected && pen.serial != nil && pen.link != nil)
+            // Stops act in every state and answer the status after them (`StopResult`).
+            let stopped = try await api.stop().ok.body.json
+            #expect(stopped.value1.mayMove == false && stopped.value2.unrecorded == nil)
+            #expect(try await api.disarm().ok.body.json.value1.mayMove == false)
+            let estopped = try await api.emergencyStop().ok.body.json
+            #expect(!estopped.value1.faults.isEmpty)
+            // Latched with no session open: a limits change says so, by the latch's own code.
+            let latched = try await engineer.changeLimits(body: .json(limits))
+            #expect(try latched.conflict.body.applicationProblemJson.code == .faultLatched)
+            let entries = try await api.listAudit(query: .init(after: 0, limit: 100)).ok.body.json
+            #expect(!entries.isEmpty && entries.map(\.seq) == entries.map(\.seq).sorted())
+
         }
         await rig.supervisor.shutdown()
     }
