@@ -11,6 +11,19 @@ import StippleSupervision
 
 /// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer
 /// JSON or a problem; the supervisor answers only once what changed is durable.
+///
+/// Written by hand rather than generated (swift-openapi-hummingbird), because what a generated
+/// handler is given is not enough here:
+/// - its body arrives decoded by Foundation's `JSONDecoder`, which keeps one of a key given twice
+///   and reports a coding path, where the API must refuse the duplicate and name the field, its
+///   value and the allowed range (`JSONBody`); running the strict reader first would read every
+///   body twice, and the two readers could disagree;
+/// - the caller's role is the connection's `SO_PEERCRED`, and an arm's lease belongs to the event
+///   stream's connection: a generated `APIProtocol` handler sees the operation's input only;
+/// - the event stream (SSE, open as long as the lease), and 405 with `Allow` for every path.
+/// The spec holds these routes instead through `table` (equal to its paths), `ProblemCode`
+/// (a code it lacks does not compile), and `GeneratedClientTests`, where the generated client
+/// must decode every answer as the spec's type.
 struct Routes: Sendable {
     let supervisor: Supervisor
     let records: RecordStore?
