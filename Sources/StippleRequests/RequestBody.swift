@@ -156,8 +156,7 @@ public struct JSONBody {
             if required { throw Problem.field(field, "missing", kind, status: 400) }
             return nil
         }
-        guard let number = raw as? NSNumber, !Self.isBoolean(number),
-              let value = Int(exactly: number.doubleValue) else {
+        guard let number = raw as? NSNumber, let value = Self.exactInteger(number) else {
             throw Problem.field(field, "\(raw)", kind, status: 400)
         }
         guard range.contains(value) else { throw Problem.field(field, "\(value)", "\(range.lowerBound)...\(range.upperBound)") }
@@ -189,6 +188,18 @@ public struct JSONBody {
             throw Problem.field(field, "\(value)", "\(range.lowerBound)...\(range.upperBound)" + (note.map { " \($0)" } ?? ""))
         }
         return value
+    }
+
+    /// The whole number a JSON number is, exactly, or nil: never a boolean, never a fraction, and
+    /// never through a `Double` for an integer the parser kept whole — 9007199254740993 would
+    /// round to ...992 there and pass as a number nobody wrote.
+    public static func exactInteger(_ number: NSNumber) -> Int? {
+        switch String(cString: number.objCType) {
+        case "c": nil
+        case "d", "f": Int(exactly: number.doubleValue)
+        case "Q": Int(exactly: number.uint64Value)
+        default: Int(exactly: number.int64Value)
+        }
     }
 
     /// JSON `true` arrives as an NSNumber too; its type code tells it from 1.

@@ -46,3 +46,44 @@ import Testing
         #expect(reader.problems[2].value == "null")
     }
 }
+
+/// The strict reader's `Decodable` face (`KeyedReader`: scenario files, pen configurations) and
+/// its dictionary face (`JSONBody`: the API, the configuration file) give the same verdict on
+/// the same JSON text: a scenario cannot accept what a request body refuses.
+@Suite struct KeyedReaderParityTests {
+    struct Probe<T: Decodable>: Decodable {
+        var value: T?
+        init(from decoder: any Decoder) throws {
+            var reader = try KeyedReader(decoder, keyedBy: AnyKey.self)
+            value = try reader.decodeIfPresent(T.self, field: "v")
+            try reader.finish("a probe")
+        }
+    }
+
+    static let texts = ["null", "true", "false", "\"7\"", "7", "-1", "2.5", "7.0", "1e3", "9223372036854775807", "9223372036854775808", "9007199254740993", "-9223372036854775808", "{}", "[1]", "\"\"", "\"yes\""]
+
+    static func body(_ text: String) -> JSONBody? { try? JSONBody.parse(Array("{\"v\": \(text)}".utf8)) }
+    static func decoded<T: Decodable>(_ type: T.Type, _ text: String) -> T? {
+        (try? JSONDecoder().decode(Probe<T>.self, from: Data("{\"v\": \(text)}".utf8)))?.value
+    }
+
+    @Test("integers, booleans and strings: accepted and refused alike, with the same value")
+    func sameVerdicts() throws {
+        for text in Self.texts {
+            let body = try #require(Self.body(text), "\(text)")
+            let integer = try? body.integer("v", required: false, range: Int.min...Int.max)
+            #expect(integer == Self.decoded(Int.self, text), "integer \(text)")
+            let boolean = try? body.boolean("v", required: false)
+            #expect(boolean == Self.decoded(Bool.self, text), "boolean \(text)")
+            let string = try? body.string("v", required: false, maxLength: .max)
+            #expect(string == Self.decoded(String.self, text), "string \(text)")
+        }
+    }
+
+    @Test("null is refused by name, not taken as absent; an unknown key is refused")
+    func nullAndUnknown() {
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Probe<Int>.self, from: Data(#"{"v": null}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Probe<Int>.self, from: Data(#"{"v": 1, "w": 2}"#.utf8)) }
+        #expect((try? JSONDecoder().decode(Probe<Int>.self, from: Data("{}".utf8)))?.value == nil)
+    }
+}

@@ -1,3 +1,4 @@
+import StippleRequests
 import StippleWire
 
 /// A needle cartridge as its chip describes it.
@@ -22,7 +23,7 @@ public struct SimCartridge: Hashable, Sendable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
-        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         id = try c.decode(String.self, .id)
         needleCount = try c.decodeIfPresent(Int.self, .needleCount) ?? 3
         needleDiameterUm = try c.decodeIfPresent(Int.self, .needleDiameterUm) ?? 250
@@ -69,7 +70,7 @@ public struct PenConfig: Hashable, Sendable, Decodable {
     /// Every key is optional in scenario files; absent keys keep the defaults, unknown keys are refused.
     public init(from decoder: any Decoder) throws {
         self.init()
-        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         serial = try c.decodeIfPresent(String.self, .serial) ?? serial
         firmware = try c.decodeIfPresent([Int].self, .firmware) ?? firmware
         protocolMajor = try c.decodeIfPresent(Int.self, .protocolMajor) ?? protocolMajor
@@ -85,8 +86,8 @@ public struct PenConfig: Hashable, Sendable, Decodable {
         ambientDc = try c.decodeIfPresent(Double.self, .ambientDc) ?? ambientDc
         thermalTimeConstant = try c.duration(.thermalTimeConstant, unit: ("s", 1_000_000_000), in: 0.001...86_400) ?? thermalTimeConstant
         watchdog = try c.milliseconds(.watchdog, in: 0...scenarioDayMs) ?? watchdog
-        if c.contains(.cartridge) {
-            cartridge = try c.decodeIfPresent(SimCartridge.self, .cartridge)
+        if let slot = try c.decodeNullable(SimCartridge.self, .cartridge) {
+            cartridge = slot  // null: an empty slot
         }
         try c.finish("the pen")
     }

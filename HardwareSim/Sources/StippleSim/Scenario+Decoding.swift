@@ -1,3 +1,4 @@
+import StippleRequests
 import StippleWire
 
 // Scenario files decoded with `Decodable` (the format is in HardwareSim/README.md). Every object
@@ -15,7 +16,7 @@ extension Scenario: Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         name = try c.decode(String.self, .name)
         guard !name.isEmpty else { throw c.invalid(.name, "must not be empty") }
         description = try c.decodeIfPresent(String.self, .description) ?? ""
@@ -47,7 +48,7 @@ extension Scenario.Step: Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         let at = try c.milliseconds(.atMs, in: 0...scenarioDayMs)
         let stroke = try c.decodeIfPresent(UInt32.self, .atStroke)
         switch (at, stroke) {
@@ -108,7 +109,7 @@ extension Scenario.Step: Decodable {
             action = .repeatLast(count: count)
         case .fault:
             // The fault's parameters share the step's object; its reader knows the step's keys too.
-            var f = try ObjectReader(decoder, keyedBy: FaultParameter.self)
+            var f = try KeyedReader(decoder, keyedBy: FaultParameter.self)
             f.allow(CodingKeys.atMs.stringValue, CodingKeys.atStroke.stringValue, CodingKeys.action.stringValue)
             action = try Scenario.Action(fault: &f)
             return
@@ -122,7 +123,7 @@ extension Scenario.Step: Decodable {
     }
 
     /// `defaults` with the fields the step gives (beside `do`, or in the object under `key`).
-    private static func message(_ defaults: Message, reader c: inout ObjectReader<CodingKeys>, under key: CodingKeys?) throws -> Message {
+    private static func message(_ defaults: Message, reader c: inout KeyedReader<CodingKeys>, under key: CodingKeys?) throws -> Message {
         var fields = defaults.fieldTexts
         if let key {
             for (name, value) in try c.decodeIfPresent([String: FieldText].self, key) ?? [:] { fields[name] = value.text }
@@ -177,7 +178,7 @@ extension Scenario.Expectation: Decodable {
     }
 
     public init(from decoder: any Decoder) throws {
-        var c = try ObjectReader(decoder, keyedBy: CodingKeys.self)
+        var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         func instant(_ key: CodingKeys) throws -> MonotonicInstant? { try c.milliseconds(key, in: 0...scenarioDayMs).map { .zero + $0 } }
         let name = try c.decode(String.self, .kind)
         guard let kind = Kind(rawValue: name) else {

@@ -1,4 +1,5 @@
 import Foundation
+import StippleRequests
 import StippleWire
 
 /// The parameters a fault may carry, by the names scenario files and `stipple-sim serve`'s
@@ -12,7 +13,7 @@ enum FaultParameter: String, CodingKey {
 extension Scenario.Action {
     /// A fault by its catalogue name (`FaultCatalogue`) with its parameters; refuses parameters
     /// the fault does not take.
-    init(fault p: inout ObjectReader<FaultParameter>) throws {
+    init(fault p: inout KeyedReader<FaultParameter>) throws {
         let name = try p.decode(String.self, .fault)
         func int(_ key: FaultParameter, _ fallback: Int) throws -> Int { try p.decodeIfPresent(Int.self, key) ?? fallback }
         func double(_ key: FaultParameter, _ fallback: Double) throws -> Double { try p.decodeIfPresent(Double.self, key) ?? fallback }
@@ -103,7 +104,7 @@ extension Scenario.Action {
         var action: Scenario.Action
 
         init(from decoder: any Decoder) throws {
-            var reader = try ObjectReader(decoder, keyedBy: FaultParameter.self)
+            var reader = try KeyedReader(decoder, keyedBy: FaultParameter.self)
             action = try Scenario.Action(fault: &reader)
         }
     }

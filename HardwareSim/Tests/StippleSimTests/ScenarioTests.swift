@@ -69,6 +69,11 @@ import Testing
         (#"{"name": "x", "duration_ms": 10, "expect": [{"expect": "pen_fault", "code": "dragons"}]}"#, "expect[0].code: 'dragons' is not one of none, "),
         (#"{"name": "x", "duration_ms": 10, "expect": [{"expect": "motor", "state": "on"}]}"#, "expect[0].at_ms: missing"),
         (#"{"name": "x", "duration_ms": 10, "steps": [}"#, "top level: The given data was not valid JSON."),
+        // null is refused by name, as the API refuses it, never taken as "the default" — except
+        // where the format gives it a meaning (the empty cartridge slot, below).
+        (#"{"name": "x", "duration_ms": 10, "steps": [{"at_ms": 1, "do": "pedal", "pressed": null}]}"#,
+         "steps[0].pressed: null (omit the field for its default)"),
+        (#"{"name": "x", "duration_ms": 10, "seed": null}"#, "seed: null (omit the field for its default)"),
     ])
     func badScenariosNameWhereAndWhy(json: String, message: String) {
         #expect {
@@ -76,6 +81,13 @@ import Testing
         } throws: { error in
             "\(error)".hasPrefix("bad.json: \(message)")
         }
+    }
+
+    @Test func anEmptyCartridgeSlotIsNull() throws {
+        let empty = try Scenario.parse(Data(#"{"name": "x", "duration_ms": 10, "pen": {"cartridge": null}}"#.utf8), file: "e.json")
+        #expect(empty.pen.cartridge == nil)
+        let absent = try Scenario.parse(Data(#"{"name": "x", "duration_ms": 10, "pen": {}}"#.utf8), file: "a.json")
+        #expect(absent.pen.cartridge == PenConfig().cartridge)
     }
 
     @Test func aLoadedFileIsNamedInItsErrors() throws {
