@@ -135,9 +135,11 @@ check-firmware-c:
 # Scripts that cannot run here (gpio-sim needs a kernel module CI containers lack) are at
 # least parsed.
 .PHONY: check-scripts
-check-scripts:
+check-scripts: deps
 	bash -n HardwareSim/gpio-sim.sh
 	@echo "HardwareSim/gpio-sim.sh parses"
+	SWIFT=$(SWIFT) $(PYTHON) .ci/check-imports.py
+	@echo "every import is declared in Package.swift"
 
 $(BUILD)/c/test_vectors: $(C_HOST_SOURCES) $(C_DIR)/test/test_vectors.c $(wildcard $(C_DIR)/include/*.h)
 	@mkdir -p $(BUILD)/c

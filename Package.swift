@@ -233,7 +233,10 @@ let package = Package(
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "PropertyBased", package: "swift-property-based"),
                            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
-                           .product(name: "HummingbirdTesting", package: "hummingbird")],
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -249,7 +252,8 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleCtlTests",
-            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleWire"],
+            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleSafety", "StippleWire",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .testTarget(
