@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "StippleSimBackend",
             dependencies: [
-                "StippleDaemon", "StippleSafety", "StippleSim", "StippleTransport", "StippleWire",
+                "StippleAPI", "StippleDaemon", "StippleRequests", "StippleSafety", "StippleSim", "StippleTransport", "StippleWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

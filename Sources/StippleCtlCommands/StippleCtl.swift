@@ -13,7 +13,7 @@ public struct StippleCtl: ParsableCommand {
         discussion: """
             Technicians: status, session, cartridge, setpoint, arm, disarm, stop, estop, clear-fault, \
             limits, watch, audit — through the daemon's socket (group stipple). Engineers: devices, \
-            identify, ping, raw, trace, selftest — through the daemon when it runs (group stipple-eng), \
+            identify, ping, raw, trace, selftest, sim (the simulated pen's pedal and faults) — through the daemon when it runs (group stipple-eng), \
             directly to a serial port when it does not. Offline: decode, encode, messages, demo \
             (pen protocol v\(ProtocolVersion.major).\(ProtocolVersion.minor), Firmware-protocol/PROTOCOL.md).
 
@@ -31,7 +31,7 @@ public struct StippleCtl: ParsableCommand {
             Status.self, Session.self, CartridgeCommand.self, SetpointCommand.self,
             Arm.self, Disarm.self, Stop.self, EmergencyStop.self, ClearFault.self,
             Limits.self, Watch.self, Audit.self,
-            Devices.self, Identify.self, Ping.self, Raw.self, Trace.self, Selftest.self,
+            Devices.self, Identify.self, Ping.self, Raw.self, Trace.self, Selftest.self, Sim.self,
             Decode.self, Encode.self, Messages.self, Demo.self,
         ]
     )

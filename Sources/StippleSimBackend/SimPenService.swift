@@ -1,7 +1,9 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import StippleAPI
 import StippleDaemon
+import StippleRequests
 import StippleSafety
 import StippleSim
 import StippleTransport
@@ -119,6 +121,8 @@ public struct SimPenService: Service {
         }
     }
 
+    /// A scenario step's action on the pen (a link fault on the link between it and the
+    /// daemon); host-side steps are ignored — the daemon is the host.
     func play(_ action: Scenario.Action) {
         if case .linkFault(let fault) = action {
             pen.inject(fault)
@@ -126,5 +130,62 @@ public struct SimPenService: Service {
             return  // a host-side step: the daemon is the host
         }
         logger.notice("scenario step", metadata: ["action": "\(action)"])
+    }
+}
+
+/// `/v1/sim`: the simulated pen driven from outside (test rigs, the console's tests, a demo).
+/// Each action goes to the pen under its lock and takes effect in the pen's next 5 ms step, as a
+/// scenario's would; the daemon learns of it only from the pen's frames, as it would from a real
+/// pen. Logged with who asked.
+extension SimPenService: SimulatedPenControl {
+    public func state() -> Components.Schemas.SimulatedPen {
+        pen.withPen { pen in
+            Components.Schemas.SimulatedPen(
+                pedalPressed: pen.pedalPressed, estopButton: pen.estopButton, motorOn: pen.motorDriven, armed: pen.armed,
+                penState: pen.penState.name ?? "\(pen.penState.rawValue)", latchedFault: pen.latchedFault.name ?? "\(pen.latchedFault.rawValue)",
+                strokes: Int(pen.strokeCount), rateHz: pen.rateHz,
+                cartridge: pen.cartridge.map {
+                    .init(id: $0.id, needleCount: $0.needleCount, needleDiameterUm: $0.needleDiameterUm, lot: $0.lot, expiryDays: $0.expiryDays)
+                })
+        }
+    }
+
+    public func setPedal(_ pressed: Bool, actor: String) {
+        pen.withPen { $0.setPedal(pressed) }
+        logger.notice("simulated pedal", metadata: ["pressed": "\(pressed)", "actor": "\(actor)"])
+    }
+
+    public func setEstopButton(_ pressed: Bool, actor: String) {
+        pen.withPen { $0.setEstopButton(pressed) }
+        logger.notice("simulated e-stop button", metadata: ["pressed": "\(pressed)", "actor": "\(actor)"])
+    }
+
+    public func inject(faultJSON: Data, actor: String) throws(Problem) {
+        let action: Scenario.Action
+        do {
+            action = try Scenario.Action.fault(json: faultJSON)
+        } catch {
+            // The simulator's reader names the key at fault and what it allows.
+            let field = error.location == "top level" ? "fault" : error.location
+            throw Problem(422, .badField, "\(field): \(error.reason)",
+                          errors: [Problem.FieldError(field: field, value: "as given", allowed: error.reason)])
+        }
+        play(action)
+        logger.notice("simulated fault injected", metadata: ["fault": "\(action)", "actor": "\(actor)"])
+    }
+
+    public func insertCartridge(_ cartridge: Components.Schemas.SimCartridge, actor: String) {
+        let defaults = SimCartridge(id: cartridge.id)
+        let inserted = SimCartridge(
+            id: cartridge.id, needleCount: cartridge.needleCount ?? defaults.needleCount,
+            needleDiameterUm: cartridge.needleDiameterUm ?? defaults.needleDiameterUm, lot: cartridge.lot ?? defaults.lot,
+            expiryDays: cartridge.expiryDays ?? defaults.expiryDays)
+        pen.withPen { $0.insertCartridge(inserted) }
+        logger.notice("simulated cartridge inserted", metadata: ["id": "\(inserted.id)", "actor": "\(actor)"])
+    }
+
+    public func removeCartridge(actor: String) {
+        pen.withPen { $0.removeCartridge() }
+        logger.notice("simulated cartridge removed", metadata: ["actor": "\(actor)"])
     }
 }

@@ -119,6 +119,7 @@ struct Daemon {
         await supervisor.start()
 
         let penService: any Service
+        var simulator: (any SimulatedPenControl)?
         switch configuration.pen {
         case .serial(let path):
             penService = PenLinkService(supervisor: supervisor, clock: clock, logger: logger) {
@@ -126,7 +127,9 @@ struct Daemon {
                 supervisor.bringUp.tapped(try SerialPort(path: path), releasable: true)
             }
         case .sim(let scenario):
-            penService = try SimPenService(supervisor: supervisor, clock: clock, scenarioPath: scenario, logger: logger)
+            let sim = try SimPenService(supervisor: supervisor, clock: clock, scenarioPath: scenario, logger: logger)
+            penService = sim
+            simulator = sim
         case .auto:
             penService = DiscoveryPenService(
                 supervisor: supervisor, clock: clock, logger: logger, matcher: configuration.discovery.matcher,
@@ -142,6 +145,8 @@ struct Daemon {
         let readyLogger = logger
         var server = APIServer(socketPath: socket, policy: policy, supervisor: supervisor, records: records, logger: logger)
         server.metrics = exportMetrics
+        server.simulator = simulator
+        let simulatorPresent = simulator != nil
         let api = try server.application {
                 readyLogger.notice("stippled ready", metadata: [
                     "socket": "\(socket)", "pen": "\(configuration.pen)", "clock": "\(clock.description)",
@@ -153,6 +158,9 @@ struct Daemon {
                         stippled: listening on \(socket) (pen \(configuration.pen), clock \(clock.description))
                         try:  curl --unix-socket \(socket) http://localhost/v1/status
                         """)
+                    if simulatorPresent {
+                        print("the simulated pen's pedal and faults: stipplectl sim pedal on | sim fault over_depth (README: a session on the simulated pen)")
+                    }
                 }
             }
 

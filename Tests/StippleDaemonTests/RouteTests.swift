@@ -19,11 +19,14 @@ struct RouteTests {
     static let json: HTTPFields = [.contentType: "application/json"]
 
     /// An application over a real supervisor, records and simulated pen (`DaemonRig`).
-    static func application(_ rig: DaemonRig) throws -> some ApplicationProtocol {
+    /// `simulated`: the rig's simulated pen answers `/v1/sim`, as with `--pen sim`; otherwise the
+    /// daemon behaves as with a real pen there.
+    static func application(_ rig: DaemonRig, simulated: Bool = false) throws -> some ApplicationProtocol {
         var logger = Logger(label: "route-test")
         logger.logLevel = .critical
         var server = APIServer(socketPath: rig.directory + "/api.sock", policy: RolePolicy(), supervisor: rig.supervisor,
                                records: rig.store, logger: logger)
+        if simulated { server.simulator = rig.simulation }
         server.peerForTesting = { request in
             let header = request.headers[Self.role]
             if header == "absent" { return nil }

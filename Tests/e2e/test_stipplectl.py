@@ -20,7 +20,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session, system_user
+from conftest import API, BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session, system_user
 
 CTL = BUILD / "stipplectl"
 
@@ -493,3 +493,64 @@ def test_offline_protocol_tools_still_work():
     bad = ctl("encode", "set_setpoints", "depth_um=2800", "rate_dhz=1200")
     assert bad.returncode == 64 and "depth_um: 2800 is outside the allowed range 0...2000" in bad.stderr
     assert ctl("selftest", "--sim").returncode == 0
+
+
+def test_a_whole_session_on_the_simulated_pen_driven_from_outside(workdir):
+    """Issue 18 item 4: `stipplectl sim` presses the simulated pen's pedal and injects its faults
+    through the daemon (`/v1/sim`) — no `make sim` console. The needle runs only through the
+    daemon's rules; an injected over-depth stops and latches it as a real pen's would."""
+    ensure_users()  # before the daemon starts: its socket's group is then stipple
+    os.chmod(workdir, 0o755)
+    daemon = Daemon(workdir, "sim")
+    try:
+        api = API(daemon.socket)
+        api.wait(lambda s: s["pen"].get("serial") == "SIM-0001", what="the simulated pen")
+        idle = ctl("sim", "status", "--json", socket=daemon.socket)
+        assert idle.returncode == 0, idle.stderr
+        check(as_json(idle), "SimulatedPen")
+        assert as_json(idle)["pedal_pressed"] is False
+
+        # The pedal alone, unarmed, moves nothing.
+        pressed = ctl("sim", "pedal", "on", socket=daemon.socket)
+        assert pressed.returncode == 0 and "pedal down" in pressed.stdout and "motor off" in pressed.stdout, pressed
+        ctl("sim", "pedal", "off", socket=daemon.socket)
+
+        assert ctl("session", "open", "--client", "C-SIM", "--zone", "crown", "--cartridge", "SIM-CART-0001",
+                   "--pigment-lot", "PIG-1", socket=daemon.socket).returncode == 0
+        assert ctl("setpoint", "--layer", "upper_dermis", "--depth-um", "800", "--rate-hz", "120", socket=daemon.socket).returncode == 0
+        api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+        arm = subprocess.Popen([str(CTL), "arm", "--socket", daemon.socket], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            api.wait(lambda s: s["phase"] == "armed", what="armed by stipplectl")
+            assert ctl("sim", "pedal", "on", socket=daemon.socket).returncode == 0
+            api.wait(lambda s: s["phase"] == "running", what="running on the pedal pressed through /v1/sim")
+            api.wait(lambda s: as_json(ctl("sim", "status", "--json", socket=daemon.socket))["motor_on"], what="the simulated motor on")
+
+            injected = ctl("sim", "fault", "over_depth", "extra_um=500", socket=daemon.socket)
+            assert injected.returncode == 0, injected.stderr
+            api.wait(lambda s: s["phase"] == "faulted" and "over_depth" in s["faults"], what="over_depth latched")
+            api.wait(lambda s: not as_json(ctl("sim", "status", "--json", socket=daemon.socket))["motor_on"], what="the motor stopped")
+            # A fault stopped the needle: `arm` ends by itself with exit 5 (the README says so).
+            assert arm.wait(timeout=15) == 5, arm.communicate()
+        finally:
+            if arm.poll() is None:
+                arm.send_signal(signal.SIGINT)
+            arm.communicate(timeout=10)
+        cleared = ctl("clear-fault", socket=daemon.socket)
+        assert cleared.returncode == 0, cleared.stderr
+        status = api.status()
+        assert status["phase"] == "open" and status["faults"] == [], status
+
+        # Refusals name what is wrong; a technician may not drive the simulator.
+        unknown = ctl("sim", "fault", "dragons", "--json", socket=daemon.socket)
+        assert unknown.returncode == 2 and as_json(unknown)["code"] == "bad_field" and "dragons" in as_json(unknown)["detail"]
+        technician = ctl("sim", "pedal", "on", "--json", socket=daemon.socket, user="stipple-tech")
+        assert technician.returncode == 3 and as_json(technician)["code"] == "engineers_only", technician
+    finally:
+        daemon.stop()
+
+
+def test_a_real_pen_has_no_simulator_controls(api, daemon):
+    refused = ctl("sim", "pedal", "on", "--json", socket=daemon.socket)
+    assert refused.returncode != 0 and as_json(refused)["code"] == "not_simulated", refused
+    assert api.get("/v1/sim").status == 404

@@ -87,6 +87,18 @@ extension Scenario.Action {
         }
     }
 
+    /// A fault as a JSON object, `{"fault": NAME, ...its parameters}` (the daemon's
+    /// `POST /v1/sim/fault`), read by the same rules as a scenario's fault step.
+    public static func fault(json: Data) throws(ScenarioError) -> Scenario.Action {
+        do {
+            return try JSONDecoder().decode(FaultCommand.self, from: json).action
+        } catch let error as DecodingError {
+            throw ScenarioError(file: "fault", error)
+        } catch {
+            throw ScenarioError(file: "fault", location: "top level", reason: "\(error)")
+        }
+    }
+
     private enum CommandValue: Encodable {
         case integer(Int64), number(Double), text(String)
 

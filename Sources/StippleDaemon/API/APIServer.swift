@@ -40,6 +40,8 @@ public struct APIServer: Sendable {
     public var idleTimeout = TimeAmount.seconds(30)
     /// The Prometheus text of every metric, served at `/metrics`; nil: no metrics.
     public var metrics: (@Sendable () -> [UInt8])?
+    /// The simulated pen's controls, served at `/v1/sim` (`--pen sim` only; nil: 404 there).
+    public var simulator: (any SimulatedPenControl)?
     /// In-process route tests only (HummingbirdTesting has no socket to read SO_PEERCRED from):
     /// the caller for a request. Internal, so that nothing but `@testable` code can set it.
     var peerForTesting: (@Sendable (Request) -> Peer?)?
@@ -61,7 +63,7 @@ public struct APIServer: Sendable {
         // credential check guards every route.
         router.middlewares.add(ProblemMiddleware(logger: logger))
         router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger, peerForTesting: peerForTesting))
-        Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics).register(on: router)
+        Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics, simulator: simulator).register(on: router)
         let path = socketPath
         let group = policy.technicianGroup
         let engineerGroup = policy.engineerGroup

@@ -11,7 +11,7 @@ extension Problem {
     /// The daemon names its problems by the spec's codes (`ProblemCode`, generated from
     /// docs/openapi.yaml); `ProblemCodeTests` holds the daemon's sources to never passing a code
     /// as a bare string, and each code to a status the spec lists for it.
-    init(_ status: Int, _ code: ProblemCode, _ detail: String, state: String? = nil,
+    public init(_ status: Int, _ code: ProblemCode, _ detail: String, state: String? = nil,
          errors: [FieldError] = [], armingFailures: [CheckFailure] = []) {
         self.init(status, code.rawValue, detail, state: state, errors: errors, armingFailures: armingFailures)
     }

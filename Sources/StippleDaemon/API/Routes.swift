@@ -30,6 +30,8 @@ struct Routes: Sendable {
     let logger: Logger
     /// The Prometheus text of every metric (the composition root chooses the backend).
     let metrics: (@Sendable () -> [UInt8])?
+    /// The simulated pen's controls (`/v1/sim`), with `--pen sim` only.
+    let simulator: (any SimulatedPenControl)?
 
     /// Every (method, path) this server answers: a test holds it equal to docs/openapi.yaml.
     static let table: [(method: String, path: String)] = [
@@ -41,7 +43,7 @@ struct Routes: Sendable {
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"), ("POST", "/v1/limits/reset"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
-    ] + BringUpRoutes.table
+    ] + BringUpRoutes.table + SimRoutes.table
 
     /// The methods a path answers to (the table's templates, `{id}` matching one segment):
     /// empty for a path no route has, so that an unknown path is 404 and a known path asked with
@@ -63,6 +65,7 @@ struct Routes: Sendable {
     func register(on router: Router<APIContext>) {
         let v1 = router.group("v1")
         BringUpRoutes(supervisor: supervisor).register(on: v1)
+        SimRoutes(simulator: simulator).register(on: v1)
         v1.get("status") { _, _ in try await json(supervisor.status()) }
         v1.get("pen") { _, _ in try await json(supervisor.status().pen) }
         v1.post("sessions") { request, context in try await openSession(request, context) }
