@@ -18,8 +18,8 @@ let package = Package(
         .executable(name: "stipple-sim", targets: ["stipple-sim"]),
         .executable(name: "stippled", targets: ["stippled"]),
         .library(name: "StippleSim", targets: ["StippleSim"]),
-        // The local API's one client (generated from docs/openapi.yaml, over the Unix socket):
-        // stipplectl, the benchmarks and the console bridge share it.
+        // The local API's client library: the generated client of docs/openapi.yaml over the Unix
+        // socket, and the HTTP/1.1 and event-stream client beneath it (stipplectl, the benchmarks).
         .library(name: "StippleClient", targets: ["StippleClient"]),
     ],
     dependencies: [
@@ -88,7 +88,7 @@ let package = Package(
         ),
         // The local API's client: the generated `Client` of docs/openapi.yaml (its types from
         // StippleAPI) on a Unix-socket transport, every answer read strictly; and the raw
-        // HTTP/1.1 and event-stream reading that stipplectl's `--json` and the console bridge use.
+        // HTTP/1.1 and event-stream reading beneath it, which stipplectl and the benchmarks use.
         .target(
             name: "StippleClient",
             dependencies: [
@@ -190,7 +190,7 @@ let package = Package(
         .target(
             name: "StippleCtlCommands",
             dependencies: [
-                "StippleAPI", "StippleClient",
+                "StippleAPI", "StippleClient", "StippleRequests",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -27,6 +27,7 @@ struct RouteTests {
         var server = APIServer(socketPath: rig.directory + "/api.sock", policy: RolePolicy(), supervisor: rig.supervisor,
                                records: rig.store, logger: logger)
         if simulated { server.simulator = rig.simulation }
+        server.answerObserverForTesting = { request, response in DeclaredStatuses.check(request, response) }
         server.peerForTesting = { request in
             let header = request.headers[Self.role]
             if header == "absent" { return nil }

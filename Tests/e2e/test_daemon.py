@@ -1,5 +1,6 @@
 """The daemon's hazards across real processes and a real pty (docs/safety.md names each test)."""
 
+import json
 import os
 import re
 import signal
@@ -151,15 +152,16 @@ def test_h14_roles_from_peer_credentials(workdir, api, daemon):
         return int(code), body
 
     code, body = curl_as("nobody", "GET", "/v1/status")
-    assert code == 403 and "not in group stipple" in body
+    assert code == 403 and json.loads(body)["code"] == "not_a_member", body
     code, _ = curl_as("stipple-tech", "GET", "/v1/status")
     assert code == 200
     code, body = curl_as("stipple-tech", "PUT", "/v1/limits", '{"site_ceiling_um": 1400}')
-    assert code == 403 and "engineers_only" in body
+    assert code == 403 and json.loads(body)["code"] == "engineers_only", body
     tighter = api.put("/v1/limits", {"site_ceiling_um": 1400, "zone_max_um": {"back_sides": 1400}})
     assert tighter.status == 200, tighter
     looser = api.put("/v1/limits", {"site_ceiling_um": 1500})
-    assert looser.status == 422 and "tightened" in looser.body
+    assert looser.status == 422 and looser.json["code"] == "limits_refused", looser
+    assert any(error["field"].endswith("site_ceiling_um") for error in looser.json["errors"]), looser
 
 
 def test_h15_sigkill_during_a_burst_loses_nothing_acknowledged(api, pen, daemon):
@@ -192,16 +194,21 @@ def test_operator_presence_lost_stops_the_needle(api, pen, daemon):
 
 def test_bad_input_names_the_field_and_never_answers_5xx(api):
     session = open_session(api)
-    for body, field in [({"layer": "dermis", "depth_um": 800, "rate_hz": 120}, "layer"),
-                        ({"layer": "epidermis", "depth_um": 9000, "rate_hz": 120}, "depth_um"),
-                        ({"layer": "epidermis", "depth_um": "deep", "rate_hz": 120}, "depth_um"),
-                        ({"layer": "epidermis", "depth_um": 300, "rate_hz": 120, "extra": 1}, "extra"),
-                        ({"layer": "epidermis", "depth_um": 500, "rate_hz": 120}, "depth_um")]:
+    # Each bad body has one right answer: a wrong type or an unknown field is 400, a value out
+    # of its range 422; the code says which rule, the first error names the field.
+    for body, status, code, field in [
+            ({"layer": "dermis", "depth_um": 800, "rate_hz": 120}, 422, "bad_field", "layer"),
+            ({"layer": "epidermis", "depth_um": 9000, "rate_hz": 120}, 422, "bad_field", "depth_um"),
+            ({"layer": "epidermis", "depth_um": "deep", "rate_hz": 120}, 400, "bad_field", "depth_um"),
+            ({"layer": "epidermis", "depth_um": 300, "rate_hz": 120, "extra": 1}, 400, "unknown_field", "extra"),
+            ({"layer": "epidermis", "depth_um": 500, "rate_hz": 120}, 422, "setpoint_out_of_limits", "depth_um")]:
         response = api.put(f"/v1/sessions/{session}/setpoint", body)
-        assert response.status in (400, 422), response
+        assert (response.status, response.json["code"]) == (status, code), (body, response)
         assert response.json["errors"][0]["field"] == field, response
-    assert api.put(f"/v1/sessions/{session}/setpoint", "not json").status == 400
-    assert api.put(f"/v1/sessions/{session}/setpoint", "x" * (70 * 1024)).status in (400, 413)
+    not_json = api.put(f"/v1/sessions/{session}/setpoint", "not json")
+    assert (not_json.status, not_json.json["code"]) == (400, "body_not_json"), not_json
+    too_large = api.put(f"/v1/sessions/{session}/setpoint", "x" * (70 * 1024))
+    assert (too_large.status, too_large.json["code"]) == (413, "body_too_large"), too_large
     missing = api.get("/v1/nothing-here", check_spec=False)
     assert missing.status == 404 and missing.headers["content-type"] == "application/problem+json", missing
     conflict = api.post("/v1/sessions", {"client_id": "C-2", "zone": "crown", "cartridge_id": "X", "pigment_lots": ["P"]})

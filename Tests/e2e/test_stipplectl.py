@@ -103,9 +103,9 @@ def test_full_session_from_the_command_line(api, pen, daemon, workdir):
     api.wait(lambda s: s["phase"] == "running", what="running")
     time.sleep(1.5)
     pen.command("pedal off", expect="pedal")
-    api.wait(lambda s: s["phase"] in ("armed", "paused"), what="paused with the pedal up")
+    api.wait(lambda s: s["phase"] == "paused", what="paused with the pedal up")
     time.sleep(1.5)  # the lease holds while paused
-    assert api.status()["phase"] in ("armed", "paused") and not api.status()["faults"]
+    assert api.status()["phase"] == "paused" and not api.status()["faults"]
     arm.send_signal(signal.SIGINT)
     out, err = arm.communicate(timeout=10)
     assert arm.returncode == 0, err
@@ -311,6 +311,7 @@ def test_usage_and_not_found(api, daemon):
     assert ctl("no-such-command").returncode == 64
     missing = ctl("session", "show", "S-NOPE", socket=daemon.socket)
     assert missing.returncode == 4 and "no session S-NOPE" in missing.stderr
+    assert as_json(ctl("session", "show", "S-NOPE", "--json", socket=daemon.socket))["code"] == "no_such_session"
 
 
 def test_limits_and_audit(api, daemon, workdir):

@@ -45,6 +45,9 @@ public struct APIServer: Sendable {
     /// In-process route tests only (HummingbirdTesting has no socket to read SO_PEERCRED from):
     /// the caller for a request. Internal, so that nothing but `@testable` code can set it.
     var peerForTesting: (@Sendable (Request) -> Peer?)?
+    /// In-process route tests only: sees every request and its final answer (problems
+    /// included), so the tests can hold each status to the ones docs/openapi.yaml declares.
+    var answerObserverForTesting: (@Sendable (Request, Response) -> Void)?
 
     public init(socketPath: String, policy: RolePolicy, supervisor: Supervisor, records: RecordStore?, logger: Logger) {
         self.socketPath = socketPath
@@ -61,6 +64,7 @@ public struct APIServer: Sendable {
         let router = Router(context: APIContext.self)
         // Outermost first: every error (unknown routes included) becomes a problem; then the
         // credential check guards every route.
+        if let answerObserverForTesting { router.middlewares.add(AnswerObserver(observe: answerObserverForTesting)) }
         router.middlewares.add(ProblemMiddleware(logger: logger))
         router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger, peerForTesting: peerForTesting))
         Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics, simulator: simulator).register(on: router)
@@ -159,5 +163,17 @@ struct CredentialsMiddleware: RouterMiddleware {
         }
         context.peer = peer
         return try await next(request, context)
+    }
+}
+
+/// Outside every other middleware: the answer as the client gets it (`answerObserverForTesting`).
+struct AnswerObserver: RouterMiddleware {
+    typealias Context = APIContext
+    let observe: @Sendable (Request, Response) -> Void
+
+    func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
+        let response = try await next(request, context)
+        observe(request, response)
+        return response
     }
 }

@@ -155,7 +155,7 @@ struct BringUpRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "event: trace\ndata: \(start)\n\n"))
             for await chunk in stream {
-                let line = "{\"type\":\"frame\",\"direction\":\"\(chunk.direction.rawValue)\",\"t_us\":\((chunk.at - .zero).totalNanoseconds / 1000),\"hex\":\"\(Hex.format(chunk.bytes, separator: " "))\"}"
+                let line = "{\"type\":\"bytes\",\"direction\":\"\(chunk.direction.rawValue)\",\"t_us\":\((chunk.at - .zero).totalNanoseconds / 1000),\"hex\":\"\(Hex.format(chunk.bytes, separator: " "))\"}"
                 try await writer.write(ByteBuffer(string: "event: bytes\ndata: \(line)\n\n"))
             }
             try await writer.finish(nil)
