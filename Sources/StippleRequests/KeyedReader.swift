@@ -1,6 +1,8 @@
 // The strict reader's face for `Decodable` types: files read into typed values (HardwareSim's
-// scenarios and pen configurations), by the rules `JSONBody` applies to the API's bodies — an
-// unknown key, `null`, a key given twice refused, each at its place.
+// scenarios and pen configurations), by the rules `JSONBody` applies to the API's bodies: an
+// unknown key and `null` refused at their place. A key given twice is found before decoding, by
+// `DuplicateKeys` over the bytes (`Scenario.parse`, the API's body reader), since a decoder
+// never sees the second one.
 
 /// A coding key made of any text: the protocol's field names, which come from the generated
 /// tables at run time rather than from an enum written here.

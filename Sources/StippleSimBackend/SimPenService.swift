@@ -166,7 +166,9 @@ extension SimPenService: SimulatedPenControl {
             action = try Scenario.Action.fault(json: faultJSON)
         } catch {
             // The simulator's reader names the key at fault and what it allows.
-            let field = error.location == "top level" ? "fault" : error.location
+            // An unknown parameter is reported at the object; name the key itself.
+            let unknown = error.reason.hasPrefix("unknown key '") ? error.reason.dropFirst(13).prefix { $0 != "'" } : nil
+            let field = unknown.map(String.init) ?? (error.location == "top level" ? "fault" : error.location)
             throw Problem(422, .badField, "\(field): \(error.reason)",
                           errors: [Problem.FieldError(field: field, value: "as given", allowed: error.reason)])
         }

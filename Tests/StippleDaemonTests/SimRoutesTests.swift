@@ -94,6 +94,11 @@ struct SimRoutesTests {
                     #expect(String(buffer: response.body).contains(mention), "\(path) \(body): \(String(buffer: response.body))")
                 }
             }
+            // The field a problem names is the key at fault, not the object.
+            try await client.execute(uri: "/v1/sim/fault", method: .post, headers: engineer,
+                                     body: RouteTests.body(#"{"fault": "over_depth", "extr_um": 3}"#)) { response in
+                #expect(String(buffer: response.body).contains(#""field":"extr_um""#), "\(String(buffer: response.body))")
+            }
             for (body, field) in [(#"{"id": ""}"#, "id"), (#"{"id": "ÉTOILE"}"#, "id"), (#"{"id": "SIM-CART-0002-TOO-LONG"}"#, "id"),
                                   (#"{"id": "C", "needle_count": 65}"#, "needle_count"), (#"{"id": "C", "lot": "L\u0007"}"#, "lot"),
                                   (#"{"id": "C", "expiry_days": -1}"#, "expiry_days"), (#"{"id": "C", "colour": "red"}"#, "colour")] {

@@ -462,6 +462,31 @@ def api(daemon):
 CLIENT = "gui-e2e"
 
 
+def motion_over_frames(socket_path, count=20, timeout=15.0):
+    """A negative check that waits on the pen instead of the clock: the telemetry frames, at full
+    rate, of the next `count` reports the pen makes (a pen reports every 100 ms at idle), and
+    those of them with the motor on. "Nothing moved" then means nothing moved over `count` of the
+    pen's own reports, however slowly the machine ran."""
+    stream = EventStream(socket_path, full=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while len(stream.of("telemetry")) < count:
+            assert time.monotonic() < deadline, f"only {len(stream.of('telemetry'))} telemetry frames in {timeout} s"
+            time.sleep(0.01)
+        frames = stream.of("telemetry")[:count]
+        return [frame for frame in frames if frame["motor_on"]]
+    finally:
+        stream.close()
+
+
+def wait_for(condition, timeout=5.0, what="condition"):
+    """Polls `condition` until it holds: a positive check never rests on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def open_session(api, client_id="C-100", zone="crown", cartridge="SIM-CART-0001", **extra):
     body = {"client_id": client_id, "zone": zone, "cartridge_id": cartridge, "pigment_lots": ["PIG-1"], **extra}
     response = api.post("/v1/sessions", body)

@@ -20,7 +20,7 @@ import time
 import jsonschema
 import pytest
 
-from conftest import API, BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, open_session, system_user
+from conftest import API, BUILD, CLIENT, SPEC, Daemon, EventStream, SimPen, arm_running, motion_over_frames, open_session, system_user
 
 CTL = BUILD / "stipplectl"
 
@@ -104,7 +104,8 @@ def test_full_session_from_the_command_line(api, pen, daemon, workdir):
     time.sleep(1.5)
     pen.command("pedal off", expect="pedal")
     api.wait(lambda s: s["phase"] == "paused", what="paused with the pedal up")
-    time.sleep(1.5)  # the lease holds while paused
+    # The lease holds while paused: still paused, nothing moving, over the pen's next 15 reports.
+    assert motion_over_frames(daemon.socket, count=15) == []
     assert api.status()["phase"] == "paused" and not api.status()["faults"]
     arm.send_signal(signal.SIGINT)
     out, err = arm.communicate(timeout=10)
