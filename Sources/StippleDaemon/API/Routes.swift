@@ -12,17 +12,21 @@ import StippleSupervision
 /// Every route of docs/openapi.yaml. Handlers parse strictly, call the supervisor, and answer
 /// JSON or a problem; the supervisor answers only once what changed is durable.
 ///
-/// Written by hand rather than generated (swift-openapi-hummingbird), because what a generated
-/// handler is given is not enough here:
-/// - its body arrives decoded by Foundation's `JSONDecoder`, which keeps one of a key given twice
-///   and reports a coding path, where the API must refuse the duplicate and name the field, its
-///   value and the allowed range (`JSONBody`); running the strict reader first would read every
-///   body twice, and the two readers could disagree;
-/// - the caller's role is the connection's `SO_PEERCRED`, and an arm's lease belongs to the event
-///   stream's connection: a generated `APIProtocol` handler sees the operation's input only;
-/// - the event stream (SSE, open as long as the lease), and 405 with `Allow` for every path.
-/// The spec holds these routes instead through `table` (equal to its paths), `ProblemCode`
-/// (a code it lacks does not compile), and `GeneratedClientTests`, where the generated client
+/// Written by hand rather than generated (swift-openapi-hummingbird). Weighed route by route:
+/// - a generated handler gets its body decoded by Foundation's `JSONDecoder`, which keeps one of
+///   a key given twice and reports a coding path, where the API must refuse the duplicate and
+///   name the field, its value and the allowed range (`JSONBody`); a middleware running the
+///   strict reader first would read every body twice, by two readers that could disagree;
+/// - the generated conformance is all or nothing: `APIProtocol` (generated once, in StippleAPI,
+///   for the daemon and every client) has all the operations, so the body-less reads alone
+///   cannot be generated against the shared types — only by generating a second copy of them;
+/// - the event stream (SSE, open exactly as long as the lease it carries), the arm that belongs
+///   to that stream's connection, and 405 with `Allow` for every path are outside what the
+///   generator expresses; the caller's role (`SO_PEERCRED`) could reach a generated handler
+///   through a task-local, but only as a second way beside the router's.
+/// The spec holds these routes instead through `table` (equal to its paths), `ProblemCode` (a
+/// code it lacks does not compile), `DeclaredStatuses` (every answer of the in-process tests has
+/// a status the spec declares for it), and `GeneratedClientTests`, where the generated client
 /// must decode every answer as the spec's type.
 struct Routes: Sendable {
     let supervisor: Supervisor
