@@ -39,7 +39,7 @@ struct Trace: ParsableCommand {
         }
         switch try BringUpRoute.choose(options, target) {
         case .daemon(let client):
-            let reader = TraceStreamReader(client: client, queue: queue)
+            let reader = EventStreamReader(client: client, path: "/v1/bringup/trace", what: "the trace stream", queue: queue)
             reader.start()
             defer { reader.close() }
             loop: while deadline.map({ monotonicNow() < $0 }) ?? true {
@@ -133,55 +133,4 @@ struct TracePrinter {
     }
 }
 
-/// `GET /v1/bringup/trace` on a thread of its own, into the queue.
-final class TraceStreamReader: @unchecked Sendable {
-    let client: DaemonClient
-    let queue: StreamQueue
-    let stop = StopFlag()
-    private var thread: Thread?
-
-    init(client: DaemonClient, queue: StreamQueue) {
-        self.client = client
-        self.queue = queue
-    }
-
-    private final class Collected {
-        var parser = SSEParser()
-        var status = 0
-        var body = Data()
-    }
-
-    func start() {
-        let thread = Thread { [self] in
-            let collected = Collected()
-            let queue = queue
-            var failure: CtlError?
-            do {
-                try client.http.stream("/v1/bringup/trace", stop: stop,
-                                       onHead: { status, _ in collected.status = status },
-                                       onBody: { body in
-                                           if collected.status != 200 { collected.body.append(body) } else {
-                                               for event in collected.parser.push(body) { queue.push(.event(event)) }
-                                           }
-                                           return true
-                                       })
-                if collected.status != 200 {
-                    failure = DaemonClient.refusal(HTTPAnswer(status: collected.status, headers: [:], body: collected.body), method: "GET", path: "/v1/bringup/trace")
-                }
-            } catch let error as SystemCallError {
-                failure = client.unreachable(error)
-            } catch {
-                failure = CtlError(.unreachable, code: "stream_failed", "the trace stream failed: \(error)")
-            }
-            queue.push(.ended(failure))
-        }
-        self.thread = thread
-        thread.start()
-    }
-
-    func close() {
-        stop.raise()
-        while let thread, !thread.isFinished { usleep(5_000) }
-    }
-}
 #endif

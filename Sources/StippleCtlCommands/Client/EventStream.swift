@@ -37,22 +37,32 @@ final class StreamQueue: @unchecked Sendable {
     }
 }
 
-/// `GET /v1/events` on a thread of its own. With a client id, the open stream is that client's
-/// operator-presence lease (docs/openapi.yaml): the daemon stops the needle if it closes while
-/// the pen is armed.
+/// A Server-Sent Events stream on a thread of its own, its events into the queue: the daemon's
+/// `GET /v1/events` (with a client id, the open stream is that client's operator-presence lease:
+/// the daemon stops the needle if it closes while the pen is armed) or the bring-up trace. One
+/// reader for both, so a refusal, a lost daemon and an ended stream read the same everywhere.
 final class EventStreamReader: @unchecked Sendable {
     let client: DaemonClient
-    let clientID: String?
-    let fullRate: Bool
+    let path: String
+    let headers: [String: String]
+    /// "the event stream", "the trace stream": for the messages.
+    let what: String
     let queue: StreamQueue
     let stop = StopFlag()
     private var thread: Thread?
 
-    init(client: DaemonClient, clientID: String?, fullRate: Bool, queue: StreamQueue) {
+    init(client: DaemonClient, path: String, headers: [String: String] = [:], what: String, queue: StreamQueue) {
         self.client = client
-        self.clientID = clientID
-        self.fullRate = fullRate
+        self.path = path
+        self.headers = headers
+        self.what = what
         self.queue = queue
+    }
+
+    /// `GET /v1/events`, as `clientID`'s lease when given.
+    convenience init(client: DaemonClient, clientID: String?, fullRate: Bool, queue: StreamQueue) {
+        self.init(client: client, path: "/v1/events\(fullRate ? "?telemetry=full" : "")",
+                  headers: clientID.map { ["X-Stipple-Client": $0] } ?? [:], what: "the event stream", queue: queue)
     }
 
     func start() {
@@ -70,14 +80,12 @@ final class EventStreamReader: @unchecked Sendable {
     }
 
     private func read() {
-        var headers: [String: String] = [:]
-        if let clientID { headers["X-Stipple-Client"] = clientID }
         let collected = Collected()
         let queue = queue
         let failure: CtlError?
         do {
             try client.http.stream(
-                "/v1/events\(fullRate ? "?telemetry=full" : "")", headers: headers, stop: stop,
+                path, headers: headers, stop: stop,
                 onHead: { status, _ in collected.errorStatus = (200..<300).contains(status) ? 0 : status },
                 onBody: { body in
                     if collected.errorStatus != 0 {
@@ -91,7 +99,7 @@ final class EventStreamReader: @unchecked Sendable {
         } catch let error as SystemCallError {
             failure = client.unreachable(error)
         } catch {
-            failure = CtlError(.unreachable, code: "stream_failed", "the event stream failed: \(error)")
+            failure = CtlError(.unreachable, code: "stream_failed", "\(what) failed: \(error)")
         }
         queue.push(.ended(failure))
     }
@@ -99,10 +107,10 @@ final class EventStreamReader: @unchecked Sendable {
     private func streamEnded(_ collected: Collected) -> CtlError? {
         if collected.errorStatus != 0 {
             return DaemonClient.refusal(HTTPAnswer(status: collected.errorStatus, headers: [:], body: collected.errorBody),
-                                        method: "GET", path: "/v1/events")
+                                        method: "GET", path: path)
         }
         if stop.isSet { return nil }
-        return CtlError(.unreachable, code: "stream_ended", "stippled closed the event stream (did it stop? `systemctl status stippled`)")
+        return CtlError(.unreachable, code: "stream_ended", "stippled closed \(what) (did it stop? `systemctl status stippled`)")
     }
 
     /// Closes the stream (ends the lease); returns once the reading thread has let go.
