@@ -143,7 +143,7 @@ extension SimPenService: SimulatedPenControl {
             Components.Schemas.SimulatedPen(
                 pedalPressed: pen.pedalPressed, estopButton: pen.estopButton, motorOn: pen.motorDriven, armed: pen.armed,
                 penState: pen.penState.name ?? "\(pen.penState.rawValue)", latchedFault: pen.latchedFault.name ?? "\(pen.latchedFault.rawValue)",
-                strokes: Int(pen.strokeCount), rateHz: pen.rateHz,
+                strokes: Int(pen.strokeCount), rateHz: pen.rateHz.isFinite ? pen.rateHz : 0,  // JSON has no NaN
                 cartridge: pen.cartridge.map {
                     .init(id: $0.id, needleCount: $0.needleCount, needleDiameterUm: $0.needleDiameterUm, lot: $0.lot, expiryDays: $0.expiryDays)
                 })

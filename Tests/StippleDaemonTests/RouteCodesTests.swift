@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 @testable import StippleDaemon
+import StippleSafety
 import Testing
 
 /// The problem codes `RouteTests` does not reach, each where a client meets it: every route with
@@ -92,6 +93,63 @@ struct RouteCodesTests {
             try await Self.expect(client, .post, "/v1/bringup/raw", role: "engineer", body: #"{"message": "ping", "speed": 1}"#, .badRequest, "unknown_field")
             try await Self.expect(client, .post, "/v1/bringup/ping", role: "engineer", body: #"{"count": 0}"#, .unprocessableContent, "bad_field")
             try await Self.expect(client, .post, "/v1/bringup/release", role: "engineer", body: #"{"seconds": 60}"#, .conflict, "not_releasable")
+        }
+        await rig.supervisor.shutdown()
+    }
+}
+
+@Suite("API routes, arming through the route")
+struct RouteArmTests {
+    typealias R = RouteTests
+
+    @Test("an arm through the route: no session without an identified pen; armed once the pen acknowledges; another console refused; disarm answers the state after it")
+    func armThroughTheRoute() async throws {
+        let offline = try await DaemonRig(attach: false)
+        try await R.application(offline).test(.router) { client in
+            try await RouteCodesTests.expect(client, .post, "/v1/sessions",
+                                             body: #"{"client_id": "C-1", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"]}"#,
+                                             .conflict, "pen_not_identified")
+            // Given the pen's serial, the session opens; the stops still answer, with no pen to stop.
+            try await client.execute(uri: "/v1/sessions", method: .post, headers: R.headers("technician", json: true),
+                                     body: R.body(#"{"client_id": "C-1", "zone": "crown", "cartridge_id": "SIM-CART-0001", "pigment_lots": ["P"], "pen_serial": "SIM-0001"}"#)) { response in
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+            }
+            try await client.execute(uri: "/v1/stop", method: .post, headers: R.headers("technician")) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+            }
+        }
+        await offline.supervisor.shutdown()
+
+        let rig = try await DaemonRig()
+        _ = try await rig.supervisor.openSession(
+            SessionRequest(sessionID: "", clientID: "C-1", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
+                           pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
+        _ = try await rig.supervisor.setSetpoint(Setpoint(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
+        await rig.run(for: .milliseconds(200))
+        // The console's stream: the same client id and credentials the route's test peer has.
+        _ = await rig.supervisor.presenceOpened(DaemonRig.holder)
+        try await R.application(rig).test(.router) { client in
+            // The arm waits for the pen's two acknowledgements: the rig steps the pen meanwhile.
+            let stepping = Task {
+                for _ in 0..<2_000 where !Task.isCancelled {
+                    await rig.run(for: DaemonRig.step)
+                    try? await Task.sleep(for: .microseconds(200))
+                }
+            }
+            try await client.execute(uri: "/v1/arm", method: .post, headers: R.headers("technician", client: DaemonRig.client)) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+                #expect(String(buffer: response.body).contains(#""phase":"armed""#))
+            }
+            stepping.cancel()
+            _ = await stepping.value
+            #expect(rig.pen.withPen { $0.armed })
+            // A second console's arm while this one holds the lease is refused by name.
+            try await client.execute(uri: "/v1/arm", method: .post, headers: R.headers("technician", client: "gui-other")) { response in
+                #expect(response.status == .conflict, "\(String(buffer: response.body))")
+            }
+            try await client.execute(uri: "/v1/disarm", method: .post, headers: R.headers("technician")) { response in
+                #expect(response.status == .ok && String(buffer: response.body).contains(#""phase":"open""#), "\(String(buffer: response.body))")
+            }
         }
         await rig.supervisor.shutdown()
     }
