@@ -202,6 +202,10 @@ public struct ResponseParser {
 
     public init(streaming: Bool = false) { self.streaming = streaming }
 
+    /// The largest body or chunk an answer may announce (the daemon's largest, an audit export,
+    /// is far below it).
+    static let maximumBody = 256 * 1024 * 1024
+
     public var answer: HTTPAnswer? {
         guard let head, isComplete || ended else { return nil }
         if case .length(let length) = framing, body.count < length { return nil }
@@ -229,7 +233,8 @@ public struct ResponseParser {
             buffer = Data(buffer[end.upperBound...])
             var lines = text.components(separatedBy: "\r\n")
             let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
-            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), statusLine[1].allSatisfy({ ("0"..."9").contains($0) }),
+                  let status = Int(statusLine[1]), (100...599).contains(status) else {
                 throw SystemCallError("read (not an HTTP answer)", errno: EPROTO)
             }
             var headers: [String: String] = [:]
@@ -240,7 +245,12 @@ public struct ResponseParser {
             head = Head(status: status, headers: headers)
             if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
                 framing = .chunked
-            } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+            } else if let text = headers["content-length"] {
+                // Digits only, and within what an answer may be: a sign or an overflow is a
+                // broken answer, never a negative length to slice by.
+                guard text.allSatisfy({ ("0"..."9").contains($0) }), let length = Int(text), length <= Self.maximumBody else {
+                    throw SystemCallError("read (Content-Length '\(text.prefix(20))')", errno: EPROTO)
+                }
                 framing = .length(length)
             } else if status == 204 || status == 304 {
                 framing = .length(0)
@@ -273,7 +283,9 @@ public struct ResponseParser {
             guard let lineEnd = buffer.range(of: Data("\r\n".utf8)) else { return }
             let sizeText = String(decoding: buffer[buffer.startIndex..<lineEnd.lowerBound], as: UTF8.self)
                 .split(separator: ";").first.map(String.init) ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+            let digits = sizeText.trimmingCharacters(in: .whitespaces)
+            guard !digits.isEmpty, digits.allSatisfy(\.isHexDigit), digits.count <= 8, let size = Int(digits, radix: 16),
+                  size <= Self.maximumBody else {
                 throw SystemCallError("read (bad chunk size '\(sizeText.prefix(20))')", errno: EPROTO)
             }
             buffer = Data(buffer[lineEnd.upperBound...])

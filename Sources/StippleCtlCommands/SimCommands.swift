@@ -79,6 +79,9 @@ struct SimFaultCommand: ParsableCommand {
         for parameter in parameters where !parameter.contains("=") || parameter.hasPrefix("=") {
             throw ValidationError("'\(parameter)' is not key=value (example: extra_um=500)")
         }
+        if let named = parameters.first(where: { $0.hasPrefix("fault=") }) {
+            throw ValidationError("'\(named)': the fault's name is the first argument, not a parameter")
+        }
     }
 
     func run() throws {

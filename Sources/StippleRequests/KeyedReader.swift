@@ -60,6 +60,13 @@ public struct KeyedReader<Key: CodingKey> {
         return try container.decode(type, forKey: key)
     }
 
+    /// A value that must lie in `range`, refused by name otherwise.
+    public mutating func decodeIfPresent<T: Decodable & Comparable>(_ type: T.Type, _ key: Key, in range: ClosedRange<T>) throws -> T? {
+        guard let value = try decodeIfPresent(type, key) else { return nil }
+        guard range.contains(value) else { throw invalid(key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
     /// A field whose `null` the format gives a meaning (a pen configuration's empty cartridge
     /// slot): absent is `.none`, `null` is `.some(nil)`.
     public mutating func decodeNullable<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T?? {

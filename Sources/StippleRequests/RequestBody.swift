@@ -196,7 +196,9 @@ public struct JSONBody {
     public static func exactInteger(_ number: NSNumber) -> Int? {
         switch String(cString: number.objCType) {
         case "c": nil
-        case "d", "f": Int(exactly: number.doubleValue)
+        // Written with a fraction or an exponent, the parser kept a Double: whole numbers past
+        // 2^53 are no longer the number written (9007199254740993.0 reads as ...992), so refused.
+        case "d", "f": abs(number.doubleValue) < 9_007_199_254_740_992 ? Int(exactly: number.doubleValue) : nil
         case "Q": Int(exactly: number.uint64Value)
         default: Int(exactly: number.int64Value)
         }

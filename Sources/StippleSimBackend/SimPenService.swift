@@ -169,6 +169,11 @@ extension SimPenService: SimulatedPenControl {
             // An unknown parameter is reported at the object; name the key itself.
             let unknown = error.reason.hasPrefix("unknown key '") ? error.reason.dropFirst(13).prefix { $0 != "'" } : nil
             let field = unknown.map(String.init) ?? (error.location == "top level" ? "fault" : error.location)
+            if error.location == "top level", error.reason.contains("not valid JSON") {
+                // Foundation's decoder loses the key when a number does not fit the type asked.
+                throw Problem(422, .badField, "a parameter is not a number this fault takes: whole numbers for counts, µm, mA and d°C (stipple-sim list-faults)",
+                              errors: [Problem.FieldError(field: "parameters", value: "as given", allowed: "the fault's parameters, in their ranges (stipple-sim list-faults)")])
+            }
             throw Problem(422, .badField, "\(field): \(error.reason)",
                           errors: [Problem.FieldError(field: field, value: "as given", allowed: error.reason)])
         }

@@ -73,17 +73,20 @@ public struct PenConfig: Hashable, Sendable, Decodable {
         var c = try KeyedReader(decoder, keyedBy: CodingKeys.self)
         serial = try c.decodeIfPresent(String.self, .serial) ?? serial
         firmware = try c.decodeIfPresent([Int].self, .firmware) ?? firmware
-        protocolMajor = try c.decodeIfPresent(Int.self, .protocolMajor) ?? protocolMajor
-        protocolMinor = try c.decodeIfPresent(Int.self, .protocolMinor) ?? protocolMinor
+        guard firmware.count == 3, firmware.allSatisfy({ (0...255).contains($0) }) else {
+            throw c.invalid(.firmware, "\(firmware) is not three numbers 0...255 ([major, minor, patch])")
+        }
+        protocolMajor = try c.decodeIfPresent(Int.self, .protocolMajor, in: 0...255) ?? protocolMajor
+        protocolMinor = try c.decodeIfPresent(Int.self, .protocolMinor, in: 0...255) ?? protocolMinor
         hasDepthSensor = try c.decodeIfPresent(Bool.self, .hasDepthSensor) ?? hasDepthSensor
         hasCartridgeReader = try c.decodeIfPresent(Bool.self, .hasCartridgeReader) ?? hasCartridgeReader
-        depthCeilingUm = try c.decodeIfPresent(Int.self, .depthCeilingUm) ?? depthCeilingUm
-        overCurrentMa = try c.decodeIfPresent(Int.self, .overCurrentMa) ?? overCurrentMa
-        overTemperatureDc = try c.decodeIfPresent(Int.self, .overTemperatureDc) ?? overTemperatureDc
+        depthCeilingUm = try c.decodeIfPresent(Int.self, .depthCeilingUm, in: 0...4000) ?? depthCeilingUm
+        overCurrentMa = try c.decodeIfPresent(Int.self, .overCurrentMa, in: 0...20000) ?? overCurrentMa
+        overTemperatureDc = try c.decodeIfPresent(Int.self, .overTemperatureDc, in: -400...2000) ?? overTemperatureDc
         motorTimeConstant = try c.milliseconds(.motorTimeConstant, in: 0.001...60_000) ?? motorTimeConstant
-        depthNoiseUm = try c.decodeIfPresent(Double.self, .depthNoiseUm) ?? depthNoiseUm
-        depthDriftUm = try c.decodeIfPresent(Double.self, .depthDriftUm) ?? depthDriftUm
-        ambientDc = try c.decodeIfPresent(Double.self, .ambientDc) ?? ambientDc
+        depthNoiseUm = try c.decodeIfPresent(Double.self, .depthNoiseUm, in: 0...1000) ?? depthNoiseUm
+        depthDriftUm = try c.decodeIfPresent(Double.self, .depthDriftUm, in: -2000...2000) ?? depthDriftUm
+        ambientDc = try c.decodeIfPresent(Double.self, .ambientDc, in: -400...1000) ?? ambientDc
         thermalTimeConstant = try c.duration(.thermalTimeConstant, unit: ("s", 1_000_000_000), in: 0.001...86_400) ?? thermalTimeConstant
         watchdog = try c.milliseconds(.watchdog, in: 0...scenarioDayMs) ?? watchdog
         if let slot = try c.decodeNullable(SimCartridge.self, .cartridge) {

@@ -102,7 +102,7 @@ public struct PenMechanics: Sendable {
             protrusion += Double(overDepthExtraUm)
             overDepthStrokes -= 1
         }
-        let um = max(0, Int(protrusion.rounded()))
+        let um = max(0, Int(saturating: protrusion.rounded()))
         lastProtrusionUm = um
         return um
     }

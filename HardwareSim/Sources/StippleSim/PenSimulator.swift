@@ -257,16 +257,16 @@ public struct PenSimulator: Sendable {
         sendTelemetry()
         // Rule 3: the stroke over the trip is the last one.
         if let reading, let limits = fw.limits, reading > Int(limits.depthTripUm) {
-            latch(.overDepth, detail: 0, value: Int32(reading))
+            latch(.overDepth, detail: 0, value: Int32(clamping: reading))
             return
         }
         if fw.missingReadings >= 10 || fw.sameReadings >= 50 {
-            latch(.depthSensor, detail: fw.missingReadings >= 10 ? 1 : 2, value: Int32(fw.lastReading ?? -1))
+            latch(.depthSensor, detail: fw.missingReadings >= 10 ? 1 : 2, value: Int32(clamping: fw.lastReading ?? -1))
             return
         }
         checkRate()
         if mechanics.currentMa > Double(config.overCurrentMa) {
-            latch(.overCurrent, detail: 0, value: Int32(mechanics.currentMa))
+            latch(.overCurrent, detail: 0, value: Int32(saturating: mechanics.currentMa))
         }
     }
 
@@ -274,14 +274,14 @@ public struct PenSimulator: Sendable {
     /// out the spin-up grace.
     private mutating func checkRate() {
         guard motorDriven, let limits = fw.limits else { return }
-        let dhz = Int((mechanics.rateHz * 10).rounded())
+        let dhz = Int(saturating: (mechanics.rateHz * 10).rounded())
         if dhz > Int(limits.rateRunawayDhz) {
-            latch(.rateRunaway, detail: 0, value: Int32(dhz))
+            latch(.rateRunaway, detail: 0, value: Int32(clamping: dhz))
             return
         }
         guard let since = fw.motorOnSince, now >= since + ProtocolTiming.stallGrace else { return }
         if dhz < Int(limits.rateStallDhz) {
-            latch(.stall, detail: 0, value: Int32(dhz))
+            latch(.stall, detail: 0, value: Int32(clamping: dhz))
         }
     }
 
@@ -296,10 +296,10 @@ public struct PenSimulator: Sendable {
         // Only a pen without a latched fault latches over-temperature: the motor is off anyway,
         // and a hot pen must not repeat FAULT on every step (CLEAR_FAULT waits for it to cool).
         if mechanics.temperatureDc > Double(config.overTemperatureDc), fw.fault == .none {
-            latch(.overTemperature, detail: 0, value: Int32(mechanics.temperatureDc))
+            latch(.overTemperature, detail: 0, value: Int32(saturating: mechanics.temperatureDc))
         }
         if mechanics.currentMa > Double(config.overCurrentMa), motorDriven {
-            latch(.overCurrent, detail: 0, value: Int32(mechanics.currentMa))
+            latch(.overCurrent, detail: 0, value: Int32(saturating: mechanics.currentMa))
         }
         // A motor that does not turn at all completes no strokes: check the stall here too.
         checkRate()
@@ -518,7 +518,7 @@ public struct PenSimulator: Sendable {
     private mutating func clearFault() -> (AckStatus, UInt8) {
         if fw.fault == .none && !fw.estopLatched { return (.ok, 0) }
         if estopButton { return (.conditionPersists, FaultCode.estop.rawValue) }
-        if fw.fault == .overTemperature && mechanics.temperatureDc > Double(config.overTemperatureDc - 50) {
+        if fw.fault == .overTemperature && mechanics.temperatureDc > Double(config.overTemperatureDc) - 50 {
             return (.conditionPersists, fw.fault.rawValue)
         }
         if fw.fault == .overCurrent && mechanics.extraCurrentMa > 0 { return (.conditionPersists, fw.fault.rawValue) }
@@ -558,8 +558,8 @@ public struct PenSimulator: Sendable {
         send(.telemetry(.init(
             penTimeUs: penTime, strokeCount: mechanics.strokeCount,
             peakProtrusionUm: fw.peakSinceFrame.map { UInt16(clamping: $0) } ?? 0xFFFF,
-            strokeRateDhz: UInt16(clamping: min(5000, Int((mechanics.rateHz * 10).rounded()))),
-            motorCurrentMa: UInt16(clamping: Int(measuredCurrent)), temperatureDc: Int16(clamping: Int(mechanics.temperatureDc.rounded())),
+            strokeRateDhz: UInt16(clamping: min(5000, Int(saturating: (mechanics.rateHz * 10).rounded()))),
+            motorCurrentMa: UInt16(clamping: Int(saturating: measuredCurrent)), temperatureDc: Int16(clamping: Int(saturating: mechanics.temperatureDc.rounded())),
             flags: flags)))
         fw.peakSinceFrame = nil
         fw.lastTelemetry = now
@@ -578,4 +578,18 @@ public struct PenSimulator: Sendable {
         fw.txSeq &+= 1
         framesSent += 1
     }
+}
+
+// A model fed a hostile number (a scenario's, or one injected through `/v1/sim`) must never trap
+// the process that runs it — the daemon, with `--pen sim`: out-of-range values saturate.
+extension Int {
+    /// `value` rounded toward zero and held to `Int`'s range; NaN is 0.
+    init(saturating value: Double) {
+        if value.isNaN { self = 0 } else if value >= 9.2e18 { self = .max } else if value <= -9.2e18 { self = .min } else { self = Int(value) }
+    }
+}
+
+extension Int32 {
+    /// `value` rounded toward zero and held to `Int32`'s range; NaN is 0.
+    init(saturating value: Double) { self.init(clamping: Int(saturating: value)) }
 }

@@ -15,14 +15,21 @@ extension Scenario.Action {
     /// the fault does not take.
     init(fault p: inout KeyedReader<FaultParameter>) throws {
         let name = try p.decode(String.self, .fault)
-        func int(_ key: FaultParameter, _ fallback: Int) throws -> Int { try p.decodeIfPresent(Int.self, key) ?? fallback }
-        func double(_ key: FaultParameter, _ fallback: Double) throws -> Double { try p.decodeIfPresent(Double.self, key) ?? fallback }
-        func text(_ key: FaultParameter, _ fallback: String) throws -> String { try p.decodeIfPresent(String.self, key) ?? fallback }
-        func probability(_ fallback: Double) throws -> Double {
-            let value = try double(.probability, fallback)
-            guard (0...1).contains(value) else { throw p.invalid(.probability, "\(value) is outside 0...1") }
+        // Every number has a range: a fault is a physical event a pen could have, and a value no
+        // pen could report must be refused by name, never reach the model (it ran the daemon).
+        func int(_ key: FaultParameter, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+            let value = try p.decodeIfPresent(Int.self, key) ?? fallback
+            guard range.contains(value) else { throw p.invalid(key, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
             return value
         }
+        func double(_ key: FaultParameter, _ fallback: Double, _ range: ClosedRange<Double>) throws -> Double {
+            let value = try p.decodeIfPresent(Double.self, key) ?? fallback
+            func bound(_ x: Double) -> String { Int64(exactly: x).map(String.init) ?? "\(x)" }
+            guard range.contains(value) else { throw p.invalid(key, "\(value) is outside \(bound(range.lowerBound))...\(bound(range.upperBound))") }
+            return value
+        }
+        func text(_ key: FaultParameter, _ fallback: String) throws -> String { try p.decodeIfPresent(String.self, key) ?? fallback }
+        func probability(_ fallback: Double) throws -> Double { try double(.probability, fallback, 0...1) }
         func direction() throws -> LinkFault.Direction {
             p.contains(.direction) ? try p.named(.direction, [.toPen, .toHost, .both], \.rawValue) : .both
         }
@@ -30,34 +37,33 @@ extension Scenario.Action {
             try p.milliseconds(key, in: 0...scenarioDayMs) ?? fallback
         }
         switch name {
-        case "over_depth": self = .penFault(.overDepth(extraUm: try int(.extraUm, 400), strokes: try int(.strokes, 1)))
-        case "depth_drift": self = .penFault(.depthDrift(umPerSecond: try double(.umPerS, 50)))
-        case "depth_sensor_stuck": self = .penFault(.depthSensorStuck(valueUm: try p.decodeIfPresent(Int.self, .valueUm)))
+        case "over_depth": self = .penFault(.overDepth(extraUm: try int(.extraUm, 400, 0...2000), strokes: try int(.strokes, 1, 1...1000)))
+        case "depth_drift": self = .penFault(.depthDrift(umPerSecond: try double(.umPerS, 50, -2000...2000)))
+        case "depth_sensor_stuck": self = .penFault(.depthSensorStuck(valueUm: try p.contains(.valueUm) ? int(.valueUm, 0, -2000...4000) : nil))
         case "depth_sensor_dropout": self = .penFault(.depthSensorDropout)
-        case "rate_runaway": self = .penFault(.rateRunaway(hz: try double(.hz, 190)))
+        case "rate_runaway": self = .penFault(.rateRunaway(hz: try double(.hz, 190, 0...1000)))
         case "stall": self = .penFault(.stall)
-        case "over_current": self = .penFault(.overCurrent(ma: try int(.ma, 2000)))
-        case "over_temperature": self = .penFault(.overTemperature(dc: try int(.dc, 500)))
+        case "over_current": self = .penFault(.overCurrent(ma: try int(.ma, 2000, 0...20000)))
+        case "over_temperature": self = .penFault(.overTemperature(dc: try int(.dc, 500, -400...2000)))
         case "cartridge_removed": self = .penFault(.cartridgeRemoved)
         case "estop_pressed": self = .penFault(.estopPressed)
         case "firmware_hang": self = .penFault(.firmwareHang)
         case "firmware_reset":
             self = .penFault(.firmwareReset(p.contains(.cause) ? try p.named(.cause, ResetCause.allKnown, \.name) : .brownout))
-        case "version_mismatch": self = .penFault(.versionMismatch(major: try int(.major, 2)))
+        case "version_mismatch": self = .penFault(.versionMismatch(major: try int(.major, 2, 0...255)))
         case "ignores_stops": self = .penFault(.ignoresStops)
         case "reused_cartridge": self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-0001"))))
         case "expired_cartridge":
-            self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-EXP"), expiryDays: try int(.expiryDays, 19_000))))
+            self = .penFault(.insertCartridge(SimCartridge(id: try text(.id, "SIM-CART-EXP"), expiryDays: try int(.expiryDays, 19_000, 0...65535))))
         case "wrong_size_cartridge":
             self = .penFault(.insertCartridge(SimCartridge(
-                id: try text(.id, "SIM-CART-BIG"), needleCount: try int(.needles, 5), needleDiameterUm: try int(.diameterUm, 350))))
+                id: try text(.id, "SIM-CART-BIG"), needleCount: try int(.needles, 5, 0...255), needleDiameterUm: try int(.diameterUm, 350, 0...65535))))
         case "byte_loss":
             self = .linkFault(.byteLoss(probability: try probability(0.01), direction: try direction(), duration: try duration(.durationMs, .seconds(1))))
         case "bit_flips":
             self = .linkFault(.bitFlips(probability: try probability(0.001), direction: try direction(), duration: try duration(.durationMs, .seconds(1))))
         case "garbage_burst":
-            let count = try int(.count, 64)
-            guard (0...1_000_000).contains(count) else { throw p.invalid(.count, "\(count) is outside 0...1000000") }
+            let count = try int(.count, 64, 0...65_536)
             self = .linkFault(.garbageBurst(count: count, direction: try direction()))
         case "latency": self = .linkFault(.latency(try duration(.ms, .milliseconds(30))))
         case "disconnect": self = .linkFault(.disconnect(duration: try duration(.durationMs, .seconds(1))))

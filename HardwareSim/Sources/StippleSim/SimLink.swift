@@ -30,8 +30,8 @@ public struct SimLink: Sendable {
             let arrival = now + latency
             for _ in 0..<count {
                 let byte = UInt8(truncatingIfNeeded: rng.next())
-                if direction != .toHost { toPen.append((arrival, byte)) }
-                if direction != .toPen { toHost.append((arrival, byte)) }
+                if direction != .toHost { Self.enqueue(&toPen, head: toPenHead, (arrival, byte), dropped: &bytesDropped) }
+                if direction != .toPen { Self.enqueue(&toHost, head: toHostHead, (arrival, byte), dropped: &bytesDropped) }
                 bytesInserted += 1
             }
         case .byteLoss(_, _, let duration), .bitFlips(_, _, let duration), .disconnect(let duration):
@@ -76,8 +76,26 @@ public struct SimLink: Sendable {
                 bytesDropped += 1
                 continue
             }
-            if direction == .toPen { toPen.append((arrival, byte)) } else { toHost.append((arrival, byte)) }
+            if direction == .toPen {
+                Self.enqueue(&toPen, head: toPenHead, (arrival, byte), dropped: &bytesDropped)
+            } else {
+                Self.enqueue(&toHost, head: toHostHead, (arrival, byte), dropped: &bytesDropped)
+            }
         }
+    }
+
+    /// The most bytes a direction holds in flight: a link slowed for a day and fed garbage
+    /// bursts would otherwise grow without bound. A full link loses what comes next, as a real
+    /// UART's buffer would.
+    static let maximumInFlight = 1 << 20
+
+    private static func enqueue(_ queue: inout [(time: MonotonicInstant, byte: UInt8)], head: Int, _ item: (time: MonotonicInstant, byte: UInt8),
+                                dropped: inout Int) {
+        guard queue.count - head < maximumInFlight else {
+            dropped += 1
+            return
+        }
+        queue.append(item)
     }
 
     private static func take(_ queue: inout [(time: MonotonicInstant, byte: UInt8)], head: inout Int, upTo now: MonotonicInstant) -> [UInt8] {

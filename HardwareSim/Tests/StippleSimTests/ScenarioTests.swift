@@ -1,5 +1,5 @@
 import Foundation
-import StippleSim
+@testable import StippleSim
 import StippleWire
 import Testing
 
@@ -145,5 +145,30 @@ import Testing
             let json = #"{"name": "x", "duration_ms": 10, "steps": [{"at_ms": 1, "do": "fault", "fault": "\#(entry.name)"}]}"#
             #expect(throws: Never.self, "\(entry.name)") { _ = try Scenario.parse(Data(json.utf8), file: "f.json") }
         }
+    }
+}
+
+/// A model fed a number no pen could report must refuse it by name — or, reached another way,
+/// saturate — and never trap: with `--pen sim` it runs inside the daemon.
+@Suite struct HostileNumbersTests {
+    @Test("pen configuration values out of range are refused, named")
+    func penConfiguration() {
+        for (key, value) in [("ambient_dc", "1e10"), ("over_temperature_dc", "-9223372036854775808"), ("depth_noise_um", "1e300"),
+                             ("over_current_ma", "-1"), ("protocol_major", "256"), ("firmware", "[1, 2]"), ("firmware", "[1, 0, 9999]")] {
+            let json = #"{"name": "x", "duration_ms": 10, "pen": {"\#(key)": \#(value)}}"#
+            #expect(throws: ScenarioError.self, "\(key)") { _ = try Scenario.parse(Data(json.utf8), file: "p.json") }
+        }
+    }
+
+    @Test("the model saturates what it is handed directly: a runaway, a hot motor, a deep stroke — no trap")
+    func saturates() {
+        var pen = PenSimulator(config: PenConfig(), seed: 3)
+        pen.inject(.overTemperature(dc: Int.max))
+        pen.inject(.overCurrent(ma: Int.max))
+        pen.inject(.rateRunaway(hz: .infinity))
+        pen.inject(.overDepth(extraUm: Int.max / 2, strokes: 5))
+        pen.advance(to: .zero + .seconds(2))
+        _ = pen.takeOutput()
+        #expect(Int(saturating: Double.nan) == 0 && Int32(saturating: 1e300) == .max && Int32(saturating: -1e300) == .min)
     }
 }

@@ -38,6 +38,14 @@ struct SimRoutes: Sendable {
             // The name is checked here for its type and length; the fault's parameters by the
             // simulator's own reader, which knows what each fault takes.
             _ = try body.string("fault", maxLength: 64)
+            // Each parameter is a number or text (`stipple-sim list-faults` says which); anything
+            // else is named here, where the key is still known.
+            for key in body.object.keys.sorted() where key != "fault" {
+                let raw = try body.present(key, "a number or text")
+                if let number = raw as? NSNumber, !JSONBody.isBoolean(number) { continue }
+                if raw is String { continue }
+                throw Problem.field(key, "\(raw ?? "")", "a number or text (stipple-sim list-faults: the fault's parameters)", status: 400)
+            }
             try simulator.inject(faultJSON: try JSONSerialization.data(withJSONObject: body.object), actor: actor)
             return try json(simulator.state())
         }
