@@ -72,8 +72,8 @@ public struct StrictAnswerMiddleware: ClientMiddleware {
         return (response, HTTPBody(bytes))
     }
 
-    /// `application/json` and `application/problem+json`.
-    static func isJSON(_ contentType: String) -> Bool {
+    /// `application/json` and `application/problem+json`: what the daemon answers JSON as.
+    public static func isJSON(_ contentType: String) -> Bool {
         let media = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         return media == "application/json" || media == "application/problem+json"
     }
@@ -84,12 +84,7 @@ public struct StrictAnswerError: Error, CustomStringConvertible {
     public var operationID: String
     public var finding: DuplicateKeys.Finding
 
-    public var description: String {
-        switch finding {
-        case .duplicate(let path): "stippled's answer to \(operationID) gives \(path) twice (a bug: please report it)"
-        case .tooDeep(let path): "stippled's answer to \(operationID) nests deeper than \(DuplicateKeys.maximumDepth) levels at \(path)"
-        }
-    }
+    public var description: String { "stippled's answer to \(operationID): \(finding) (a bug: please report it)" }
 }
 
 extension Client {

@@ -123,14 +123,14 @@ public struct DaemonConfiguration: Sendable {
         if let value = reader.string("metrics_textfile", allowed: "") { metricsTextfile = value }
         problems += reader
         if let raw = object["metrics_port"] {
-            if let number = raw as? NSNumber, !JSONBody.isBoolean(number), let port = Int(exactly: number.doubleValue) {
+            if let number = raw as? NSNumber, let port = JSONBody.exactInteger(number) {
                 metricsPort = port
             } else {
                 problems.append(Problem(field: "metrics_port", value: "\(raw)", allowed: "an integer port 1...65535"))
             }
         }
         if let raw = object["realtime_priority"] {
-            if let number = raw as? NSNumber, !JSONBody.isBoolean(number), let priority = Int(exactly: number.doubleValue) {
+            if let number = raw as? NSNumber, let priority = JSONBody.exactInteger(number) {
                 realtimePriority = priority
             } else {
                 problems.append(Problem(field: "realtime_priority", value: "\(raw)", allowed: Self.realtimePriorityAllowed))

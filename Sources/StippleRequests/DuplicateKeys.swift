@@ -8,10 +8,18 @@ public enum DuplicateKeys {
     /// (the API's bodies are at most 64 KiB, a recursion per byte would still be deep).
     public static let maximumDepth = 64
 
-    public enum Finding: Equatable, Sendable {
+    public enum Finding: Equatable, Sendable, CustomStringConvertible {
         /// The path of the second occurrence: `limits.depth_um`, `steps[3].at_ms`.
         case duplicate(path: String)
         case tooDeep(path: String)
+
+        /// In words, for a message about someone else's JSON (an answer, a file).
+        public var description: String {
+            switch self {
+            case .duplicate(let path): "\(path) given twice"
+            case .tooDeep(let path): "JSON nested deeper than \(DuplicateKeys.maximumDepth) levels at \(path)"
+            }
+        }
     }
 
     /// The first key given twice within one object, anywhere in `bytes`, or nil. `bytes` should

@@ -124,12 +124,17 @@ public struct SimPenService: Service {
     /// A scenario step's action on the pen (a link fault on the link between it and the
     /// daemon); host-side steps are ignored — the daemon is the host.
     func play(_ action: Scenario.Action) {
+        guard apply(action) else { return }  // a host-side step: the daemon is the host
+        logger.notice("scenario step", metadata: ["action": "\(action)"])
+    }
+
+    /// The action on the pen or its link; false for a host-side step, which it leaves alone.
+    func apply(_ action: Scenario.Action) -> Bool {
         if case .linkFault(let fault) = action {
             pen.inject(fault)
-        } else if !pen.withPen({ action.apply(to: &$0) }) {
-            return  // a host-side step: the daemon is the host
+            return true
         }
-        logger.notice("scenario step", metadata: ["action": "\(action)"])
+        return pen.withPen { action.apply(to: &$0) }
     }
 }
 
@@ -177,7 +182,7 @@ extension SimPenService: SimulatedPenControl {
             throw Problem(422, .badField, "\(field): \(error.reason)",
                           errors: [Problem.FieldError(field: field, value: "as given", allowed: error.reason)])
         }
-        play(action)
+        _ = apply(action)
         logger.notice("simulated fault injected", metadata: ["fault": "\(action)", "actor": "\(actor)"])
     }
 

@@ -43,12 +43,8 @@ struct DaemonClient: Sendable {
         }
         // Read strictly before anything is shown or acted on: a key given twice would be one of
         // the two to this reader and perhaps the other to the next (DuplicateKeys).
-        if answer.contentType.contains("json"), let finding = DuplicateKeys.find(in: answer.body) {
-            let what = switch finding {
-            case .duplicate(let key): "\(key) given twice"
-            case .tooDeep(let key): "JSON nested too deep at \(key)"
-            }
-            throw CtlError(.badAnswer, code: "bad_answer", "stippled answered \(method) \(path) with \(what) (a bug: please report it)")
+        if StrictAnswerMiddleware.isJSON(answer.contentType), let finding = DuplicateKeys.find(in: answer.body) {
+            throw CtlError(.badAnswer, code: "bad_answer", "stippled answered \(method) \(path) with \(finding) (a bug: please report it)")
         }
         guard (200..<300).contains(answer.status) else { throw Self.refusal(answer, method: method, path: path) }
         if answer.body.isEmpty { return Reply(status: answer.status, data: answer.body, json: .null) }

@@ -18,47 +18,47 @@ struct SimRoutes: Sendable {
     ]
 
     func register(on v1: RouterGroup<APIContext>) {
-        v1.get("sim") { _, context in
-            let (simulator, _) = try engineer(context)
-            return try json(simulator.state())
-        }
+        v1.get("sim") { _, context in try await acting(context) { _, _ in } }
         v1.post("sim/pedal") { request, context in
-            let (simulator, actor) = try engineer(context)
-            simulator.setPedal(try await pressed(request), actor: actor)
-            return try json(simulator.state())
+            try await acting(context) { simulator, actor in simulator.setPedal(try await pressed(request), actor: actor) }
         }
         v1.post("sim/estop-button") { request, context in
-            let (simulator, actor) = try engineer(context)
-            simulator.setEstopButton(try await pressed(request), actor: actor)
-            return try json(simulator.state())
+            try await acting(context) { simulator, actor in simulator.setEstopButton(try await pressed(request), actor: actor) }
         }
         v1.post("sim/fault") { request, context in
-            let (simulator, actor) = try engineer(context)
-            let body = try await JSONBody.read(request)
-            // The name is checked here for its type and length; the fault's parameters by the
-            // simulator's own reader, which knows what each fault takes.
-            _ = try body.string("fault", maxLength: 64)
-            // Each parameter is a number or text (`stipple-sim list-faults` says which); anything
-            // else is named here, where the key is still known.
-            for key in body.object.keys.sorted() where key != "fault" {
-                let raw = try body.present(key, "a number or text")
-                if let number = raw as? NSNumber, !JSONBody.isBoolean(number) { continue }
-                if raw is String { continue }
-                throw Problem.field(key, "\(raw ?? "")", "a number or text (stipple-sim list-faults: the fault's parameters)", status: 400)
+            try await acting(context) { simulator, actor in
+                try simulator.inject(faultJSON: try await fault(request), actor: actor)
             }
-            try simulator.inject(faultJSON: try JSONSerialization.data(withJSONObject: body.object), actor: actor)
-            return try json(simulator.state())
         }
         v1.put("sim/cartridge") { request, context in
-            let (simulator, actor) = try engineer(context)
-            simulator.insertCartridge(try await cartridge(request), actor: actor)
-            return try json(simulator.state())
+            try await acting(context) { simulator, actor in simulator.insertCartridge(try await cartridge(request), actor: actor) }
         }
         v1.delete("sim/cartridge") { _, context in
-            let (simulator, actor) = try engineer(context)
-            simulator.removeCartridge(actor: actor)
-            return try json(simulator.state())
+            try await acting(context) { simulator, actor in simulator.removeCartridge(actor: actor) }
         }
+    }
+
+    /// Every route's shape: who may ask (`engineer`), what it does, and the simulated pen's
+    /// state after it as the answer.
+    func acting(_ context: APIContext, _ action: (any SimulatedPenControl, String) async throws -> Void) async throws -> Response {
+        let (simulator, actor) = try engineer(context)
+        try await action(simulator, actor)
+        return try json(simulator.state())
+    }
+
+    /// The fault's body as the simulator's reader takes it. The name is checked here for its type
+    /// and length, and each parameter for being a number or text, named while the key is still
+    /// known; which parameters a fault takes, and their ranges, the simulator's reader knows.
+    func fault(_ request: Request) async throws -> Data {
+        let body = try await JSONBody.read(request)
+        _ = try body.string("fault", maxLength: 64)
+        for key in body.object.keys.sorted() where key != "fault" {
+            let raw = try body.present(key, "a number or text")
+            if let number = raw as? NSNumber, !JSONBody.isBoolean(number) { continue }
+            if raw is String { continue }
+            throw Problem.field(key, "\(raw ?? "")", "a number or text (stipple-sim list-faults: the fault's parameters)", status: 400)
+        }
+        return try JSONSerialization.data(withJSONObject: body.object)
     }
 
     /// The simulator, and the engineer asking: 404 first (there is nothing to drive with a real

@@ -144,8 +144,8 @@ public struct LimitsView: Codable, Sendable {
         if let raw = object["session_warnings_s"] {
             if let values = raw as? [NSNumber], values.count > 16 {
                 problems.append(Problem.field(prefix + "session_warnings_s", "\(values.count) items", "at most 16 items"))
-            } else if let values = raw as? [NSNumber], values.allSatisfy({ !JSONBody.isBoolean($0) && Int64(exactly: $0.doubleValue) != nil }) {
-                limits.sessionWarnings = values.map { .seconds(Int64($0.doubleValue)) }
+            } else if let values = raw as? [NSNumber], case let seconds = values.compactMap(JSONBody.exactInteger), seconds.count == values.count {
+                limits.sessionWarnings = seconds.map { .seconds($0) }
             } else {
                 problems.append(Problem.field(prefix + "session_warnings_s", "\(raw)", "an array of whole seconds", status: 400))
             }
