@@ -15,13 +15,15 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 	-fsanitize=address,undefined -fno-sanitize-recover=all -I$(C_DIR)/include
 # Debian packages the build, the later backends and the benchmarks (valgrind) need.
 APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd jq
+# The pen firmware core's size budget: a Cortex-M0+ cross compiler and its C library.
+APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing; Debian 12's own
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -64,7 +66,7 @@ sim: build
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the end-to-end suite with its attacks (Schemathesis, the
 ## kill loop), the fuzzers, the package, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c check-scripts test-c test-swift test-cli test-scenarios test-e2e fuzz test-package bench-check
+test: deps check-generated check-firmware-c check-scripts test-c test-firmware check-firmware-size test-swift test-cli test-scenarios test-e2e fuzz-short test-package bench-check
 
 ## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
 test-e2e: deps
@@ -89,7 +91,7 @@ test-loaded: deps
 ## fuzz: libFuzzer on the Swift frame decoder and on the API's strict JSON body reader, each built
 ## from its module's sources with -sanitize=fuzzer,address; FUZZ_SECONDS each (a short run in
 ## `make test`, long in `make soak`). Seeds: the protocol's test vectors, Tests/Fuzz/seeds.
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 300
 FUZZ := $(BUILD)/fuzz
 FUZZ_FLAGS := -sanitize=fuzzer,address -parse-as-library
 $(FUZZ)/frame-decoder: Sources/StippleWire/*.swift Tests/Fuzz/FrameDecoderFuzz.swift
@@ -100,7 +102,21 @@ $(FUZZ)/json-body: Sources/StippleRequests/*.swift Tests/Fuzz/JSONBodyFuzz.swift
 	@mkdir -p $(FUZZ) && rm -f $@
 	$(SWIFT)c $(FUZZ_FLAGS) -module-name JSONBodyFuzz $^ -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
 	@test -x $@
-fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body
+# The pen firmware core under libFuzzer (C, with the toolchain's clang): host bytes, valid-CRC
+# commands, sensor readings, inputs and time; rule 2 checked after every step.
+FW_DIR := Firmware-protocol/firmware
+FW_SOURCES := $(FW_DIR)/stipple_pen.c
+FW_HEADERS := $(wildcard $(FW_DIR)/include/*.h) $(wildcard $(C_DIR)/include/*.h)
+CLANG ?= $(dir $(shell command -v $(SWIFT) 2>/dev/null))clang
+$(FUZZ)/pen-core: $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/fuzz_pen.c $(FW_HEADERS)
+	@mkdir -p $(FUZZ) && rm -f $@
+	$(CLANG) -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(FW_DIR)/include -I$(C_DIR)/include \
+	  $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/fuzz_pen.c -o $@ 2>&1 | grep -v "ld.gold: warning: Cannot export local symbol" || true
+	@test -x $@
+## fuzz-short: the fuzzers for 20 s each (part of `make test`); `make fuzz` runs them FUZZ_SECONDS (300) each
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=20
+fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body $(FUZZ)/pen-core
 	@rm -rf $(FUZZ)/corpus-frame $(FUZZ)/corpus-json && mkdir -p $(FUZZ)/corpus-frame $(FUZZ)/corpus-json $(FUZZ)/crashes
 	@awk -F'\t' '$$1 == "valid" || $$1 == "invalid" { print $$2, $$3 }' Firmware-protocol/vectors/vectors.tsv | \
 	  while read name hex; do echo "$$hex" | xxd -r -p > $(FUZZ)/corpus-frame/$$name; done
@@ -109,7 +125,10 @@ fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body
 	  -artifact_prefix=$(FUZZ)/crashes/frame- $(FUZZ)/corpus-frame 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Fatal error|Test unit written|.*precondition)" ; test $${PIPESTATUS[0]} = 0
 	SWIFT_BACKTRACE=enable=no $(FUZZ)/json-body -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=Tests/Fuzz/json.dict -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ)/crashes/json- $(FUZZ)/corpus-json 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Fatal error|Test unit written|.*precondition)" ; test $${PIPESTATUS[0]} = 0
-	@echo "fuzz: the frame decoder and the JSON body reader held for $(FUZZ_SECONDS) s each"
+	@rm -rf $(FUZZ)/corpus-pen && mkdir -p $(FUZZ)/corpus-pen
+	$(FUZZ)/pen-core -max_total_time=$(FUZZ_SECONDS) -max_len=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ)/crashes/pen- \
+	  $(FUZZ)/corpus-pen 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Test unit written)" ; test $${PIPESTATUS[0]} = 0
+	@echo "fuzz: the frame decoder, the JSON body reader and the pen firmware core held for $(FUZZ_SECONDS) s each"
 
 ## soak: the long runs — the attacks with many more cases (Schemathesis, 100 kill rounds) and the
 ## fuzzers for 10 minutes each
@@ -124,11 +143,13 @@ check-generated: deps
 	$(PYTHON) Firmware-protocol/tools/gen_code.py --check
 	$(PYTHON) Firmware-protocol/tools/gen_vectors.py --check
 
-# The firmware half of the C codec may use only stdint.h, stddef.h and string.h.
+# The firmware half of the C codec and the firmware core may use only stdint.h, stddef.h and
+# string.h, never allocate, and (the core) never use floating point.
 check-firmware-c:
-	@bad=$$(grep -hE '^\s*#\s*include\s*<' $(C_SOURCES) $(C_DIR)/include/*.h | grep -vE '<(stdint|stddef|string)\.h>' || true); \
-	if [ -n "$$bad" ]; then echo "firmware C codec includes a forbidden header: $$bad" >&2; exit 1; fi
-	@if grep -qE '\b(malloc|calloc|realloc|free)\s*\(' $(C_SOURCES); then echo "firmware C codec must not allocate" >&2; exit 1; fi
+	@bad=$$(grep -hE '^\s*#\s*include\s*<' $(C_SOURCES) $(C_DIR)/include/*.h $(FW_SOURCES) $(FW_DIR)/include/*.h | grep -vE '<(stdint|stddef|string)\.h>' || true); \
+	if [ -n "$$bad" ]; then echo "firmware C codec or core includes a forbidden header: $$bad" >&2; exit 1; fi
+	@if grep -qE '\b(malloc|calloc|realloc|free)\s*\(' $(C_SOURCES) $(FW_SOURCES); then echo "firmware C must not allocate" >&2; exit 1; fi
+	@if grep -qE '\b(float|double)\b' $(FW_SOURCES) $(FW_DIR)/include/*.h; then echo "the firmware core must not use floating point" >&2; exit 1; fi
 	@if grep -q 'import Foundation' Sources/StippleWire/*.swift; then echo "StippleWire must not need Foundation" >&2; exit 1; fi
 	@echo "firmware C codec and StippleWire use only the allowed headers and imports"
 
@@ -147,6 +168,33 @@ $(BUILD)/c/test_vectors: $(C_HOST_SOURCES) $(C_DIR)/test/test_vectors.c $(wildca
 
 test-c: deps $(BUILD)/c/test_vectors
 	$(BUILD)/c/test_vectors Firmware-protocol/vectors/vectors.tsv
+
+# The firmware core's unit tests (every rule, every row of the state table) under ASan and UBSan.
+$(BUILD)/c/test_pen: $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/test_pen.c $(FW_HEADERS)
+	@mkdir -p $(BUILD)/c
+	$(CC) $(C_TEST_FLAGS) -I$(FW_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/test_pen.c -o $@
+test-firmware: deps $(BUILD)/c/test_pen
+	$(BUILD)/c/test_pen
+
+# The firmware core and codec cross-compiled for the Cortex-M0+ reference target: fails above
+# 16 KiB of flash or 2 KiB of RAM (static data + the worst-case stack from GCC's call graph), or
+# if a soft-float helper was linked in.
+ARM_CC := arm-none-eabi-gcc
+ARM_FLAGS := -std=c99 -Os -mcpu=cortex-m0plus -mthumb -ffunction-sections -fdata-sections -fstack-usage -fcallgraph-info=su \
+	-Wall -Wextra -Werror -I$(FW_DIR)/include -I$(C_DIR)/include
+REF_PORT := $(FW_DIR)/ports/reference-m0plus
+REF_BUILD := $(BUILD)/firmware-m0plus
+check-firmware-size: deps
+	@rm -rf $(REF_BUILD) && mkdir -p $(REF_BUILD)
+	cd $(REF_BUILD) && $(ARM_CC) $(ARM_FLAGS:-I%=-I$(CURDIR)/%) -c $(addprefix $(CURDIR)/,$(FW_SOURCES) $(C_SOURCES) $(REF_PORT)/main.c)
+	$(ARM_CC) -mcpu=cortex-m0plus -mthumb -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections -Wl,-e,reset_handler \
+	  -T$(REF_PORT)/link.ld $(REF_BUILD)/*.o -o $(REF_BUILD)/pen.elf
+	@if arm-none-eabi-nm $(REF_BUILD)/pen.elf | grep -qE '__aeabi_(f|d)|__aeabi_i2f|__(add|mul|div)(s|d)f3'; then \
+	  echo "the firmware image links floating-point helpers" >&2; exit 1; fi
+	$(PYTHON) Firmware-protocol/tools/firmware_size.py --elf $(REF_BUILD)/pen.elf \
+	  --isr uart_irq --isr systick_irq --isr depth_adc_irq --isr stroke_irq \
+	  --hal motor --hal drive --hal tach --hal current --hal temperature --hal inputs --hal cartridge --hal uart \
+	  --hal led --hal kick --hal irq_off --hal irq_on $(REF_BUILD)/*.ci
 
 test-swift: deps
 	$(SWIFT) build --build-tests

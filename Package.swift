@@ -160,14 +160,27 @@ let package = Package(
             publicHeadersPath: "include",
             cSettings: strictC
         ),
-        // The pen simulator: firmware-faithful model, faults, scenarios (HardwareSim/).
+        // The pen firmware core: the pen's rules written once in portable C99 (no heap, no
+        // floating point), run by pen microcontrollers, by the simulator through its HAL, and by
+        // the host port on a pty (Firmware-protocol/firmware/README.md).
+        .target(
+            name: "StipplePenFirmware",
+            dependencies: ["StippleWireC"],
+            path: "Firmware-protocol/firmware",
+            exclude: ["test", "README.md", "ports"],
+            publicHeadersPath: "include",
+            cSettings: strictC
+        ),
+        // The pen simulator: the physics in Swift around the firmware core, faults, scenarios
+        // (HardwareSim/).
         .target(name: "CPty", path: "HardwareSim/Sources/CPty", cSettings: strictC),
         // The protocol conformance suite: any PenTransport, a real pen or the simulator. A module
         // of its own, so that stipplectl holds a real pen to it without linking the simulator.
         .target(name: "StippleConformance", dependencies: ["StippleLink", "StippleTransport", "StippleWire"], swiftSettings: strictSwift),
         .target(
             name: "StippleSim",
-            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport", "StippleConformance", "StippleRequests"],
+            dependencies: ["StippleWire", "StippleLink", "CPty", "StippleTransport", "StippleConformance", "StippleRequests",
+                           "StipplePenFirmware", "StippleWireC"],
             path: "HardwareSim/Sources/StippleSim",
             swiftSettings: strictSwift
         ),

@@ -80,7 +80,7 @@ public struct PenConfig: Hashable, Sendable, Decodable {
         protocolMinor = try c.decodeIfPresent(Int.self, .protocolMinor, in: 0...255) ?? protocolMinor
         hasDepthSensor = try c.decodeIfPresent(Bool.self, .hasDepthSensor) ?? hasDepthSensor
         hasCartridgeReader = try c.decodeIfPresent(Bool.self, .hasCartridgeReader) ?? hasCartridgeReader
-        depthCeilingUm = try c.decodeIfPresent(Int.self, .depthCeilingUm, in: 0...4000) ?? depthCeilingUm
+        depthCeilingUm = try c.decodeIfPresent(Int.self, .depthCeilingUm, in: 0...Int(FirmwareAbsoluteLimits.depthCeilingUm)) ?? depthCeilingUm
         overCurrentMa = try c.decodeIfPresent(Int.self, .overCurrentMa, in: 0...20000) ?? overCurrentMa
         overTemperatureDc = try c.decodeIfPresent(Int.self, .overTemperatureDc, in: -400...2000) ?? overTemperatureDc
         motorTimeConstant = try c.milliseconds(.motorTimeConstant, in: 0.001...60_000) ?? motorTimeConstant
