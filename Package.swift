@@ -60,11 +60,11 @@ let package = Package(
         // Pen discovery and hotplug: tty devices from libudev matched against the pen table;
         // hotplug events behind a seam (recorded `udevadm monitor` sequences in tests).
         .target(name: "StippleDiscovery", dependencies: ["CUDev", "StippleTransport"], swiftSettings: strictSwift),
-        // GPIO pens over libgpiod: the line seam, the pen-side rules on six lines, and the
+        // GPIO pens over libgpiod: the line seam, the pen firmware core over six lines, and the
         // `PenLink` the supervisor drives them through.
         .target(
             name: "StippleGPIO",
-            dependencies: ["CGPIOD", "StippleWire", "StippleSafety", "StippleLink", "StippleTransport"],
+            dependencies: ["CGPIOD", "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StipplePenFirmware", "StippleWireC"],
             swiftSettings: strictSwift
         ),
         // Durable records: sessions, cartridges, telemetry aggregates, faults and the

@@ -34,13 +34,16 @@ uint8_t stp_state(const stp_pen *pen) {
     return pen->armed ? STW_PEN_STATE_ARMED : STW_PEN_STATE_IDLE;
 }
 
-uint16_t stp_flags(const stp_pen *pen) {
+static uint16_t measured_rate(const stp_hal *hal) { return hal->tach_rate_dhz(hal->ctx); }
+
+uint16_t stp_flags(const stp_pen *pen, const stp_hal *hal) {
     uint16_t f = 0;
+    uint16_t stall = pen->has_limits ? pen->limits.rate_stall_dhz : STW_ABS_RATE_STALL_MIN_DHZ;
     if (pen->handshake_done) f |= STW_PEN_FLAGS_HANDSHAKE_DONE;
     if (pen->has_limits) f |= STW_PEN_FLAGS_LIMITS_SET;
     if (pen->armed) f |= STW_PEN_FLAGS_ARMED;
     if (pen->run_enabled) f |= STW_PEN_FLAGS_RUN_ENABLED;
-    if (stp_motor_driven(pen)) f |= STW_PEN_FLAGS_MOTOR_ON;
+    if (stp_motor_driven(pen) || measured_rate(hal) >= stall) f |= STW_PEN_FLAGS_MOTOR_ON;
     if (pedal(pen)) f |= STW_PEN_FLAGS_PEDAL_PRESSED;
     if (estop_button(pen)) f |= STW_PEN_FLAGS_ESTOP_PRESSED;
     if (pen->estop_latched) f |= STW_PEN_FLAGS_ESTOP_LATCHED;
@@ -65,7 +68,7 @@ static void send_status(stp_pen *pen, const stp_hal *hal) {
     pen->reported_state = stp_state(pen);
     m.id = STW_MSG_STATUS;
     m.u.status.state = pen->reported_state;
-    m.u.status.flags = stp_flags(pen);
+    m.u.status.flags = stp_flags(pen, hal);
     m.u.status.fault = pen->fault;
     m.u.status.depth_setpoint_um = pen->depth_setpoint_um;
     m.u.status.rate_setpoint_dhz = pen->rate_setpoint_dhz;
@@ -73,8 +76,6 @@ static void send_status(stp_pen *pen, const stp_hal *hal) {
     stp_send(pen, hal, &m);
     pen->last_status_us = pen->now_us;
 }
-
-static uint16_t measured_rate(const stp_hal *hal) { return hal->tach_rate_dhz(hal->ctx); }
 
 static void send_telemetry(stp_pen *pen, const stp_hal *hal) {
     stw_message m;
@@ -87,7 +88,7 @@ static void send_telemetry(stp_pen *pen, const stp_hal *hal) {
     m.u.telemetry.stroke_rate_dhz = rate > 5000u ? 5000u : rate;
     m.u.telemetry.motor_current_ma = hal->current_ma(hal->ctx);
     m.u.telemetry.temperature_dc = hal->temperature_dc(hal->ctx);
-    m.u.telemetry.flags = stp_flags(pen);
+    m.u.telemetry.flags = stp_flags(pen, hal);
     stp_send(pen, hal, &m);
     pen->peak_since_frame_um = STP_NOT_MEASURED_U16;
     pen->last_telemetry_us = pen->now_us;
@@ -248,6 +249,10 @@ static void read_inputs(stp_pen *pen, const stp_hal *hal) {
     pen->inputs = hal->read_inputs(hal->ctx);
     /* Rule 6: the button latches in every state, once. */
     if ((pen->inputs & STP_IN_ESTOP) && !(before & STP_IN_ESTOP)) shutdown(pen, hal, STW_FAULT_CODE_ESTOP, 1, 0);
+    /* Rule 3: the switch sits at the trip; its closing is the over-depth stroke (detail 1). */
+    if ((pen->inputs & STP_IN_OVER_DEPTH) && !(before & STP_IN_OVER_DEPTH)) {
+        shutdown(pen, hal, STW_FAULT_CODE_OVER_DEPTH, 1, pen->has_limits ? (int32_t)pen->limits.depth_trip_um : 0);
+    }
     present = read_cartridge(pen, hal, &seen);
     if (present && (!pen->has_cartridge || !same_cartridge(&seen, &pen->cartridge))) {
         pen->cartridge = seen;
@@ -291,8 +296,8 @@ void stp_boot(stp_pen *pen, const stp_config *config, const stp_hal *hal, uint32
     pen->has_cartridge = (uint8_t)read_cartridge(pen, hal, &seen);
     if (pen->has_cartridge) pen->cartridge = seen;
     send_fault(pen, hal, STW_FAULT_CODE_RESET, reset_cause, 0);
-    pen->inputs = (uint8_t)(hal->read_inputs(hal->ctx) & (uint8_t)~STP_IN_ESTOP);
-    read_inputs(pen, hal); /* a held e-stop latches at once (rule 6 holds in boot) */
+    pen->inputs = (uint8_t)(hal->read_inputs(hal->ctx) & (uint8_t)~(STP_IN_ESTOP | STP_IN_OVER_DEPTH));
+    read_inputs(pen, hal); /* a held e-stop or a closed switch latches at once (rules 3 and 6 hold in boot) */
     send_status(pen, hal);
 }
 
@@ -344,6 +349,7 @@ static void set_setpoints(stp_pen *pen, const stp_hal *hal, uint16_t depth_um, u
 static answer clear_fault(stp_pen *pen, const stp_hal *hal) {
     if (pen->fault == STW_FAULT_CODE_NONE && !pen->estop_latched) return make(STW_ACK_STATUS_OK, 0);
     if (estop_button(pen)) return make(STW_ACK_STATUS_CONDITION_PERSISTS, STW_FAULT_CODE_ESTOP);
+    if (pen->inputs & STP_IN_OVER_DEPTH) return make(STW_ACK_STATUS_CONDITION_PERSISTS, STW_FAULT_CODE_OVER_DEPTH);
     if (pen->fault == STW_FAULT_CODE_OVER_TEMPERATURE) {
         int16_t t = hal->temperature_dc(hal->ctx);
         if (t != STP_NOT_MEASURED_I16 && (int32_t)t > (int32_t)pen->config.over_temperature_dc - STP_TEMPERATURE_CLEAR_MARGIN_DC) {
@@ -387,6 +393,7 @@ static answer arm(stp_pen *pen, const stp_hal *hal, uint32_t crc) {
         }
     }
     if (pedal(pen)) return make(STW_ACK_STATUS_PEDAL_PRESSED, 0);
+    if (pen->inputs & STP_IN_OVER_DEPTH) return make(STW_ACK_STATUS_FAULT_LATCHED, STW_FAULT_CODE_OVER_DEPTH);
     pen->armed = 1;
     pen->run_enabled = 0;
     return make(STW_ACK_STATUS_OK, 0);
@@ -565,6 +572,11 @@ void stp_receive(stp_pen *pen, const stp_hal *hal, uint32_t now_us, const uint8_
         }
     }
     settle(pen, hal);
+}
+
+void stp_send_telemetry(stp_pen *pen, const stp_hal *hal, uint32_t now_us) {
+    advance(pen, hal, now_us);
+    send_telemetry(pen, hal);
 }
 
 /* ---- strokes, time and interrupts ----------------------------------------------------------- */

@@ -3,7 +3,7 @@ import StippleTransport
 import StippleWire
 import Synchronization
 
-/// A GPIO pen: its lines, its debouncers and its rules (`GPIOPenRules`) behind one lock, used
+/// A GPIO pen: its lines, its debouncers and its firmware (`GPIOPenFirmware`) behind one lock, used
 /// from two threads — the supervisor's (through `GPIOPenLink`: commands, stops, the pen's
 /// messages) and the line reader's (`pump`: edges, time). Every change drives the output lines
 /// before the lock is released, so a stop — whether the rules latched it on the reader's
@@ -11,7 +11,7 @@ import Synchronization
 /// when the call returns.
 public final class GPIOPen: Sendable {
     private struct State {
-        var rules: GPIOPenRules
+        var rules: GPIOPenFirmware
         var debouncers: [GPIOPenLine: InputDebouncer]
         var motorWritten: Bool
         var ledWritten: Bool
@@ -42,7 +42,7 @@ public final class GPIOPen: Sendable {
             let debounce = settings.lines[line]?.debounce ?? GPIOPenSettings.defaultDebounce(line)
             debouncers[line] = InputDebouncer(line: line, debounce: debounce, initial: value)
         }
-        let rules = GPIOPenRules(
+        let rules = GPIOPenFirmware(
             serial: settings.serial, hasStatusLED: hasLED,
             tachometerSpacing: settings.lines[.tachometer]?.debounce ?? .zero,
             pedal: initial[.pedal] ?? false, estop: initial[.estop] ?? false, overDepth: initial[.overDepth] ?? false, at: now)
@@ -71,7 +71,7 @@ public final class GPIOPen: Sendable {
     }
 
     /// The rules as they stand (tests, status).
-    public var rules: GPIOPenRules { state.withLock { $0.rules } }
+    public var rules: GPIOPenFirmware { state.withLock { $0.rules } }
 
     /// Whether the motor line was last driven active.
     public var motorLineActive: Bool { state.withLock { $0.motorWritten } }

@@ -9,7 +9,7 @@ import StippleWire
 import Testing
 
 /// A GPIO pen end to end in one process: the real supervisor, safety core and records, the
-/// GPIO backend (`GPIOPen`: debouncers, the pen-side rules, the `GPIOPenLink`) and HardwareSim's
+/// GPIO backend (`GPIOPen`: debouncers, the firmware core, the `GPIOPenLink`) and HardwareSim's
 /// GPIO pen model behind the line seam, on a virtual clock. Each GPIO hazard is injected on the
 /// model and the safe outcome checked on the model's motor.
 @Suite(.serialized) struct GPIOPenHazardTests {

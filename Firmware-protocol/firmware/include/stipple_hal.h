@@ -24,6 +24,8 @@ extern "C" {
 #define STP_IN_PEDAL 0x01u
 #define STP_IN_ESTOP 0x02u
 #define STP_IN_CARTRIDGE 0x04u
+/* The mechanical over-depth switch (rule 3: a pen without a depth sensor has one at the trip). */
+#define STP_IN_OVER_DEPTH 0x08u
 
 /* "Not measured", as the protocol writes it. */
 #define STP_NOT_MEASURED_U16 0xFFFFu
@@ -47,7 +49,8 @@ typedef struct {
     uint16_t (*current_ma)(void *ctx);
     /* Pen temperature in 0.1 degC, STP_NOT_MEASURED_I16 without a sensor. */
     int16_t (*temperature_dc)(void *ctx);
-    /* The pedal (or hand switch), the e-stop button and the cartridge slot: STP_IN_* bits. */
+    /* The pedal (or hand switch), the e-stop button, the cartridge slot and the over-depth switch:
+     * STP_IN_* bits. A pen without a cartridge sensor reports STP_IN_CARTRIDGE always. */
     uint8_t (*read_inputs)(void *ctx);
     /* The cartridge chip: fills *out (event is ignored) and returns 1, or returns 0 when the
      * slot is empty or the pen has no reader. */

@@ -129,12 +129,19 @@ int stp_isr_position(stp_pen *pen, const stp_hal *hal, uint32_t now_us, uint16_t
  * and no valid host frame for deadman_ms stops the motor at once. Returns 1 when it did. */
 int stp_isr_deadman(stp_pen *pen, const stp_hal *hal, uint32_t now_us);
 
+/* Sends a TELEMETRY now: a port whose inputs change between strokes (a GPIO pen's pedal) tells
+ * the host at once instead of at the next stroke or idle period. */
+void stp_send_telemetry(stp_pen *pen, const stp_hal *hal, uint32_t now_us);
+
 /* Sends any pen -> host message through the pen's numbering (a port's LOG lines). */
 void stp_send(stp_pen *pen, const stp_hal *hal, const stw_message *msg);
 
 /* Observation. */
 uint8_t stp_state(const stp_pen *pen);        /* STW_PEN_STATE_* */
-uint16_t stp_flags(const stp_pen *pen);       /* STW_PEN_FLAGS_* */
+/* STW_PEN_FLAGS_*. motor_on is set while the motor is driven, and also while the tachometer sees
+ * it turning at or above the stall rate without being driven (a welded relay, a shorted driver):
+ * the host must see motion it did not ask for. */
+uint16_t stp_flags(const stp_pen *pen, const stp_hal *hal);
 int stp_motor_driven(const stp_pen *pen);     /* rule 2: armed, run, pedal, no fault, no e-stop */
 /* Microseconds from now_us to the core's next timed decision (the deadman, idle TELEMETRY),
  * UINT32_MAX when none is pending: a simulator steps to it, a tickless port sleeps until it. */

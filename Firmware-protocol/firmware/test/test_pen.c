@@ -664,6 +664,28 @@ static void test_duplicates_and_rejections(void) {
     (void)wire;
 }
 
+static void test_over_depth_switch(void) {
+    uint8_t d;
+    running_pen();
+    inputs(STP_IN_CARTRIDGE | STP_IN_PEDAL | STP_IN_OVER_DEPTH);
+    expect_latched(STW_FAULT_CODE_OVER_DEPTH);
+    CHECK(find(STW_MSG_FAULT)->u.fault.detail == 1 && find(STW_MSG_FAULT)->u.fault.value == 1300, "switch: detail 1, the trip");
+    CHECK(cmd(msg(STW_MSG_CLEAR_FAULT), &d) == STW_ACK_STATUS_CONDITION_PERSISTS && d == STW_FAULT_CODE_OVER_DEPTH, "closed");
+    inputs(STP_IN_CARTRIDGE);
+    CHECK(cmd(msg(STW_MSG_CLEAR_FAULT), NULL) == STW_ACK_STATUS_OK, "opened: cleared");
+    /* Closed at boot: latched at once. */
+    memset(&B, 0, sizeof B);
+    B.inputs = STP_IN_OVER_DEPTH;
+    stp_boot(&P, &C, &H, T, STW_RESET_CAUSE_POWER_ON);
+    CHECK(P.fault == STW_FAULT_CODE_OVER_DEPTH, "a closed switch at boot");
+    /* Motion the pen did not drive is reported as motor_on. */
+    armed_pen();
+    B.tach_dhz = 1200;
+    CHECK((stp_flags(&P, &H) & STW_PEN_FLAGS_MOTOR_ON) && !B.motor, "a turning motor that is not driven: motor_on");
+    B.tach_dhz = 0;
+    CHECK(!(stp_flags(&P, &H) & STW_PEN_FLAGS_MOTOR_ON), "still");
+}
+
 static void test_periodic_and_identify(void) {
     int i;
     power_on(ALL_CAPS);
@@ -774,6 +796,7 @@ int main(void) {
     test_current_and_temperature_rule8();
     test_depth_sensor();
     test_duplicates_and_rejections();
+    test_over_depth_switch();
     test_periodic_and_identify();
     test_state_table();
     test_no_motor_without_everything();

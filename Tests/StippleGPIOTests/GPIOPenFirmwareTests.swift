@@ -3,16 +3,16 @@ import StippleLink
 import StippleWire
 import Testing
 
-/// The pen-side rules a GPIO pen runs in the daemon (PROTOCOL.md section 7), on their own —
+/// The pen firmware core as a GPIO pen runs it in the daemon (PROTOCOL.md section 7), on its own —
 /// without lines, without the supervisor. The same rules against HardwareSim's GPIO pen model,
 /// through the supervisor and the safety core, are in StippleDaemonTests (GPIOPenHazardTests).
-@Suite struct GPIOPenRulesTests {
+@Suite struct GPIOPenFirmwareTests {
     static func t(_ ms: Double) -> MonotonicInstant { MonotonicInstant(nanoseconds: Int64(ms * 1_000_000)) }
     static let limits = Message.SetLimits(depthMinUm: 400, depthMaxUm: 1000, depthTripUm: 1100, rateMinDhz: 500, rateMaxDhz: 1500,
                                           rateStallDhz: 400, rateRunawayDhz: 1600, deadmanMs: 300)
 
-    static func boot(pedal: Bool = false, estop: Bool = false) -> GPIOPenRules {
-        GPIOPenRules(serial: "GP-0001", hasStatusLED: true, tachometerSpacing: .zero, pedal: pedal, estop: estop, overDepth: false, at: t(0))
+    static func boot(pedal: Bool = false, estop: Bool = false) -> GPIOPenFirmware {
+        GPIOPenFirmware(serial: "GP-0001", hasStatusLED: true, tachometerSpacing: .zero, pedal: pedal, estop: estop, overDepth: false, at: t(0))
     }
 
     static func acks(_ events: [HostLink.Event]) -> [String] {
@@ -26,7 +26,7 @@ import Testing
     }
 
     /// HELLO, SET_LIMITS, SET_SETPOINTS, ARM, MOTOR_RUN, as the supervisor sends them.
-    static func armed(at ms: Double = 1) -> GPIOPenRules {
+    static func armed(at ms: Double = 1) -> GPIOPenFirmware {
         var pen = boot()
         pen.command(.hello(.init(protoMajor: ProtocolVersion.major, protoMinor: ProtocolVersion.minor)), at: t(ms))
         pen.command(.setLimits(limits), at: t(ms))
