@@ -23,7 +23,7 @@ APT_PACKAGES += weasyprint poppler-utils
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -66,7 +66,7 @@ sim: build
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the end-to-end suite with its attacks (Schemathesis, the
 ## kill loop), the fuzzers, the package, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c check-scripts test-c test-firmware check-firmware-size test-swift test-cli test-scenarios test-e2e fuzz-short test-package bench-check
+test: deps check-generated check-firmware-c check-scripts test-c test-firmware check-firmware-size test-swift test-cli test-scenarios test-firmware-host test-e2e fuzz-short test-package bench-check
 
 ## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
 test-e2e: deps
@@ -175,6 +175,26 @@ $(BUILD)/c/test_pen: $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/test_pen.c $(FW_H
 	$(CC) $(C_TEST_FLAGS) -I$(FW_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/test/test_pen.c -o $@
 test-firmware: deps $(BUILD)/c/test_pen
 	$(BUILD)/c/test_pen
+
+# The host port: the firmware core as a Linux process on a pty (Firmware-protocol/firmware/ports/host).
+FW_HOST := $(BUILD)/firmware-host/stipple-pen-host
+$(FW_HOST): $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/ports/host/main.c $(FW_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -I$(FW_DIR)/include -I$(C_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(FW_DIR)/ports/host/main.c -o $@ -lutil
+## firmware-host: build the host port (run it: build/firmware-host/stipple-pen-host --link /tmp/stipple-pen)
+firmware-host: deps $(FW_HOST)
+# The conformance suite, in full, against the firmware core over a real pty.
+test-firmware-host: deps $(FW_HOST)
+	$(SWIFT) build --product stipple-sim
+	@link=$$(mktemp -u /tmp/stipple-pen-host.XXXXXX); \
+	  (sleep 120 | $(FW_HOST) --link $$link > $(BUILD)/firmware-host/port.log 2>&1 &); \
+	  for i in $$(seq 50); do [ -e $$link ] && break; sleep 0.1; done; \
+	  .build/debug/stipple-sim conformance --port $$link; rc=$$?; pkill -f "stipple-pen-host --link $$link"; exit $$rc
+
+## bench-firmware: the host port's deadman (1,000 trials) and over-depth trip (200 strokes) timing,
+## with SCHED_FIFO (needs root); figures in the README
+bench-firmware: deps $(FW_HOST)
+	$(PYTHON) Benchmarks/firmware-timing/firmware_timing.py --port-binary $(FW_HOST) --trials 1000 --trip-trials 200 --realtime
 
 # The firmware core and codec cross-compiled for the Cortex-M0+ reference target: fails above
 # 16 KiB of flash or 2 KiB of RAM (static data + the worst-case stack from GCC's call graph), or

@@ -216,7 +216,12 @@ static void take_pending(stp_pen *pen, const stp_hal *hal) {
     pending = pen->pending;
     pen->pending = 0;
     irq_restore(hal, saved);
-    if (pending & STP_PENDING_TRIP) shutdown(pen, hal, STW_FAULT_CODE_OVER_DEPTH, 0, pen->trip_value_um);
+    if (pending & STP_PENDING_TRIP) {
+        /* Rule 3 as for a completed stroke: that stroke's TELEMETRY with its peak, then FAULT. */
+        pen->peak_since_frame_um = (uint16_t)pen->trip_value_um;
+        send_telemetry(pen, hal);
+        shutdown(pen, hal, STW_FAULT_CODE_OVER_DEPTH, 0, pen->trip_value_um);
+    }
     if (pending & STP_PENDING_DEADMAN) {
         shutdown(pen, hal, STW_FAULT_CODE_HOST_HEARTBEAT_LOST, 0, (int32_t)pen->deadman_elapsed_ms);
     }

@@ -121,16 +121,20 @@ public struct ConformanceSuite {
             let bytes = link.poll(at: now).bytes
             if !bytes.isEmpty { try transport.write(bytes) }
             let input = try transport.read(timeout: .milliseconds(10))
+            // Every frame of the read is counted, also those after the one that satisfies `done`
+            // (a data reply often arrives in the same read as its ACK).
+            var satisfied = false
             for arrival in link.receiveFrames(input, at: now) {
                 switch arrival {
                 case .frame(let frame, let event):
                     if case .fault(let fault) = frame.message { faults.append(fault) }
                     received[frame.message.id, default: 0] += 1
-                    if done(frame, event) { return true }
+                    if !satisfied && done(frame, event) { satisfied = true }
                 case .rejected(let rejection):
                     rejections.append(rejection)
                 }
             }
+            if satisfied { return true }
         }
         return false
     }
@@ -371,6 +375,8 @@ public struct ConformanceSuite {
             check("after a mismatched HELLO the limits are gone (limits_crc 0)", false, "no HELLO_REPLY")
         }
 
+        try decisions(limits: limits, setpoints: setpoints, hello: ours)
+
         // Periodic traffic and sequence numbers; the STATUS period restarts after any STATUS.
         var telemetry = 0
         var statusTimes: [UInt32] = (try status()).map { [$0.penTimeUs] } ?? []
@@ -389,5 +395,83 @@ public struct ConformanceSuite {
         check("pen frames are numbered consecutively", lost == 0, "\(lost) frames missing")
         let moreResets = faults.filter { $0.code == .reset }.count - resetsAtStart
         check("FAULT reset is not repeated while the pen runs", moreResets == 0, "\(moreResets) more")
+    }
+
+    /// The questions PROTOCOL.md 1.0 left open, as section 7's "Decisions" answers them; every
+    /// pen must answer them the same way. Leaves the pen idle with the limits and setpoints set.
+    mutating func decisions(limits: Message.SetLimits, setpoints: Message, hello: Message) throws {
+        let crc = limits.checksum
+        _ = try command(.setLimits(limits), reply: .limits)
+        _ = try command(setpoints)
+
+        // A duplicate is recognised by (seq, msg_id) alone: the same header with other bytes is
+        // a retransmission, answered again and never applied.
+        let first = try command(.setSetpoints(.init(depthUm: 700, rateDhz: 1100))).ack
+        if let first {
+            try writeRaw(FrameEncoder.encode(Frame(seq: first.ackedSeq, message: .setSetpoints(.init(depthUm: 900, rateDhz: 1100)))))
+            let again = try awaitAck(seq: first.ackedSeq, id: first.ackedID)
+            let after = try status()
+            check("decided: a frame repeating (seq, msg_id) with other bytes is a retransmission: answered again, not applied",
+                  again == first && after?.depthSetpointUm == 700, "\(String(describing: again)), \(after.map { Message.status($0).description } ?? "no STATUS")")
+        } else {
+            check("decided: a frame repeating (seq, msg_id) with other bytes is a retransmission: answered again, not applied", false, "no ACK")
+        }
+
+        // A HELLO is never a retransmission: repeating the remembered (seq, HELLO) is answered
+        // (ACK and HELLO_REPLY) and applied again.
+        let greeted = try command(hello, reply: .helloReply)
+        if let ack = greeted.ack {
+            let repliesBefore = received[.helloReply, default: 0]
+            try writeRaw(link.lastCommandFrame)
+            let again = try awaitAck(seq: ack.ackedSeq, id: ack.ackedID)
+            try drain()
+            let replies = received[.helloReply, default: 0] - repliesBefore
+            check("decided: a HELLO repeating the remembered (seq, HELLO) is answered ACK and HELLO_REPLY again",
+                  again?.status == .ok && replies == 1, "\(String(describing: again)), \(replies) HELLO_REPLY")
+        }
+        _ = try command(setpoints)
+
+        // A CRC-valid host frame carrying a pen -> host id is ignored: no answer at all.
+        rawSeq &+= 1
+        let echoSeq = rawSeq
+        let echoed = FrameEncoder.encode(Frame(seq: echoSeq, message: .ack(.init(ackedSeq: 1, ackedID: 1, status: .ok, detail: 0))))
+        try writeRaw(echoed)
+        var answered = false
+        try collect(timeout: .milliseconds(100)) { frame, _ in
+            if case .ack(let ack) = frame.message, ack.ackedSeq == echoSeq, ack.ackedID == MessageID.ack.rawValue { answered = true }
+            return answered
+        }
+        check("decided: a CRC-valid frame with a pen -> host id from the host gets no answer", !answered)
+
+        // An inconsistent SET_LIMITS while armed: armed_locked (the lock is checked first).
+        var r = try command(.arm(.init(limitsCRC: crc)))
+        var bad = limits
+        bad.depthMinUm = bad.depthMaxUm
+        let locked = try command(.setLimits(bad))
+        check("decided: an inconsistent SET_LIMITS while armed is answered armed_locked",
+              r.ack?.status == .ok && locked.ack?.status == .armedLocked, "arm \(String(describing: r.ack)), set_limits \(String(describing: locked.ack))")
+
+        // ESTOP on top of another fault: FAULT estop is sent; STATUS names the first fault and
+        // flags the latched e-stop. The other fault: the deadman, by going silent while armed.
+        let silence = now + .milliseconds(Int64(limits.deadmanMs) + 200)
+        var lost = false
+        while now < silence && !lost {
+            for arrival in link.receiveFrames(try transport.read(timeout: .milliseconds(10)), at: now) {
+                if case .frame(let frame, _) = arrival, case .fault(let fault) = frame.message {
+                    faults.append(fault)
+                    lost = lost || fault.code == .hostHeartbeatLost
+                }
+            }
+        }
+        let faultsBefore = faults.count
+        r = try command(.estop(.init()))
+        try drain()
+        let status = try status()
+        let newFaults = faults[faultsBefore...].map(\.code)
+        check("decided: ESTOP on top of another fault sends FAULT estop; STATUS names the first fault and flags the e-stop",
+              lost && newFaults == [.estop] && status?.fault == .hostHeartbeatLost && status?.flags.contains(.estopLatched) == true,
+              "deadman fired: \(lost), then \(newFaults), \(status.map { Message.status($0).description } ?? "no STATUS")")
+        r = try command(.clearFault(.init()))
+        check("CLEAR_FAULT clears both once their causes are gone", r.ack?.status == .ok, "ack \(String(describing: r.ack))")
     }
 }

@@ -41,9 +41,11 @@ typedef struct {
     /* The depth actuator and the motor's commanded speed: protrusion in um, rate in 0.1 Hz.
      * (0, 0) means no setpoint: retract. */
     void (*drive_set)(void *ctx, uint16_t depth_um, uint16_t rate_dhz);
-    /* ISR. The measured stroke rate in 0.1 Hz from the tachometer or the stroke sensor (0 when
-     * the motor stands), saturating at 65535. The port measures it per stroke (the period of the
-     * last complete stroke) and reports 0 once no stroke has completed for 100 ms. */
+    /* ISR. The measured stroke rate in 0.1 Hz from the tachometer or the stroke sensor,
+     * saturating at 65535. Per stroke, no averaging (PROTOCOL.md section 7, "Decisions"): the
+     * inverse of the last complete stroke's period, and never more than the inverse of the time
+     * since that stroke, so a silent tachometer reads as a rate falling to zero; 0 before the
+     * first stroke after the motor starts. */
     uint16_t (*tach_rate_dhz)(void *ctx);
     /* Motor current in mA, STP_NOT_MEASURED_U16 without a sensor. */
     uint16_t (*current_ma)(void *ctx);

@@ -12,7 +12,7 @@ import StippleWire
 public struct PenSimulator: Sendable {
     public let config: PenConfig
     /// The pen's clock: zero at power-up (of the simulator; a reset does not restart it).
-    public var now: MonotonicInstant { world.now }
+    public private(set) var now = MonotonicInstant.zero
 
     /// The motor, needle and heat.
     public var mechanics: PenMechanics { world.mechanics }
@@ -83,7 +83,8 @@ public struct PenSimulator: Sendable {
 
     /// The state the firmware is in (PROTOCOL.md section 7).
     public var penState: PenState {
-        withUnsafePointer(to: core) { PenState(rawValue: stp_state($0)) }
+        var core = core
+        return PenState(rawValue: stp_state(&core))
     }
 
     /// Whether the motor is driven: the motor-enable line as the firmware last wrote it (a hung
@@ -158,9 +159,14 @@ public struct PenSimulator: Sendable {
             receiveThroughDouble(bytes)
             return
         }
-        let array = Array(bytes)
         let time = penTime
-        withCore { pen, hal in array.withUnsafeBufferPointer { stp_receive(pen, hal, time, $0.baseAddress, $0.count) } }
+        let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
+            withCore { pen, hal in stp_receive(pen, hal, time, buffer.baseAddress, buffer.count) }
+        }
+        if handled == nil {
+            let array = Array(bytes)
+            withCore { pen, hal in array.withUnsafeBufferPointer { stp_receive(pen, hal, time, $0.baseAddress, $0.count) } }
+        }
     }
 
     /// The hostile double: MOTOR_STOP and DISARM are acknowledged `ok` and never reach the core,
@@ -196,7 +202,7 @@ public struct PenSimulator: Sendable {
         while now < target {
             let end = stepEnd(limit: target)
             let stroked = world.mechanics.integrate(end - now, driven: world.motorLine, commandedHz: world.commandedHz)
-            world.now = end
+            now = end
             if stroked { stroke() }
             timers()
         }
@@ -207,13 +213,14 @@ public struct PenSimulator: Sendable {
 
     /// Steps end at the next stroke, the firmware's next deadline (the deadman, idle
     /// TELEMETRY), or 10 ms, whichever is first; while the motor ramps, every 2 ms.
-    private func stepEnd(limit: MonotonicInstant) -> MonotonicInstant {
+    private mutating func stepEnd(limit: MonotonicInstant) -> MonotonicInstant {
         var end = now + .milliseconds(10)
         if let toStroke = world.mechanics.timeToStroke { end = min(end, now + toStroke) }
         let target = world.mechanics.target(commandedHz: world.commandedHz, driven: world.motorLine)
         if abs(target - world.mechanics.rateHz) > 0.5 { end = min(end, now + .milliseconds(2)) }
         if hungSince == nil {
-            let left = withUnsafePointer(to: core) { stp_time_to_deadline($0, penTime) }
+            let time = penTime
+            let left = withUnsafeMutablePointer(to: &core) { stp_time_to_deadline($0, time) }
             if left != UInt32.max { end = min(end, now + .microseconds(Int64(left))) }
         }
         return max(now + Self.quantum, min(end, limit))
@@ -262,7 +269,8 @@ public struct PenSimulator: Sendable {
 
     /// Runs `body` with the core and a HAL whose context is this pen's world.
     private mutating func withCore<R>(_ body: (UnsafeMutablePointer<stp_pen>, UnsafePointer<stp_hal>) -> R) -> R {
-        withUnsafeMutablePointer(to: &world) { world in
+        world.now = now
+        return withUnsafeMutablePointer(to: &world) { world in
             var hal = PenWorld.hal
             hal.ctx = UnsafeMutableRawPointer(world)
             return withUnsafeMutablePointer(to: &core) { pen in withUnsafePointer(to: hal) { body(pen, $0) } }
@@ -281,7 +289,12 @@ struct PenWorld: Sendable {
     var mechanics: PenMechanics
     var pedal = false
     var estopButton = false
-    var cartridge: SimCartridge?
+    var cartridge: SimCartridge? {
+        didSet { chip = cartridge.map(Self.chip) }
+    }
+    /// What the cartridge's chip says, read once per insertion: the firmware reads the slot on
+    /// every tick.
+    private(set) var chip: stw_cartridge?
     let hasCartridgeReader: Bool
     /// The outputs, as the firmware last drove them.
     var motorLine = false
@@ -295,6 +308,7 @@ struct PenWorld: Sendable {
     init(mechanics: PenMechanics, cartridge: SimCartridge?, hasCartridgeReader: Bool) {
         self.mechanics = mechanics
         self.cartridge = cartridge
+        self.chip = cartridge.map(Self.chip)
         self.hasCartridgeReader = hasCartridgeReader
     }
 
@@ -322,17 +336,17 @@ struct PenWorld: Sendable {
             Int16(clamping: max(-32_767, Int(saturating: penWorld(ctx).pointee.mechanics.temperatureDc.rounded())))
         }
         hal.read_inputs = { ctx in
-            let w = penWorld(ctx).pointee
+            let w = penWorld(ctx)
             var bits: UInt8 = 0
-            if w.pedal { bits |= UInt8(STP_IN_PEDAL) }
-            if w.estopButton { bits |= UInt8(STP_IN_ESTOP) }
-            if w.cartridge != nil { bits |= UInt8(STP_IN_CARTRIDGE) }
+            if w.pointee.pedal { bits |= UInt8(STP_IN_PEDAL) }
+            if w.pointee.estopButton { bits |= UInt8(STP_IN_ESTOP) }
+            if w.pointee.chip != nil { bits |= UInt8(STP_IN_CARTRIDGE) }
             return bits
         }
         hal.cartridge_read = { ctx, out in
-            let w = penWorld(ctx).pointee
-            guard w.hasCartridgeReader, let cartridge = w.cartridge, let out else { return 0 }
-            out.pointee = PenWorld.chip(cartridge)
+            let w = penWorld(ctx)
+            guard w.pointee.hasCartridgeReader, let chip = w.pointee.chip, let out else { return 0 }
+            out.pointee = chip
             return 1
         }
         hal.uart_write = { ctx, bytes, count in
