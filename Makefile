@@ -17,13 +17,15 @@ C_TEST_FLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fno-omit-frame-
 APT_PACKAGES := libudev-dev libgpiod-dev libsqlite3-dev pkg-config python3 python3-pip gcc make curl util-linux sqlite3 systemd man-db valgrind xxd jq
 # The pen firmware core's size budget: a Cortex-M0+ cross compiler and its C library.
 APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
+# ... and QEMU's micro:bit (a Cortex-M0) to run it as a microcontroller.
+APT_PACKAGES += qemu-system-arm
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
 # Python modules the end-to-end tests use (installed with pip when missing; Debian 12's own
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -66,7 +68,7 @@ sim: build
 ## test: everything — generated code and vectors up to date, C codec under sanitizers, Swift tests,
 ## the scenario library through the CLI, the end-to-end suite with its attacks (Schemathesis, the
 ## kill loop), the fuzzers, the package, the allocation check and the four-hour simulator run
-test: deps check-generated check-firmware-c check-scripts test-c test-firmware check-firmware-size test-swift test-cli test-scenarios test-firmware-host test-e2e fuzz-short test-package bench-check
+test: deps check-generated check-firmware-c check-scripts test-c test-firmware check-firmware-size test-swift test-cli test-scenarios test-firmware-host test-firmware-qemu test-e2e fuzz-short test-package bench-check
 
 ## test-e2e: the real stippled and stipple-sim as processes over a real pty, through the API socket
 test-e2e: deps
@@ -190,6 +192,26 @@ test-firmware-host: deps $(FW_HOST)
 	  (sleep 120 | $(FW_HOST) --link $$link > $(BUILD)/firmware-host/port.log 2>&1 &); \
 	  for i in $$(seq 50); do [ -e $$link ] && break; sleep 0.1; done; \
 	  .build/debug/stipple-sim conformance --port $$link; rc=$$?; pkill -f "stipple-pen-host --link $$link"; exit $$rc
+
+# The firmware core cross-compiled for the BBC micro:bit's nRF51822 (Cortex-M0) and run in QEMU's
+# `microbit` machine, its UART on a pty: the conformance suite against a microcontroller image.
+# QEMU's pty backend reads only once it has seen the other end open (it polls every second), so
+# the pty is held open for 1.5 s before the suite starts.
+QEMU_PORT := $(FW_DIR)/ports/qemu-microbit
+QEMU_ELF := $(BUILD)/firmware-qemu/pen.elf
+$(QEMU_ELF): $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c $(QEMU_PORT)/link.ld $(FW_HEADERS)
+	@mkdir -p $(dir $@)
+	$(ARM_CC) -std=c99 -Os -mcpu=cortex-m0 -mthumb -ffunction-sections -fdata-sections -Wall -Wextra -Werror \
+	  -I$(FW_DIR)/include -I$(C_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c \
+	  -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections -Wl,-e,reset_handler -T$(QEMU_PORT)/link.ld -o $@
+test-firmware-qemu: deps $(QEMU_ELF)
+	$(SWIFT) build --product stipple-sim
+	@log=$(BUILD)/firmware-qemu/qemu.log; pid=$(BUILD)/firmware-qemu/qemu.pid; rm -f $$log $$pid; \
+	  (timeout 120 qemu-system-arm -M microbit -kernel $(QEMU_ELF) -serial pty -nographic -monitor none -pidfile $$pid > $$log 2>&1 &); \
+	  for i in $$(seq 50); do grep -q /dev/pts/ $$log 2>/dev/null && break; sleep 0.1; done; \
+	  pts=$$(grep -o '/dev/pts/[0-9]*' $$log | head -1); [ -n "$$pts" ] || { cat $$log >&2; exit 1; }; \
+	  (timeout 3 sleep 3 <> $$pts &); sleep 1.5; \
+	  .build/debug/stipple-sim conformance --port $$pts; rc=$$?; kill $$(cat $$pid); exit $$rc
 
 ## bench-firmware: the host port's deadman (1,000 trials) and over-depth trip (200 strokes) timing,
 ## with SCHED_FIFO (needs root); figures in the README

@@ -6,6 +6,10 @@
  * The core never calls the HAL from anything but the context it was called from: a function the
  * core calls from stp_isr_* may run in interrupt context and must be ISR-safe (marked ISR below).
  * Every function receives `ctx`, the port's own pointer, so one process can run many pens.
+ *
+ * Time is not read through the HAL: every entry point of the core takes `now_us`, the port's
+ * microsecond counter, as an argument. One explicit time input is what lets the simulator run the
+ * same core on a virtual clock, and a test step it microsecond by microsecond.
  */
 #ifndef STIPPLE_HAL_H
 #define STIPPLE_HAL_H
