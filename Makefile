@@ -130,6 +130,7 @@ fuzz: deps $(FUZZ)/frame-decoder $(FUZZ)/json-body $(FUZZ)/pen-core
 	@rm -rf $(FUZZ)/corpus-pen && mkdir -p $(FUZZ)/corpus-pen
 	$(FUZZ)/pen-core -max_total_time=$(FUZZ_SECONDS) -max_len=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ)/crashes/pen- \
 	  $(FUZZ)/corpus-pen 2>&1 | grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|INFO: Seed|Test unit written)" ; test $${PIPESTATUS[0]} = 0
+	@STIPPLE_FUZZ_STATS=1 $(FUZZ)/pen-core -runs=0 $(FUZZ)/corpus-pen 2>&1 | grep "^pen-core:"
 	@echo "fuzz: the frame decoder, the JSON body reader and the pen firmware core held for $(FUZZ_SECONDS) s each"
 
 ## soak: the long runs — the attacks with many more cases (Schemathesis, 100 kill rounds) and the

@@ -120,6 +120,8 @@ size_t stw_encode_frame(uint8_t seq, const stw_message *msg, uint8_t *out, size_
     uint32_t crc;
     uint8_t code;
     if (cap < STW_MAX_WIRE_BYTES || stw_message_name(msg->id) == NULL) return 0;
+    /* LOG's text runs to the end of the payload: longer than the payload is not a frame. */
+    if (msg->id == STW_MSG_LOG && msg->u.log.text_len > STW_MAX_PAYLOAD - 1u) return 0;
     payload = stw_payload_encode(msg, raw + 2);
     if (payload > STW_MAX_PAYLOAD) return 0;
     raw[0] = msg->id;

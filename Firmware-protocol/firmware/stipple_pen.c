@@ -7,6 +7,11 @@
 #include <string.h>
 
 #define US_PER_MS 1000u
+/* The periodic reports go out when less than one tick remains of their period (section 8's
+ * "never less often than"), so a port ticking every STP_TICK_MAX_US is never late. */
+#define TELEMETRY_DUE_US (STW_TELEMETRY_IDLE_PERIOD_MS * US_PER_MS - STP_TICK_MAX_US)
+#define STATUS_DUE_US (STW_STATUS_PERIOD_MS * US_PER_MS - STP_TICK_MAX_US)
+#define STALL_GRACE_US (STW_STALL_GRACE_MS * US_PER_MS)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -50,6 +55,10 @@ uint16_t stp_flags(const stp_pen *pen, const stp_hal *hal) {
     if (pen->has_cartridge) f |= STW_PEN_FLAGS_CARTRIDGE_PRESENT;
     if (pen->fault != STW_FAULT_CODE_NONE) f |= STW_PEN_FLAGS_FAULT_LATCHED;
     return f;
+}
+
+int stp_layout_matches(size_t pen_size, size_t hal_size, size_t config_size) {
+    return pen_size == sizeof(stp_pen) && hal_size == sizeof(stp_hal) && config_size == sizeof(stp_config);
 }
 
 /* ---- sending -------------------------------------------------------------------------------- */
@@ -161,15 +170,30 @@ static void send_hello_reply(stp_pen *pen, const stp_hal *hal) {
 
 /* ---- outputs and state changes ---------------------------------------------------------------- */
 
+/* Interrupts are masked from the decision to the write: an interrupt's stop (stp_isr_*) cannot
+ * land between them and be undone, and motor_on always says what the line was last told. */
 static void write_motor(stp_pen *pen, const stp_hal *hal, int on) {
+    uint32_t saved = irq_save(hal);
+    if (on && !stp_motor_driven(pen)) on = 0; /* an interrupt stopped it since the caller looked */
+    if (on) pen->trip_stroke_reported = 0;    /* a new run: its strokes are new */
     pen->motor_on = (uint8_t)(on != 0);
     hal->motor_enable(hal->ctx, on != 0);
+    irq_restore(hal, saved);
 }
+
 
 /* After anything that may change the state: the motor line follows rule 2, the spin-up timer
  * starts and stops with it, and a changed state is reported at once (section 8). */
 static void settle(stp_pen *pen, const stp_hal *hal) {
     int driven = stp_motor_driven(pen);
+    if (driven && !pen->motor_on) {
+        /* Before a start, the pedal and e-stop as they are now, not as the last tick saw them. A
+         * released pedal is taken at once; a pressed e-stop keeps the motor still and is latched
+         * by the next read of the inputs (stp_tick, stp_receive, stp_inputs_changed). */
+        uint8_t fresh = hal->read_inputs(hal->ctx);
+        pen->inputs = (uint8_t)((pen->inputs & (uint8_t)~STP_IN_PEDAL) | (fresh & STP_IN_PEDAL));
+        driven = stp_motor_driven(pen) && !(fresh & STP_IN_ESTOP);
+    }
     if (driven != (int)pen->motor_on) write_motor(pen, hal, driven);
     if (driven) {
         if (!pen->motor_timing) {
@@ -195,10 +219,13 @@ static void stop_motion(stp_pen *pen) {
  * (FAULT estop) while STATUS keeps naming the first fault (PROTOCOL.md section 7, rule 6). */
 static void shutdown(stp_pen *pen, const stp_hal *hal, uint8_t code, uint16_t detail, int32_t value) {
     uint32_t saved;
-    if (code == STW_FAULT_CODE_ESTOP && pen->estop_latched) return;
     write_motor(pen, hal, 0);
     saved = irq_save(hal);
     stop_motion(pen);
+    irq_restore(hal, saved);
+    /* Already latched for this very reason: nothing new to report (rule 6 for the e-stop). */
+    if (code == STW_FAULT_CODE_ESTOP ? pen->estop_latched : pen->fault == code) return;
+    saved = irq_save(hal);
     if (code == STW_FAULT_CODE_ESTOP) pen->estop_latched = 1;
     if (pen->fault == STW_FAULT_CODE_NONE) pen->fault = code;
     irq_restore(hal, saved);
@@ -217,10 +244,13 @@ static void take_pending(stp_pen *pen, const stp_hal *hal) {
     pen->pending = 0;
     irq_restore(hal, saved);
     if (pending & STP_PENDING_TRIP) {
-        /* Rule 3 as for a completed stroke: that stroke's TELEMETRY with its peak, then FAULT. */
+        /* Rule 3 as for a completed stroke: that stroke's TELEMETRY with its peak, then FAULT;
+         * the stroke's own completion, if the port still reports it, is not reported again. */
+        pen->stroke_count++;
         pen->peak_since_frame_um = (uint16_t)pen->trip_value_um;
         send_telemetry(pen, hal);
         shutdown(pen, hal, STW_FAULT_CODE_OVER_DEPTH, 0, pen->trip_value_um);
+        pen->trip_stroke_reported = 1;
     }
     if (pending & STP_PENDING_DEADMAN) {
         shutdown(pen, hal, STW_FAULT_CODE_HOST_HEARTBEAT_LOST, 0, (int32_t)pen->deadman_elapsed_ms);
@@ -240,10 +270,34 @@ static int same_cartridge(const stw_cartridge *a, const stw_cartridge *b) {
            memcmp(a->lot, b->lot, sizeof a->lot) == 0;
 }
 
+/* A text field as the protocol allows it: printable ASCII, then NUL padding. A chip's text is
+ * cut at its first other byte (a blank EEPROM reads 0xFF). */
+static void printable_text(char *text, size_t size) {
+    size_t i;
+    int cut = 0;
+    for (i = 0; i < size; i++) {
+        if (!cut && (text[i] < 0x20 || text[i] > 0x7E)) cut = 1;
+        if (cut) text[i] = 0;
+    }
+}
+
+/* The chip, held to the CARTRIDGE message's ranges, so the frame is never one the host's
+ * decoder rejects (the ARM checks then refuse what is out of range). */
+static int read_chip(stp_pen *pen, const stp_hal *hal, stw_cartridge *out) {
+    memset(out, 0, sizeof *out);
+    if (!has_cap(pen, STW_CAPABILITIES_CARTRIDGE_READER) || !hal->cartridge_read(hal->ctx, out)) return 0;
+    out->event = 0;
+    if (out->needle_count > 64u) out->needle_count = 64u;
+    if (out->needle_diameter_um > 1000u) out->needle_diameter_um = 1000u;
+    printable_text(out->cartridge_id, sizeof out->cartridge_id);
+    printable_text(out->lot, sizeof out->lot);
+    return 1;
+}
+
 /* Reads the slot. Without a reader the pen still sees whether a cartridge sits in it. */
 static int read_cartridge(stp_pen *pen, const stp_hal *hal, stw_cartridge *out) {
     memset(out, 0, sizeof *out);
-    if (has_cap(pen, STW_CAPABILITIES_CARTRIDGE_READER)) return hal->cartridge_read(hal->ctx, out) != 0;
+    if (has_cap(pen, STW_CAPABILITIES_CARTRIDGE_READER)) return read_chip(pen, hal, out);
     return (hal->read_inputs(hal->ctx) & STP_IN_CARTRIDGE) != 0;
 }
 
@@ -344,7 +398,9 @@ static uint32_t limits_checksum(const stw_set_limits *l) {
     return stw_crc32c(payload, n);
 }
 
+/* (0, 0) clears them: a rate is never 0 (its protocol range starts at 40 Hz). */
 static void set_setpoints(stp_pen *pen, const stp_hal *hal, uint16_t depth_um, uint16_t rate_dhz) {
+    pen->has_setpoints = rate_dhz != 0;
     pen->depth_setpoint_um = depth_um;
     pen->rate_setpoint_dhz = rate_dhz;
     hal->drive_set(hal->ctx, depth_um, rate_dhz);
@@ -387,11 +443,11 @@ static answer arm(stp_pen *pen, const stp_hal *hal, uint32_t crc) {
         stop_motion(pen);
         return make(STW_ACK_STATUS_LIMITS_MISMATCH, 0);
     }
-    if (!pen->has_limits || pen->depth_setpoint_um == 0) return make(STW_ACK_STATUS_NO_LIMITS, 0);
+    if (!pen->has_limits || !pen->has_setpoints) return make(STW_ACK_STATUS_NO_LIMITS, 0);
     if (crc != pen->limits_crc) return make(STW_ACK_STATUS_LIMITS_MISMATCH, 0);
     if (has_cap(pen, STW_CAPABILITIES_CARTRIDGE_READER)) {
         /* Read the chip again: the identity checked is the one in the slot now. */
-        if (!hal->cartridge_read(hal->ctx, &seen)) return make(STW_ACK_STATUS_NO_CARTRIDGE, 0);
+        if (!read_chip(pen, hal, &seen)) return make(STW_ACK_STATUS_NO_CARTRIDGE, 0);
         if (seen.needle_count != STW_ABS_NEEDLE_COUNT) return make(STW_ACK_STATUS_CARTRIDGE_REJECTED, 1);
         if (seen.needle_diameter_um < STW_ABS_NEEDLE_DIAMETER_MIN_UM || seen.needle_diameter_um > STW_ABS_NEEDLE_DIAMETER_MAX_UM) {
             return make(STW_ACK_STATUS_CARTRIDGE_REJECTED, 2);
@@ -480,13 +536,11 @@ static answer apply(stp_pen *pen, const stp_hal *hal, const stw_message *m) {
     case STW_MSG_MOTOR_STOP:
         pen->run_enabled = 0;
         return make(STW_ACK_STATUS_OK, 0);
-    case STW_MSG_READ_CARTRIDGE: {
-        stw_cartridge seen;
-        if (!has_cap(pen, STW_CAPABILITIES_CARTRIDGE_READER) || !hal->cartridge_read(hal->ctx, &seen)) {
-            return make(STW_ACK_STATUS_NO_CARTRIDGE, 0);
-        }
+    case STW_MSG_READ_CARTRIDGE:
+        /* The identity read here is the one the data reply carries (and repeats for a
+         * retransmission): one read, so an ok is always followed by its CARTRIDGE. */
+        if (!read_chip(pen, hal, &pen->reported_chip)) return make(STW_ACK_STATUS_NO_CARTRIDGE, 0);
         return make(STW_ACK_STATUS_OK, 0);
-    }
     default:
         return make(STW_ACK_STATUS_UNKNOWN_MESSAGE, 0);
     }
@@ -495,7 +549,6 @@ static answer apply(stp_pen *pen, const stp_hal *hal, const stw_message *m) {
 /* The data reply that follows an ACK (section 5), with current values: also after a
  * retransmission's repeated ACK. */
 static void data_reply(stp_pen *pen, const stp_hal *hal, uint8_t id, uint8_t status) {
-    stw_cartridge seen;
     switch (id) {
     case STW_MSG_HELLO:
         send_hello_reply(pen, hal);
@@ -508,12 +561,11 @@ static void data_reply(stp_pen *pen, const stp_hal *hal, uint8_t id, uint8_t sta
         send_status(pen, hal);
         break;
     case STW_MSG_READ_CARTRIDGE:
-        memset(&seen, 0, sizeof seen);
-        if (status == STW_ACK_STATUS_OK && hal->cartridge_read(hal->ctx, &seen)) {
+        if (status == STW_ACK_STATUS_OK) {
             stw_message m;
             memset(&m, 0, sizeof m);
             m.id = STW_MSG_CARTRIDGE;
-            m.u.cartridge = seen;
+            m.u.cartridge = pen->reported_chip;
             m.u.cartridge.event = STW_CARTRIDGE_EVENT_REPORT;
             stp_send(pen, hal, &m);
         }
@@ -554,6 +606,7 @@ void stp_receive(stp_pen *pen, const stp_hal *hal, uint32_t now_us, const uint8_
     size_t i;
     stw_frame f;
     advance(pen, hal, now_us);
+    read_inputs(pen, hal); /* ARM and MOTOR_RUN judge the pedal and e-stop as they are now */
     for (i = 0; i < len; i++) {
         stw_result r = stw_decoder_push(&pen->decoder, bytes[i], &f);
         switch (r) {
@@ -569,7 +622,19 @@ void stp_receive(stp_pen *pen, const stp_hal *hal, uint32_t now_us, const uint8_
             uint8_t status = r == STW_REJECT_UNKNOWN_ID ? STW_ACK_STATUS_UNKNOWN_MESSAGE
                              : r == STW_REJECT_BAD_LENGTH ? STW_ACK_STATUS_BAD_LENGTH : STW_ACK_STATUS_BAD_FIELD;
             uint8_t detail = r == STW_REJECT_UNKNOWN_ID ? 0 : f.detail;
-            if (id != 0 && id <= 0x7Fu) send_ack(pen, hal, f.seq, id, status, detail);
+            if (id == 0 || id > 0x7Fu) break;
+            if (pen->last_valid && pen->last_seq == f.seq && pen->last_id == id) {
+                /* (seq, msg_id) acknowledged before: the remembered answer, whatever the bytes. */
+                send_ack(pen, hal, f.seq, id, pen->last_status, pen->last_detail);
+                data_reply(pen, hal, id, pen->last_status);
+                break;
+            }
+            pen->last_valid = 1;
+            pen->last_seq = f.seq;
+            pen->last_id = id;
+            pen->last_status = status;
+            pen->last_detail = detail;
+            send_ack(pen, hal, f.seq, id, status, detail);
             break;
         }
         default:
@@ -589,24 +654,25 @@ void stp_send_telemetry(stp_pen *pen, const stp_hal *hal, uint32_t now_us) {
 /* Rule 4: a runaway trips at once, always (during spin-up too); only the stall check waits out
  * the spin-up grace. The rate is the HAL's per-stroke measurement. */
 static void check_rate(stp_pen *pen, const stp_hal *hal) {
-    uint16_t dhz;
-    if (!stp_motor_driven(pen) || !pen->has_limits) return;
-    dhz = measured_rate(hal);
-    if (dhz > pen->limits.rate_runaway_dhz) {
+    uint16_t dhz = measured_rate(hal);
+    uint16_t runaway = pen->has_limits ? pen->limits.rate_runaway_dhz : STW_ABS_RATE_RUNAWAY_MAX_DHZ;
+    /* A runaway is one whether the motor is driven or not (a welded relay, a shorted driver). */
+    if (dhz > runaway && pen->fault == STW_FAULT_CODE_NONE) {
         shutdown(pen, hal, STW_FAULT_CODE_RATE_RUNAWAY, 0, dhz);
         return;
     }
-    if (!pen->motor_timing) return;
+    if (!stp_motor_driven(pen) || !pen->has_limits || !pen->motor_timing) return;
     if (!pen->motor_spun_up) {
-        if (elapsed(pen->now_us, pen->motor_on_us) < STW_STALL_GRACE_MS * US_PER_MS) return;
+        if (elapsed(pen->now_us, pen->motor_on_us) < STALL_GRACE_US) return;
         pen->motor_spun_up = 1; /* from here on no elapsed time is needed, so no wrap can hide a stall */
     }
     if (dhz < pen->limits.rate_stall_dhz) shutdown(pen, hal, STW_FAULT_CODE_STALL, 0, dhz);
 }
 
+/* Rule 8 whatever the drive; once latched, a current that stays high is not reported again. */
 static void check_current(stp_pen *pen, const stp_hal *hal) {
     uint16_t ma = hal->current_ma(hal->ctx);
-    if (ma != STP_NOT_MEASURED_U16 && ma > pen->config.over_current_ma && stp_motor_driven(pen)) {
+    if (ma != STP_NOT_MEASURED_U16 && ma > pen->config.over_current_ma && pen->fault == STW_FAULT_CODE_NONE) {
         shutdown(pen, hal, STW_FAULT_CODE_OVER_CURRENT, 0, ma);
     }
 }
@@ -614,6 +680,12 @@ static void check_current(stp_pen *pen, const stp_hal *hal) {
 void stp_stroke(stp_pen *pen, const stp_hal *hal, uint32_t now_us, uint16_t peak_um) {
     int has_reading;
     advance(pen, hal, now_us);
+    if (pen->trip_stroke_reported) {
+        /* This is the stroke stp_isr_position cut: its TELEMETRY and FAULT went already. */
+        pen->trip_stroke_reported = 0;
+        settle(pen, hal);
+        return;
+    }
     pen->stroke_count++;
     has_reading = has_cap(pen, STW_CAPABILITIES_DEPTH_SENSOR) && peak_um != STP_NOT_MEASURED_U16;
     if (has_cap(pen, STW_CAPABILITIES_DEPTH_SENSOR)) {
@@ -668,8 +740,8 @@ void stp_tick(stp_pen *pen, const stp_hal *hal, uint32_t now_us) {
     check_current(pen, hal);
     /* A motor that does not turn at all completes no strokes: the stall is checked here too. */
     check_rate(pen, hal);
-    if (elapsed(pen->now_us, pen->last_telemetry_us) >= STW_TELEMETRY_IDLE_PERIOD_MS * US_PER_MS) send_telemetry(pen, hal);
-    if (elapsed(pen->now_us, pen->last_status_us) >= STW_STATUS_PERIOD_MS * US_PER_MS) send_status(pen, hal);
+    if (elapsed(pen->now_us, pen->last_telemetry_us) >= TELEMETRY_DUE_US) send_telemetry(pen, hal);
+    if (elapsed(pen->now_us, pen->last_status_us) >= STATUS_DUE_US) send_status(pen, hal);
     if (pen->identifying && (int32_t)(pen->identify_until_us - pen->now_us) <= 0) {
         pen->identifying = 0;
         if (hal->identify_led) hal->identify_led(hal->ctx, 0);
@@ -679,7 +751,7 @@ void stp_tick(stp_pen *pen, const stp_hal *hal, uint32_t now_us) {
 
 int stp_isr_position(stp_pen *pen, const stp_hal *hal, uint32_t now_us, uint16_t protrusion_um) {
     (void)now_us;
-    if (!pen->has_limits || !pen->motor_on || protrusion_um <= pen->limits.depth_trip_um) return 0;
+    if (!pen->has_limits || protrusion_um <= pen->limits.depth_trip_um || (pen->pending & STP_PENDING_TRIP)) return 0;
     hal->motor_enable(hal->ctx, 0);
     pen->motor_on = 0;
     pen->trip_value_um = protrusion_um;
@@ -697,19 +769,25 @@ int stp_isr_deadman(stp_pen *pen, const stp_hal *hal, uint32_t now_us) {
     return 1;
 }
 
+/* Folds one deadline, `period` after `since`, into *best (0 when it is already due). */
+static void fold_deadline(uint32_t *best, uint32_t now_us, uint32_t since, uint32_t period) {
+    uint32_t gone = elapsed(now_us, since);
+    uint32_t left = gone >= period ? 0u : period - gone;
+    if (left < *best) *best = left;
+}
+
 uint32_t stp_time_to_deadline(const stp_pen *pen, uint32_t now_us) {
     uint32_t best = UINT32_MAX;
-    uint32_t since;
-    if (pen->armed) {
-        /* The first microsecond past deadman_ms. */
-        uint32_t limit = (uint32_t)pen->deadman_ms * US_PER_MS + 1u;
-        since = elapsed(now_us, pen->last_host_us);
-        if (since < limit && limit - since < best) best = limit - since;
+    /* The deadman: the first microsecond past deadman_ms. */
+    if (pen->armed) fold_deadline(&best, now_us, pen->last_host_us, (uint32_t)pen->deadman_ms * US_PER_MS + 1u);
+    fold_deadline(&best, now_us, pen->last_telemetry_us, TELEMETRY_DUE_US);
+    fold_deadline(&best, now_us, pen->last_status_us, STATUS_DUE_US);
+    if (pen->motor_timing && !pen->motor_spun_up) fold_deadline(&best, now_us, pen->motor_on_us, STALL_GRACE_US);
+    if (pen->identifying) {
+        int32_t left = (int32_t)(pen->identify_until_us - now_us);
+        uint32_t u = left <= 0 ? 0u : (uint32_t)left;
+        if (u < best) best = u;
     }
-    since = elapsed(now_us, pen->last_telemetry_us);
-    if (since < STW_TELEMETRY_IDLE_PERIOD_MS * US_PER_MS) {
-        uint32_t left = STW_TELEMETRY_IDLE_PERIOD_MS * US_PER_MS - since;
-        if (left < best) best = left;
-    }
+    if (pen->pending) best = 0;
     return best;
 }

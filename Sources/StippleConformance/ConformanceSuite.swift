@@ -417,6 +417,16 @@ public struct ConformanceSuite {
             check("decided: a frame repeating (seq, msg_id) with other bytes is a retransmission: answered again, not applied", false, "no ACK")
         }
 
+        // A command refused from its header (bad_field) is remembered too: the same (seq, msg_id)
+        // with valid bytes gets the same refusal and is not applied.
+        let refused = try rawCommand(id: MessageID.setSetpoints.rawValue, payload: [0x84, 0x03, 0x64, 0x00])  // 900 um, 10.0 Hz
+        try writeRaw(FrameEncoder.encode(Frame(seq: rawSeq, message: .setSetpoints(.init(depthUm: 900, rateDhz: 1100)))))
+        let repeated = try awaitAck(seq: rawSeq, id: MessageID.setSetpoints.rawValue)
+        let unchanged = try status()
+        check("decided: a refused command is remembered: its (seq, msg_id) with valid bytes gets the same answer, not applied",
+              refused?.status == .badField && repeated == refused && unchanged?.depthSetpointUm == 700,
+              "\(String(describing: refused)) then \(String(describing: repeated)), \(unchanged.map { Message.status($0).description } ?? "no STATUS")")
+
         // A HELLO is never a retransmission: repeating the remembered (seq, HELLO) is answered
         // (ACK and HELLO_REPLY) and applied again.
         let greeted = try command(hello, reply: .helloReply)

@@ -103,7 +103,11 @@ public final class GPIOPen: Sendable {
     /// commands and stops never wait for it), then processes them and the time.
     @discardableResult
     public func pump(timeout: Duration) throws(SystemCallError) -> Bool {
-        let edges = try lines.waitEdges(timeout: timeout)
+        // Tickless: no longer than the firmware's next deadline, so its periodic reports and
+        // its deadman are on time whatever the reader's period.
+        let now = clock()
+        let deadline = state.withLock { $0.rules.timeToDeadline(at: now) }
+        let edges = try lines.waitEdges(timeout: min(timeout, deadline))
         return try process(edges, at: clock())
     }
 

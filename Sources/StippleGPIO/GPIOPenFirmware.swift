@@ -41,6 +41,10 @@ public struct GPIOPenFirmware: Sendable {
         board = GPIOBoard(tachometer: Tachometer(minimumSpacing: tachometerSpacing), pedal: pedal, estop: estop, overDepth: overDepth)
         origin = now
         self.now = now
+        // A stale import of the core's header (an incremental build after the header changed)
+        // would let the C core write past this value's storage: refuse to run instead.
+        precondition(stp_layout_matches(MemoryLayout<stp_pen>.size, MemoryLayout<stp_hal>.size, MemoryLayout<stp_config>.size) != 0,
+                     "the firmware core's structs differ from this build's import of stipple_pen.h: clean the build (rm -rf .build)")
         var config = stp_config()
         let name = FixedText<16>(serial) != nil ? serial : "INVALID-SERIAL"
         withUnsafeMutableBytes(of: &config.serial) { raw in
@@ -81,6 +85,15 @@ public struct GPIOPenFirmware: Sendable {
     public var estop: Bool { board.estop }
     public var overDepth: Bool { board.overDepth }
     public var tachometer: Tachometer { board.tachometer }
+
+    /// How long until the core's next timed decision (the deadman, a periodic report, the end
+    /// of the stall grace): the reader waits no longer than this for edges.
+    public func timeToDeadline(at time: MonotonicInstant) -> Duration {
+        var core = core
+        let at = UInt32(truncatingIfNeeded: (max(now, time) - origin).totalNanoseconds / 1000)
+        let left = stp_time_to_deadline(&core, at)
+        return left == UInt32.max ? .seconds(1) : .microseconds(Int64(left))
+    }
 
     /// Whether the pen has messages the supervisor has not taken yet.
     public var hasEvents: Bool { !events.isEmpty }

@@ -10,6 +10,12 @@
  * which may wrap modulo 2^32 (the same counter the protocol calls pen_time_us). Every interval
  * the core measures is shorter than 35 minutes as long as stp_tick runs at least every 100 ms.
  *
+ * When to call stp_tick: at least every STP_TICK_MAX_US (1 ms), or — a tickless port — exactly
+ * when stp_time_to_deadline says. The periodic reports are sent when less than a tick remains
+ * before their period ends, so a 1 ms tick still keeps TELEMETRY within 100 ms and STATUS within
+ * 1 s. The pedal and e-stop are read again on every command and before the motor is switched
+ * on, so a port that only polls its inputs never starts the motor on a stale pedal.
+ *
  * Contexts: stp_isr_position and stp_isr_deadman may be called from interrupts; every other
  * entry point runs in one main context (never concurrently with itself).
  */
@@ -35,6 +41,9 @@ extern "C" {
  * (detail 1), or with the very same reading (detail 2), latch. */
 #define STP_SENSOR_MISSING_STROKES 10u
 #define STP_SENSOR_SAME_STROKES 50u
+/* The longest a port may leave between two stp_tick calls (or leave a deadline unserved). */
+#define STP_TICK_MAX_US 1000u
+
 /* Rule 11: over-temperature is cleared only this far (0.1 degC) below the firmware's limit. */
 #define STP_TEMPERATURE_CLEAR_MARGIN_DC 50
 
@@ -62,7 +71,7 @@ typedef struct {
     stw_set_limits limits;
     uint32_t limits_crc;
     uint32_t now_us;
-    uint32_t last_host_us;
+    volatile uint32_t last_host_us; /* read by stp_isr_deadman */
     uint32_t last_telemetry_us;
     uint32_t last_status_us;
     uint32_t motor_on_us;
@@ -79,19 +88,22 @@ typedef struct {
     uint16_t same_readings;
     uint16_t peak_since_frame_um; /* STP_NOT_MEASURED_U16: none */
     stw_cartridge cartridge;      /* the cartridge last seen in the slot */
+    stw_cartridge reported_chip;  /* what the last ok READ_CARTRIDGE read (its data reply) */
     uint8_t has_limits;
+    uint8_t has_setpoints;
     uint8_t handshake_done;
-    uint8_t armed;
+    volatile uint8_t armed;       /* read by stp_isr_deadman */
     uint8_t run_enabled;
     uint8_t fault;                /* STW_FAULT_CODE_* (the first latched) */
     uint8_t estop_latched;
     uint8_t inputs;               /* STP_IN_* as last read */
     uint8_t has_cartridge;
     uint8_t has_last_reading;
-    uint8_t motor_on;             /* what was last written to motor_enable */
+    volatile uint8_t motor_on;    /* what was last written to motor_enable */
     uint8_t motor_timing;         /* motor_on_us holds when the motor was last switched on */
     uint8_t motor_spun_up;        /* on for longer than the stall grace */
     uint8_t identifying;
+    uint8_t trip_stroke_reported; /* stp_isr_position's stroke was reported from its trip */
     uint8_t reported_state;
     uint8_t tx_seq;
     uint8_t last_valid;           /* the duplicate filter holds an entry */
@@ -106,7 +118,7 @@ void stp_boot(stp_pen *pen, const stp_config *config, const stp_hal *hal, uint32
 /* Bytes from the host. Each complete command is applied and answered before this returns. */
 void stp_receive(stp_pen *pen, const stp_hal *hal, uint32_t now_us, const uint8_t *bytes, size_t len);
 
-/* The main loop's periodic call (at least every 10 ms on hardware): the deadman, the rate
+/* The main loop's periodic call (at least every STP_TICK_MAX_US, or at stp_time_to_deadline): the deadman, the rate
  * window, over-current and over-temperature, idle TELEMETRY, periodic STATUS, identify, the
  * inputs (for ports without edge interrupts), reports left by interrupts; kicks the watchdog. */
 void stp_tick(stp_pen *pen, const stp_hal *hal, uint32_t now_us);
@@ -136,6 +148,11 @@ void stp_send_telemetry(stp_pen *pen, const stp_hal *hal, uint32_t now_us);
 /* Sends any pen -> host message through the pen's numbering (a port's LOG lines). */
 void stp_send(stp_pen *pen, const stp_hal *hal, const stw_message *msg);
 
+/* 1 when the caller's sizes of the core's three structs are the core's own. A port in another
+ * language (the simulator's Swift, over a cached import of this header) checks it once at start:
+ * a stale view of stp_pen would let the core write past the caller's storage. */
+int stp_layout_matches(size_t pen_size, size_t hal_size, size_t config_size);
+
 /* Observation. */
 uint8_t stp_state(const stp_pen *pen);        /* STW_PEN_STATE_* */
 /* STW_PEN_FLAGS_*. motor_on is set while the motor is driven, and also while the tachometer sees
@@ -143,8 +160,9 @@ uint8_t stp_state(const stp_pen *pen);        /* STW_PEN_STATE_* */
  * the host must see motion it did not ask for. */
 uint16_t stp_flags(const stp_pen *pen, const stp_hal *hal);
 int stp_motor_driven(const stp_pen *pen);     /* rule 2: armed, run, pedal, no fault, no e-stop */
-/* Microseconds from now_us to the core's next timed decision (the deadman, idle TELEMETRY),
- * UINT32_MAX when none is pending: a simulator steps to it, a tickless port sleeps until it. */
+/* Microseconds from now_us to the core's next timed decision (the deadman, idle TELEMETRY,
+ * periodic STATUS, the end of the stall grace, the end of IDENTIFY); 0 when one is already due.
+ * A simulator steps to it; a tickless port sleeps until it and then calls stp_tick. */
 uint32_t stp_time_to_deadline(const stp_pen *pen, uint32_t now_us);
 
 #ifdef __cplusplus

@@ -553,7 +553,9 @@ static void test_cartridge_rule7(void) {
     CHECK(cmd(msg(STW_MSG_READ_CARTRIDGE), NULL) == STW_ACK_STATUS_OK && find(STW_MSG_CARTRIDGE) &&
               find(STW_MSG_CARTRIDGE)->u.cartridge.event == STW_CARTRIDGE_EVENT_REPORT, "READ_CARTRIDGE reports");
     B.has_chip = 0;
-    CHECK(cmd(msg(STW_MSG_READ_CARTRIDGE), NULL) == STW_ACK_STATUS_NO_CARTRIDGE && !find(STW_MSG_CARTRIDGE), "no data reply");
+    CHECK(cmd(msg(STW_MSG_READ_CARTRIDGE), NULL) == STW_ACK_STATUS_NO_CARTRIDGE && find(STW_MSG_CARTRIDGE) &&
+              find(STW_MSG_CARTRIDGE)->u.cartridge.event == STW_CARTRIDGE_EVENT_REMOVED && count(STW_MSG_CARTRIDGE) == 1,
+          "no data reply (the removal, seen as the command arrives, is reported)");
     /* A pen without a reader: no identity checks, no CARTRIDGE frames. */
     power_on(ALL_CAPS & ~STW_CAPABILITIES_CARTRIDGE_READER);
     hello(STW_PROTO_MAJOR);
@@ -686,14 +688,92 @@ static void test_over_depth_switch(void) {
     CHECK(!(stp_flags(&P, &H) & STW_PEN_FLAGS_MOTOR_ON), "still");
 }
 
+/* From the review: each of these was a bug. */
+static void test_review_findings(void) {
+    uint8_t d;
+    stw_message m;
+    /* An interrupt's stop is never undone by the main loop, and it is reported once. */
+    running_pen();
+    CHECK(stp_isr_position(&P, &H, T, 1400) == 1 && B.motor == 0, "ISR trip");
+    stp_inputs_changed(&P, &H, T);
+    take();
+    CHECK(B.motor == 0, "the main loop does not switch it back on");
+    T += 4000;
+    stp_stroke(&P, &H, T, 1400); /* the port still reports the cut stroke */
+    take();
+    CHECK(count(STW_MSG_TELEMETRY) == 0 && count(STW_MSG_FAULT) == 0, "the cut stroke is not reported twice");
+    CHECK(P.fault == STW_FAULT_CODE_OVER_DEPTH, "latched");
+    /* A motor turning without being driven past the runaway rate latches (a welded relay). */
+    armed_pen();
+    B.tach_dhz = 3000;
+    tick(1000);
+    CHECK(P.fault == STW_FAULT_CODE_RATE_RUNAWAY, "runaway while not driven");
+    /* Over-current while idle latches once. */
+    armed_pen();
+    B.current_ma = 2000;
+    tick(1000);
+    tick(1000);
+    CHECK(P.fault == STW_FAULT_CODE_OVER_CURRENT && count(STW_MSG_FAULT) == 0, "over-current idle, reported once");
+    /* MOTOR_RUN with the pedal already released at the line (the last tick saw it down). */
+    armed_pen();
+    inputs(STP_IN_CARTRIDGE | STP_IN_PEDAL);
+    B.inputs = STP_IN_CARTRIDGE; /* released, no tick since */
+    CHECK(cmd(msg(STW_MSG_MOTOR_RUN), NULL) == STW_ACK_STATUS_OK && B.motor == 0, "a stale pedal never starts the motor");
+    /* A blank chip (all 0xFF) gives a CARTRIDGE the host can decode, and is refused. */
+    armed_pen();
+    cmd(msg(STW_MSG_DISARM), NULL);
+    memset(&B.chip, 0xFF, sizeof B.chip);
+    CHECK(cmd(msg(STW_MSG_READ_CARTRIDGE), NULL) == STW_ACK_STATUS_OK && find(STW_MSG_CARTRIDGE), "a blank chip reads");
+    CHECK(find(STW_MSG_CARTRIDGE)->u.cartridge.needle_count == 64 && find(STW_MSG_CARTRIDGE)->u.cartridge.cartridge_id[0] == 0,
+          "clamped and cut to printable text");
+    CHECK(arm_with(P.limits_crc, &d) == STW_ACK_STATUS_CARTRIDGE_REJECTED, "and refused");
+    /* A LOG longer than a payload is not sent (and does not overflow). */
+    m = msg(STW_MSG_LOG);
+    m.u.log.text_len = 56;
+    memset(m.u.log.text, 'x', sizeof m.u.log.text);
+    B.out_len = 0;
+    stp_send(&P, &H, &m);
+    CHECK(B.out_len == 0, "an over-long LOG is refused by the encoder");
+    /* A depth setpoint of 0 is a setpoint when the limits allow it. */
+    power_on(ALL_CAPS);
+    hello(STW_PROTO_MAJOR);
+    {
+        stw_set_limits l = good_limits();
+        l.depth_min_um = 0;
+        set_limits(l, NULL);
+    }
+    CHECK(setpoints(0, 1200, NULL) == STW_ACK_STATUS_OK && arm_with(P.limits_crc, NULL) == STW_ACK_STATUS_OK, "depth 0 arms");
+    /* A rejected command is remembered: the same (seq, id) with valid bytes is not applied. */
+    power_on(ALL_CAPS);
+    hello(STW_PROTO_MAJOR);
+    set_limits(good_limits(), NULL);
+    CHECK(setpoints(800, 1200, NULL) == STW_ACK_STATUS_OK, "setpoints");
+    {
+        stw_message sp = msg(STW_MSG_SET_SETPOINTS);
+        sp.u.set_setpoints.depth_um = 900;
+        sp.u.set_setpoints.rate_dhz = 100; /* outside the protocol range: bad_field */
+        send_raw(++host_seq, &sp);
+        CHECK(find(STW_MSG_ACK) && find(STW_MSG_ACK)->u.ack.status == STW_ACK_STATUS_BAD_FIELD, "bad_field");
+        sp.u.set_setpoints.rate_dhz = 1200;
+        send_raw(host_seq, &sp);
+        CHECK(find(STW_MSG_ACK) && find(STW_MSG_ACK)->u.ack.status == STW_ACK_STATUS_BAD_FIELD && P.depth_setpoint_um == 800,
+              "answered as remembered, not applied");
+    }
+    /* Deadlines: one already due reads 0; STATUS, the stall grace and IDENTIFY are deadlines. */
+    power_on(ALL_CAPS);
+    CHECK(stp_time_to_deadline(&P, T + 200000) == 0, "overdue is 0, never 'nothing due'");
+    running_pen();
+    CHECK(stp_time_to_deadline(&P, T) <= 250000u, "the stall grace");
+}
+
 static void test_periodic_and_identify(void) {
     int i;
     power_on(ALL_CAPS);
     take();
-    tick(99999);
+    tick(100000 - STP_TICK_MAX_US - 1);
     CHECK(count(STW_MSG_TELEMETRY) == 0, "not yet");
     tick(1);
-    CHECK(count(STW_MSG_TELEMETRY) == 1, "idle TELEMETRY every 100 ms");
+    CHECK(count(STW_MSG_TELEMETRY) == 1, "idle TELEMETRY a tick before 100 ms: never late with a 1 ms tick");
     for (i = 0; i < 9; i++) tick(100000);
     CHECK(count(STW_MSG_STATUS) == 1, "STATUS every second");
     CHECK(B.kicks > 0, "the watchdog is kicked from the main loop");
@@ -797,6 +877,7 @@ int main(void) {
     test_depth_sensor();
     test_duplicates_and_rejections();
     test_over_depth_switch();
+    test_review_findings();
     test_periodic_and_identify();
     test_state_table();
     test_no_motor_without_everything();

@@ -58,6 +58,10 @@ public struct PenSimulator: Sendable {
         world = PenWorld(mechanics: PenMechanics(parameters: parameters, rng: rng.split()), cartridge: config.cartridge,
                          hasCartridgeReader: config.hasCartridgeReader)
         coreConfig = Self.coreConfig(config)
+        // A stale import of the core's header (an incremental build after the header changed)
+        // would let the C core write past this value's storage: refuse to run instead.
+        precondition(stp_layout_matches(MemoryLayout<stp_pen>.size, MemoryLayout<stp_hal>.size, MemoryLayout<stp_config>.size) != 0,
+                     "the firmware core's structs differ from this build's import of stipple_pen.h: clean the build (rm -rf .build)")
         boot(cause: .powerOn)
     }
 

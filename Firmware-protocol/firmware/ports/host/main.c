@@ -46,6 +46,7 @@ typedef struct {
     uint32_t stroke_start;   /* pen time the stroke in progress began */
     int sampled;             /* its bottom was sampled */
     uint16_t peak;           /* the protrusion at that bottom */
+    uint32_t jitter;         /* a small deterministic scatter of the peaks */
     uint32_t last_stroke_us; /* period of the last complete stroke, 0 none */
     uint32_t last_stroke_at;
 } board;
@@ -240,7 +241,10 @@ int main(int argc, char **argv) {
             uint32_t period = 10000000u / b.rate, into = now - b.stroke_start;
             if (!b.sampled && into >= period / 2u) {
                 b.sampled = 1;
-                b.peak = (uint16_t)(b.depth + b.extra_um);
+                /* a few micrometres of stroke-to-stroke scatter, as a real needle has (and without
+                 * which the core's stuck-sensor check would rightly latch depth_sensor) */
+                b.jitter = (b.jitter * 1103515245u + 12345u) & 0x7FFFFFFFu;
+                b.peak = (uint16_t)(b.depth + b.extra_um + (int)(b.jitter >> 16) % 11 - 5);
                 if (stp_isr_position(&pen, &hal, now, b.peak)) {
                     printf("trip %u us into a stroke of %u us\n", into, period);
                     fflush(stdout);
@@ -251,8 +255,9 @@ int main(int argc, char **argv) {
                 b.last_stroke_us = into;
                 b.last_stroke_at = now;
                 b.stroke_start = now;
+                uint16_t peak = b.sampled ? b.peak : b.depth;
                 b.sampled = 0;
-                stp_stroke(&pen, &hal, now, b.sampled ? b.peak : b.depth);
+                stp_stroke(&pen, &hal, now, peak);
             }
         }
         {

@@ -36,12 +36,23 @@ static void irq_on(void *ctx, uint32_t saved) {
     (void)ctx;
     __asm volatile("msr primask, %0" ::"r"(saved) : "memory");
 }
-static void motor(void *ctx, int on) { (void)ctx; MOTOR_EN = on ? 1u : 0u; }
-static void drive(void *ctx, uint16_t depth, uint16_t rate) { (void)ctx; DEPTH_DAC = depth; RATE_PWM = rate; }
-static uint16_t tach(void *ctx) {
-    uint32_t period = TACH_PERIOD_US;
+static volatile uint32_t last_stroke_at; /* set by the stroke interrupt */
+static volatile uint8_t stroke_seen;
+
+static void motor(void *ctx, int on) {
     (void)ctx;
-    if (period == 0u) return 0u;
+    if (on && !MOTOR_EN) stroke_seen = 0; /* a start begins a new measurement */
+    MOTOR_EN = on ? 1u : 0u;
+}
+static void drive(void *ctx, uint16_t depth, uint16_t rate) { (void)ctx; DEPTH_DAC = depth; RATE_PWM = rate; }
+/* Per stroke (PROTOCOL.md section 7, "Decisions"): the last stroke's period from the capture
+ * register, and never less than the time since that stroke, so a silent tachometer reads as a
+ * rate falling to zero. */
+static uint16_t tach(void *ctx) {
+    uint32_t period = TACH_PERIOD_US, since = TIMER_US - last_stroke_at;
+    (void)ctx;
+    if (!stroke_seen || period == 0u) return 0u;
+    if (since > period) period = since;
     return (uint16_t)(10000000u / period > 65535u ? 65535u : 10000000u / period);
 }
 static uint16_t current(void *ctx) { (void)ctx; return (uint16_t)CURRENT_ADC; }
@@ -64,12 +75,14 @@ static int cartridge(void *ctx, stw_cartridge *out) {
 static uint8_t tx[256];
 static volatile uint8_t tx_head, tx_tail;
 static void uart(void *ctx, const uint8_t *bytes, size_t n) {
+    uint8_t used = (uint8_t)(tx_head - tx_tail);
     (void)ctx;
+    /* Whole frames only: one that does not fit is dropped entire (TELEMETRY is superseded by the
+     * next, a latched fault is repeated in every STATUS and TELEMETRY). */
+    if (n > (size_t)(sizeof tx - 1u - used)) return;
     while (n--) {
-        uint8_t next = (uint8_t)(tx_head + 1u);
-        if (next == tx_tail) return; /* full: the frame is dropped; telemetry is superseded */
         tx[tx_head] = *bytes++;
-        tx_head = next;
+        tx_head = (uint8_t)(tx_head + 1u);
     }
 }
 static void led(void *ctx, int on) { (void)ctx; LED = on ? 1u : 0u; }
@@ -90,7 +103,7 @@ static stp_pen pen;
 static uint8_t rx[128];
 static volatile uint8_t rx_head, rx_tail;
 static volatile uint8_t stroke_done;
-static volatile uint16_t stroke_peak;
+static volatile uint16_t stroke_peak = STP_NOT_MEASURED_U16; /* none yet this stroke */
 
 /* Interrupts. */
 void uart_irq(void) {
@@ -110,10 +123,14 @@ void uart_irq(void) {
 void systick_irq(void) { (void)stp_isr_deadman(&pen, &hal, TIMER_US); }
 void depth_adc_irq(void) {
     uint16_t um = (uint16_t)DEPTH_SAMPLE;
-    if (um > stroke_peak) stroke_peak = um;
+    if (stroke_peak == STP_NOT_MEASURED_U16 || um > stroke_peak) stroke_peak = um;
     (void)stp_isr_position(&pen, &hal, TIMER_US, um);
 }
-void stroke_irq(void) { stroke_done = 1; }
+void stroke_irq(void) {
+    last_stroke_at = TIMER_US;
+    stroke_seen = 1;
+    stroke_done = 1;
+}
 
 int main(void) {
     uint32_t last_tick;
@@ -128,9 +145,11 @@ int main(void) {
         }
         if (n) stp_receive(&pen, &hal, TIMER_US, chunk, n);
         if (stroke_done) {
-            uint16_t peak = stroke_peak;
+            uint32_t saved = irq_off(0);
+            uint16_t peak = stroke_peak; /* taken and reset with the ADC interrupt masked */
             stroke_done = 0;
-            stroke_peak = 0;
+            stroke_peak = STP_NOT_MEASURED_U16;
+            irq_on(0, saved);
             stp_stroke(&pen, &hal, TIMER_US, peak);
         }
         if ((uint32_t)(TIMER_US - last_tick) >= 1000u) {
