@@ -200,10 +200,10 @@ test-firmware-host: deps $(FW_HOST)
 # the pty is held open for 1.5 s before the suite starts.
 QEMU_PORT := $(FW_DIR)/ports/qemu-microbit
 QEMU_ELF := $(BUILD)/firmware-qemu/pen.elf
-$(QEMU_ELF): $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c $(QEMU_PORT)/link.ld $(FW_HEADERS)
+$(QEMU_ELF): $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c $(QEMU_PORT)/link.ld $(FW_DIR)/ports/cortex-m/startup.c $(FW_HEADERS)
 	@mkdir -p $(dir $@)
 	$(ARM_CC) -std=c99 -Os -mcpu=cortex-m0 -mthumb -ffunction-sections -fdata-sections -Wall -Wextra -Werror \
-	  -I$(FW_DIR)/include -I$(C_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c \
+	  -I$(FW_DIR)/include -I$(C_DIR)/include $(FW_SOURCES) $(C_SOURCES) $(QEMU_PORT)/main.c $(FW_DIR)/ports/cortex-m/startup.c \
 	  -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections -Wl,-e,reset_handler -T$(QEMU_PORT)/link.ld -o $@
 test-firmware-qemu: deps $(QEMU_ELF)
 	$(SWIFT) build --product stipple-sim
@@ -229,7 +229,7 @@ REF_PORT := $(FW_DIR)/ports/reference-m0plus
 REF_BUILD := $(BUILD)/firmware-m0plus
 check-firmware-size: deps
 	@rm -rf $(REF_BUILD) && mkdir -p $(REF_BUILD)
-	cd $(REF_BUILD) && $(ARM_CC) $(ARM_FLAGS:-I%=-I$(CURDIR)/%) -c $(addprefix $(CURDIR)/,$(FW_SOURCES) $(C_SOURCES) $(REF_PORT)/main.c)
+	cd $(REF_BUILD) && $(ARM_CC) $(ARM_FLAGS:-I%=-I$(CURDIR)/%) -c $(addprefix $(CURDIR)/,$(FW_SOURCES) $(C_SOURCES) $(REF_PORT)/main.c $(FW_DIR)/ports/cortex-m/startup.c)
 	$(ARM_CC) -mcpu=cortex-m0plus -mthumb -nostartfiles --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections -Wl,-e,reset_handler \
 	  -T$(REF_PORT)/link.ld $(REF_BUILD)/*.o -o $(REF_BUILD)/pen.elf
 	@if arm-none-eabi-nm $(REF_BUILD)/pen.elf | grep -qE '__aeabi_(f|d)|__aeabi_i2f|__(add|mul|div)(s|d)f3'; then \

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../cortex-m/cortex_m.h"
 #include "stipple_pen.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
@@ -115,14 +116,6 @@ int main(void) {
     }
 }
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
-void reset_handler(void) {
-    uint32_t *src = &_sidata, *dst = &_sdata;
-    while (dst < &_edata) *dst++ = *src++;
-    for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
-    (void)main();
-    for (;;) {}
-}
 static void fault_handler(void) {
     GPIO_OUTCLR = MOTOR_PIN;
     for (;;) {}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../cortex-m/cortex_m.h"
 #include "stipple_pen.h"
 
 /* Placeholder peripheral registers (a port uses its MCU's). */
@@ -160,15 +161,6 @@ int main(void) {
     }
 }
 
-/* Start-up: copy .data, zero .bss, run main. */
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
-void reset_handler(void) {
-    uint32_t *src = &_sidata, *dst = &_sdata;
-    while (dst < &_edata) *dst++ = *src++;
-    for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
-    (void)main();
-    for (;;) {}
-}
 static void default_handler(void) {
     MOTOR_EN = 0u; /* any unexpected interrupt or fault: motor off, then the watchdog resets */
     for (;;) {}
