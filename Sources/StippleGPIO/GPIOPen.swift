@@ -6,12 +6,12 @@ import Synchronization
 /// A GPIO pen: its lines, its debouncers and its firmware (`GPIOPenFirmware`) behind one lock, used
 /// from two threads — the supervisor's (through `GPIOPenLink`: commands, stops, the pen's
 /// messages) and the line reader's (`pump`: edges, time). Every change drives the output lines
-/// before the lock is released, so a stop — whether the rules latched it on the reader's
+/// before the lock is released, so a stop — whether the firmware latched it on the reader's
 /// thread or the safety core decided it on the supervisor's — has the motor line inactive
 /// when the call returns.
 public final class GPIOPen: Sendable {
     private struct State {
-        var rules: GPIOPenFirmware
+        var firmware: GPIOPenFirmware
         var debouncers: [GPIOPenLine: InputDebouncer]
         var motorWritten: Bool
         var ledWritten: Bool
@@ -42,11 +42,11 @@ public final class GPIOPen: Sendable {
             let debounce = settings.lines[line]?.debounce ?? GPIOPenSettings.defaultDebounce(line)
             debouncers[line] = InputDebouncer(line: line, debounce: debounce, initial: value)
         }
-        let rules = GPIOPenFirmware(
+        let firmware = GPIOPenFirmware(
             serial: settings.serial, hasStatusLED: hasLED,
             tachometerSpacing: settings.lines[.tachometer]?.debounce ?? .zero,
             pedal: initial[.pedal] ?? false, estop: initial[.estop] ?? false, overDepth: initial[.overDepth] ?? false, at: now)
-        state = Mutex(State(rules: rules, debouncers: debouncers, motorWritten: false, ledWritten: false))
+        state = Mutex(State(firmware: firmware, debouncers: debouncers, motorWritten: false, ledWritten: false))
     }
 
     public var description: String { lines.description }
@@ -57,7 +57,7 @@ public final class GPIOPen: Sendable {
     public func command(_ message: Message) {
         let now = clock()
         state.withLock { state in
-            state.rules.command(message, at: now)
+            state.firmware.command(message, at: now)
             drive(&state)
         }
     }
@@ -65,13 +65,13 @@ public final class GPIOPen: Sendable {
     /// The supervisor is alive; returns the pen's messages so far.
     public func poll(at now: MonotonicInstant) -> [HostLink.Event] {
         state.withLock { state in
-            state.rules.hostAlive(at: now)
-            return state.rules.takeEvents()
+            state.firmware.hostAlive(at: now)
+            return state.firmware.takeEvents()
         }
     }
 
-    /// The rules as they stand (tests, status).
-    public var rules: GPIOPenFirmware { state.withLock { $0.rules } }
+    /// The firmware as it stands (tests, status).
+    public var firmware: GPIOPenFirmware { state.withLock { $0.firmware } }
 
     /// Whether the motor line was last driven active.
     public var motorLineActive: Bool { state.withLock { $0.motorWritten } }
@@ -85,17 +85,17 @@ public final class GPIOPen: Sendable {
             for edge in edges.sorted(by: { $0.time < $1.time }) {
                 settle(&state, at: edge.time)
                 if edge.line == .tachometer {
-                    state.rules.input(edge)
+                    state.firmware.input(edge)
                 } else if let change = state.debouncers[edge.line]?.edge(active: edge.active, at: edge.time) {
-                    state.rules.input(change)
+                    state.firmware.input(change)
                 }
                 drive(&state)
             }
             settle(&state, at: now)
-            state.rules.tick(at: now)
+            state.firmware.tick(at: now)
             drive(&state)
             if let failure = state.failure { throw failure }
-            return state.rules.hasEvents
+            return state.firmware.hasEvents
         }
     }
 
@@ -106,7 +106,7 @@ public final class GPIOPen: Sendable {
         // Tickless: no longer than the firmware's next deadline, so its periodic reports and
         // its deadman are on time whatever the reader's period.
         let now = clock()
-        let deadline = state.withLock { $0.rules.timeToDeadline(at: now) }
+        let deadline = state.withLock { $0.firmware.timeToDeadline(at: now) }
         let edges = try lines.waitEdges(timeout: min(timeout, deadline))
         return try process(edges, at: clock())
     }
@@ -114,7 +114,7 @@ public final class GPIOPen: Sendable {
     /// Motor off, lines released. Idempotent.
     public func close() {
         state.withLock { state in
-            state.rules.command(.disarm(.init()), at: clock())
+            state.firmware.command(.disarm(.init()), at: clock())
             drive(&state)
         }
         lines.release()
@@ -124,13 +124,13 @@ public final class GPIOPen: Sendable {
 
     private func settle(_ state: inout State, at time: MonotonicInstant) {
         for line in [GPIOPenLine.estop, .overDepth, .pedal] {
-            if let change = state.debouncers[line]?.settle(at: time) { state.rules.input(change) }
+            if let change = state.debouncers[line]?.settle(at: time) { state.firmware.input(change) }
         }
     }
 
-    /// Drives the outputs to what the rules say, the motor first.
+    /// Drives the outputs to what the firmware says, the motor first.
     private func drive(_ state: inout State) {
-        let motor = state.rules.motorEnable
+        let motor = state.firmware.motorEnable
         if motor != state.motorWritten {
             do {
                 try lines.set(.motorEnable, active: motor)
@@ -140,7 +140,7 @@ public final class GPIOPen: Sendable {
                 state.failure = state.failure ?? error
             }
         }
-        let led = state.rules.statusLED
+        let led = state.firmware.statusLED
         if settings.lines[.statusLED] != nil, led != state.ledWritten {
             do {
                 try lines.set(.statusLED, active: led)

@@ -25,7 +25,7 @@ import Testing
         await rig.run(for: .seconds(1))
         #expect(await rig.phase == "running")
         #expect(rig.motorPowered && rig.strokes > 100)
-        let rate = rig.pen.rules.tachometer.rateHz(at: rig.clock.now())
+        let rate = rig.pen.firmware.tachometer.rateHz(at: rig.clock.now())
         #expect(abs(rate - 120) < 3, "the rate from the tachometer's edge times: \(rate) Hz")
         rig.press(.pedal, false)
         await rig.run(for: .milliseconds(50))
@@ -54,7 +54,7 @@ import Testing
         #expect(await rig.phase == "faulted")
         // The model's switch stays closed after the last stroke: the pen's rules keep their
         // latch (the cause is not gone), so clearing is refused and nothing can be armed.
-        #expect(rig.pen.rules.overDepth && rig.pen.rules.fault == .overDepth)
+        #expect(rig.pen.firmware.overDepth && rig.pen.firmware.fault == .overDepth)
         do {
             try await rig.clearFault()
             Issue.record("cleared with the over-depth switch closed")
@@ -152,7 +152,7 @@ import Testing
         // latches at boot, and the restored session comes back faulted.
         let restarted = try await GPIORig(lines: rig.lines, directory: directory, clock: clock)
         #expect(!restarted.motorLine)
-        #expect(restarted.pen.rules.estopLatched)
+        #expect(restarted.pen.firmware.estopLatched)
         #expect(await restarted.phase == "faulted")
         restarted.press(.estop, false)
         restarted.press(.pedal, true)
@@ -177,7 +177,7 @@ import Testing
         }
         let after = try #require(stoppedAfter)
         #expect(after <= .milliseconds(ProtocolTiming.deadmanRangeMs.upperBound), "stopped after \(after)")
-        #expect(rig.pen.rules.fault == .hostHeartbeatLost)
+        #expect(rig.pen.firmware.fault == .hostHeartbeatLost)
         await rig.run(for: .milliseconds(20))
         #expect(await rig.faults.contains("link_lost"), "the core latches it when the supervisor runs again")
     }
