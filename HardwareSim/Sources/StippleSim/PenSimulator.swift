@@ -27,7 +27,7 @@ public struct PenSimulator: Sendable {
     private var coreConfig = stp_config()
     /// The board: mechanics, lines, sensors and the UART, as the core's HAL sees them.
     private var world: PenWorld
-    /// Commands the cores before the last reset applied (the core's own count restarts at boot).
+    /// Commands applied before the last reset (the core's own count restarts at boot).
     private var appliedBeforeBoot = 0
 
     // Injected firmware-side faults (mechanical ones live in `mechanics`).
