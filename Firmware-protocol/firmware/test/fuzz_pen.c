@@ -19,6 +19,7 @@ typedef struct {
     int16_t temperature;
     uint8_t inputs;
     stw_cartridge chip;
+    stw_decoder out; /* the core's output, decoded as the host would */
 } board;
 
 static void b_motor(void *c, int on) { ((board *)c)->motor = on; }
@@ -35,12 +36,11 @@ static int b_chip(void *c, stw_cartridge *out) {
 }
 static void b_uart(void *c, const uint8_t *bytes, size_t n) {
     /* Whatever the core sends must be a frame its own codec accepts. */
-    static stw_decoder d;
+    board *b = c;
     stw_frame f;
     size_t i;
-    (void)c;
     for (i = 0; i < n; i++) {
-        stw_result r = stw_decoder_push(&d, bytes[i], &f);
+        stw_result r = stw_decoder_push(&b->out, bytes[i], &f);
         if (r != STW_NONE && r != STW_FRAME) abort();
     }
 }
@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     motor_seen = 0;
 
     memset(&b, 0, sizeof b);
+    stw_decoder_init(&b.out); /* per input: each run starts from the same state */
     b.inputs = STP_IN_CARTRIDGE;
     b.chip.needle_count = 3;
     b.chip.needle_diameter_um = 250;

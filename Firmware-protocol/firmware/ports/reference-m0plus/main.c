@@ -155,8 +155,7 @@ int main(void) {
         }
         if ((uint32_t)(TIMER_US - last_tick) >= 1000u) {
             last_tick = TIMER_US;
-            stp_tick(&pen, &hal, last_tick);
-            stp_inputs_changed(&pen, &hal, last_tick);
+            stp_tick(&pen, &hal, last_tick); /* also reads the inputs */
         }
     }
 }
