@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Pen protocol v1 codec: sans-I/O, no Foundation. Messages.generated.swift comes from
@@ -125,6 +127,31 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The clinic's records on PostgreSQL (docs/fleet.md): the claims that span workstations
+        // (gap rule, single-use cartridges) made before a session opens, and the audit chain
+        // shipped as the outbox. Above the daemon: the supervisor sees only `ClinicClaims`.
+        .target(
+            name: "StippleClinic",
+            dependencies: [
+                "StippleClinicDatabase", "StippleDaemon", "StippleRecords",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The clinic database's schema and connection file, shared by the daemon and by
+        // `stipplectl clinic` (which reads the clinic's views with the user's own credentials).
+        .target(
+            name: "StippleClinicDatabase",
+            dependencies: [
+                "StippleSafety",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // The simulated pen as the daemon's `sim` backend: `SimPenService` steps the simulator and
         // the supervisor together (scenario steps at their times). A module of its own so that the
         // daemon's libraries never depend on the simulator, and the tests' rig runs this same loop.
@@ -142,8 +169,9 @@ let package = Package(
         .executableTarget(
             name: "stippled",
             dependencies: [
-                "StippleDaemon", "StippleSim", "StippleSimBackend", "StippleTransport", "StippleRecords", "StippleRequests", "StippleSafety", "StippleWire",
+                "StippleDaemon", "StippleClinic", "StippleClinicDatabase", "StippleSim", "StippleSimBackend", "StippleTransport", "StippleRecords", "StippleRequests", "StippleSafety", "StippleWire",
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -205,6 +233,9 @@ let package = Package(
             dependencies: [
                 "StippleAPI", "StippleClient", "StippleRequests",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
+                "StippleClinicDatabase",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -66,6 +66,10 @@ struct SessionOpen: ParsableCommand {
     @Option(name: .customLong("gap-override-reason"), help: "Why this client is treated within 5 days of the last session (recorded).")
     var gapOverrideReason: String?
 
+    @Option(name: .customLong("clinic-offline-reason"),
+            help: "Engineers: open while the clinic's database cannot be reached (offline policy allow-with-override); recorded, claimed when it is back.")
+    var clinicOfflineReason: String?
+
     func validate() throws {
         if pigmentLots.isEmpty { throw ValidationError("give at least one --pigment-lot (pigment batch numbers are required records)") }
     }
@@ -73,7 +77,7 @@ struct SessionOpen: ParsableCommand {
     func run() throws {
         let body = Components.Schemas.OpenSession(
             sessionId: sessionID, clientId: clientID, technician: technician, zone: zone, cartridgeId: cartridgeID,
-            pigmentLots: pigmentLots, penSerial: penSerial, gapOverrideReason: gapOverrideReason)
+            pigmentLots: pigmentLots, penSerial: penSerial, gapOverrideReason: gapOverrideReason, clinicOfflineReason: clinicOfflineReason)
         let reply = try options.client().post("/v1/sessions", body: body.jsonData())
         options.print(reply) { status in
             "opened session \(status["session"]["id"].text)\n" + StatusText.screen(status)

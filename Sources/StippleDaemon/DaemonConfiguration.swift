@@ -79,6 +79,8 @@ public struct DaemonConfiguration: Sendable {
     public static let realtimePriorityRange = 0...99
     public var technicianGroup = "stipple"
     public var engineerGroup = "stipple-eng"
+    /// The clinic's database (docs/fleet.md): off unless configured.
+    public var clinic: ClinicSettings?
     /// Where the configuration came from (for the log).
     public var source: String?
 
@@ -113,7 +115,7 @@ public struct DaemonConfiguration: Sendable {
     public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
         self.source = source
         let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups", "metrics_port", "metrics_textfile",
-                                  "discovery", "gpio", "realtime_priority"]
+                                  "discovery", "gpio", "realtime_priority", "clinic"]
         var reader = FieldReader(object, known: known)
         if let value = reader.string("pen", allowed: "") { applyPen(value, problems: &problems) }
         if let value = reader.string("socket", allowed: "") { socketPath = value }
@@ -138,6 +140,7 @@ public struct DaemonConfiguration: Sendable {
         }
         if let raw = object["discovery"] { applyDiscovery(raw, problems: &problems) }
         if let raw = object["gpio"] { applyGPIO(raw, problems: &problems) }
+        if let raw = object["clinic"] { clinic = ClinicSettings.parse(raw, problems: &problems) }
         if let raw = object["groups"] {
             if let groups = raw as? [String: Any] {
                 for (key, value) in groups {
@@ -230,6 +233,7 @@ public struct DaemonConfiguration: Sendable {
             problems.append(Problem(field: "metrics_textfile", value: path, allowed: "an absolute path ending in .prom"))
         }
         problems += validatePens()
+        if let clinic { problems += clinic.validate() }
         if case .sim(let scenario?) = pen, !FileManager.default.fileExists(atPath: scenario) {
             problems.append(Problem(field: "pen", value: "sim:\(scenario)", allowed: "sim:FILE where FILE exists"))
         }

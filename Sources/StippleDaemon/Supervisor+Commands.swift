@@ -32,10 +32,43 @@ extension Supervisor {
 
     /// Opens a session. An empty `sessionID` lets the daemon choose one; an empty `penSerial`
     /// binds the session to the identified pen.
+    ///
+    /// With a clinic database, the client and the cartridge are claimed there first (a refused
+    /// claim refuses the open); the safety core then applies its own rules as always, and a
+    /// session it refuses gives its claims back.
     public func openSession(_ request: SessionRequest, actor: String) async throws(CommandError) -> StatusView {
         var request = request
         if request.sessionID.isEmpty { request.sessionID = Self.newSessionID(wall: clock.wallNow()) }
-        return try await status(of: .openSession(request, actor: actor))
+        guard let clinic, let client = Identifier.canonical(request.clientID), let cartridge = Identifier.canonical(request.cartridgeID),
+              Identifier.canonical(request.sessionID) != nil else {
+            // Without a clinic (or with identifiers the core refuses anyway) nothing is claimed,
+            // and an offline reason means nothing.
+            request.clinicOfflineReason = nil
+            return try await status(of: .openSession(request, actor: actor))
+        }
+        let limits = core.limits
+        let claim = SessionClaim(
+            sessionID: request.sessionID, clientID: client, cartridgeID: cartridge,
+            gapSeconds: Int64(limits.minimumSessionGap.wholeSeconds), maxSessionSeconds: Int64(limits.sessionLength.wholeSeconds),
+            gapOverrideReason: request.gapOverrideReason, simulatedTime: clock.isAccelerated ? clock.wallNow().secondsSince1970 : nil,
+            offlineReason: request.clinicOfflineReason)
+        switch await clinic.claimSession(claim) {
+        case .granted:
+            request.clinicOfflineReason = nil
+        case .refused(let why):
+            throw CommandError(.conflict, .clinicRefused, "the clinic refused this session: \(why)")
+        case .unreachable(let why):
+            throw CommandError(.unavailable, .clinicUnreachable, "the clinic's database cannot be reached, and this site opens no new session without it: \(why)")
+        case .deferred(let why):
+            logger.warning("session opened without the clinic's claim (offline, engineer's reason): claimed when the database is back",
+                           metadata: ["session": "\(request.sessionID)", "why": "\(why)"])
+        }
+        do {
+            return try await status(of: .openSession(request, actor: actor))
+        } catch {
+            if core.snapshot?.session.request.sessionID != request.sessionID { await clinic.releaseSession(request.sessionID) }
+            throw error
+        }
     }
 
     /// A session id nobody chose: the date and a random part (the core refuses a reused one).
@@ -51,9 +84,18 @@ extension Supervisor {
 
     /// Records the cartridge for the session; for a pen without a reader (GPIO pens) this is the
     /// technician's typed id, lot and expiry, which arming then checks like a read one.
+    /// With a clinic database, a cartridge is claimed clinic-wide first (single use across chairs).
     public func setCartridge(id: String, lot: String?, expiryDay: Int?, needleCount: Int?, needleDiameterUm: Int?,
                              actor: String) async throws(CommandError) -> StatusView {
-        try await status(of: .setCartridge(CartridgeEntry(id: id, lot: lot, expiryDay: expiryDay, needleCount: needleCount,
+        if let clinic, let cartridge = Identifier.canonical(id), let session = core.snapshot?.session.request.sessionID {
+            switch await clinic.claimCartridge(cartridge, sessionID: session) {
+            case .granted, .deferred: break
+            case .refused(let why): throw CommandError(.conflict, .clinicRefused, "the clinic refused this cartridge: \(why)")
+            case .unreachable(let why):
+                throw CommandError(.unavailable, .clinicUnreachable, "the clinic's database cannot be reached to claim this cartridge, and this site uses no cartridge it has not claimed: \(why)")
+            }
+        }
+        return try await status(of: .setCartridge(CartridgeEntry(id: id, lot: lot, expiryDay: expiryDay, needleCount: needleCount,
                                                           needleDiameterUm: needleDiameterUm), actor: actor))
     }
 
@@ -107,6 +149,9 @@ extension Supervisor {
     public func clearFault(actor: String) async throws(CommandError) -> StatusView {
         try await status(of: .clearFault(actor: actor, recordsUnwritable: records?.unwritableReason))
     }
+
+    /// Makes this workstation one of a clinic's: sessions and cartridges are claimed there first.
+    public func useClinic(_ clinic: any ClinicClaims) { self.clinic = clinic }
 
     public func closeSession(actor: String) async throws(CommandError) -> StatusView {
         try await status(of: .closeSession(actor: actor))

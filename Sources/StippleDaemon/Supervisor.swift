@@ -80,6 +80,8 @@ public actor Supervisor {
     /// When the real-time wake-up for a waiting command is due, if one is scheduled.
     var realTimeWake: MonotonicInstant?
     var nextCommand: UInt64 = 1
+    /// The clinic's claims (docs/fleet.md), when this workstation is one of a clinic's.
+    var clinic: (any ClinicClaims)?
     /// Stop answers leave the supervisor's thread here: writing one to a slow socket may wait.
     nonisolated let answers = SerialWorker(name: "stipple-answers")
 

@@ -135,6 +135,7 @@ extension RecordStore {
                            "cartridge_id": request.cartridgeID, "pigment_lots": request.pigmentLots.joined(separator: ","),
                            "technician": request.technician]
             if let reason = request.gapOverrideReason { payload["gap_override_reason"] = reason }
+            if let reason = request.clinicOfflineReason { payload["clinic_offline_reason"] = reason }
             try Self.appendAudit(db, at: at, actor: actor, kind: "session_opened", sessionID: request.sessionID, payload: payload)
         }
     }

@@ -117,10 +117,14 @@ public struct SessionRequest: Hashable, Sendable, Codable {
     public var penSerial: String
     /// A reason to open inside the minimum gap; recorded with the session.
     public var gapOverrideReason: String?
+    /// An engineer's reason to open while the clinic's database cannot be reached (offline
+    /// policy allow-with-override, docs/fleet.md); recorded with the session, whose clinic claim
+    /// is then made when the link returns.
+    public var clinicOfflineReason: String?
 
     public init(
         sessionID: String, clientID: String, technician: String, zone: Zone, cartridgeID: String,
-        pigmentLots: [String], penSerial: String, gapOverrideReason: String? = nil
+        pigmentLots: [String], penSerial: String, gapOverrideReason: String? = nil, clinicOfflineReason: String? = nil
     ) {
         self.sessionID = sessionID
         self.clientID = clientID
@@ -130,6 +134,7 @@ public struct SessionRequest: Hashable, Sendable, Codable {
         self.pigmentLots = pigmentLots
         self.penSerial = penSerial
         self.gapOverrideReason = gapOverrideReason
+        self.clinicOfflineReason = clinicOfflineReason
     }
 }
 

@@ -2,8 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import Metrics
+import PostgresNIO
 import Prometheus
 import ServiceLifecycle
+import StippleClinic
+import StippleClinicDatabase
 import StippleDaemon
 import StippleRecords
 import StippleSafety
@@ -177,6 +180,7 @@ struct Daemon {
         if let path = configuration.metricsTextfile {
             services.append(.init(service: MetricsTextfileService(path: path, metrics: exportMetrics, logger: logger)))
         }
+        services += try await clinicServices(supervisor: supervisor, records: records, clock: clock, logger: logger)
         services.append(.init(service: ShutdownGuard(supervisor: supervisor)))
         let group = ServiceGroup(configuration: .init(
             services: services,
@@ -184,6 +188,39 @@ struct Daemon {
             logger: logger))
         try await group.run()
         withExtendedLifetime(lock) {}
+    }
+}
+
+extension Daemon {
+    /// A workstation of a clinic (docs/fleet.md): the database's client, the claims the supervisor
+    /// makes before a session opens, and the shipper of the audit chain. Nothing of it is on the
+    /// stop path; a database away changes only whether new sessions open (the offline policy).
+    func clinicServices(supervisor: Supervisor, records: RecordStore?, clock: any DaemonClock,
+                        logger: Logger) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard let settings = configuration.clinic else { return [] }
+        // Checked at start (exit 78); read again here, as the daemon runs with it.
+        let connection = try ClinicConnection.load(path: settings.connectionFile, owner: geteuid()).get()
+        var clinicLogger = logger
+        clinicLogger[metadataKey: "clinic"] = "\(connection.user)@\(connection.host):\(connection.port)/\(connection.database)"
+        var quiet = clinicLogger
+        quiet.logLevel = .error
+        let client = PostgresClient(configuration: try connection.clientConfiguration(), backgroundLogger: quiet)
+        let clinic = PostgresClinic(client: client, policy: settings.offline, timeout: .milliseconds(settings.claimTimeoutMs), logger: clinicLogger)
+        await supervisor.useClinic(clinic)
+        clinicLogger.info("this workstation is one of a clinic's: sessions and cartridges are claimed there first",
+                          metadata: ["offline_policy": "\(settings.offline.rawValue)"])
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: client)]
+        if let records {
+            services.append(.init(service: AuditShipper(
+                client: client, store: records, clinic: clinic, interval: .milliseconds(settings.shipIntervalMs),
+                wallNow: { clock.wallNow().secondsSince1970 },
+                gapSeconds: {
+                    let limits = await supervisor.limits
+                    return (Int64(limits.minimumSessionGap.wholeSeconds), Int64(limits.sessionLength.wholeSeconds))
+                },
+                logger: clinicLogger)))
+        }
+        return services
     }
 }
 

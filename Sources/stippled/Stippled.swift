@@ -1,4 +1,5 @@
 import ArgumentParser
+import StippleClinicDatabase
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -59,6 +60,12 @@ struct CommonOptions: ParsableArguments {
             do { _ = try Scenario.load(path: scenario) } catch {
                 problems.append(.init(field: "pen", value: "sim:\(scenario)", allowed: "a scenario file that decodes (\(error))"))
             }
+        }
+        // The clinic's connection file holds a password: it must exist, parse, and be the
+        // daemon's own (docs/fleet.md).
+        if let clinic = configuration.clinic, clinic.connectionFile.hasPrefix("/"),
+           case .failure(let error) = ClinicConnection.load(path: clinic.connectionFile, owner: geteuid()) {
+            problems += error.problems.map { .init(field: "clinic.connection_file \($0.field)", value: $0.value, allowed: $0.allowed) }
         }
         guard problems.isEmpty else {
             var stderr = FileHandle.standardError

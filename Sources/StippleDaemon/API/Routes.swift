@@ -125,8 +125,20 @@ struct Routes: Sendable {
 
     func openSession(_ request: Request, _ context: APIContext) async throws -> Response {
         let body = try await JSONBody.read(request)
-        try body.refuseUnknown(["session_id", "client_id", "technician", "zone", "cartridge_id", "pigment_lots", "pen_serial", "gap_override_reason"])
+        try body.refuseUnknown(["session_id", "client_id", "technician", "zone", "cartridge_id", "pigment_lots", "pen_serial", "gap_override_reason",
+                                "clinic_offline_reason"])
         let peer = context.peer
+        // Opening without the clinic's claim is an engineer's recorded decision, never a technician's.
+        let offlineReason = try body.string("clinic_offline_reason", required: false, maxLength: 1000)
+        if let offlineReason {
+            guard peer?.role == .engineer else {
+                throw Problem(403, .engineersOnly, "clinic_offline_reason needs group stipple-eng (you are a technician): an engineer decides to open without the clinic's claim")
+            }
+            if offlineReason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw Problem(CommandError(.badRequest, .reasonMissing, "clinic_offline_reason is empty",
+                                           violations: [LimitViolation(field: "clinic_offline_reason", value: "\"\"", allowed: "a reason of 1...1000 characters, which is recorded")]))
+            }
+        }
         // Absent, the daemon chooses the session id and binds the identified pen; given, it must
         // not be empty (an empty string never means "choose").
         let sessionID = try body.string("session_id", required: false, maxLength: 64)
@@ -145,7 +157,8 @@ struct Routes: Sendable {
             cartridgeID: try body.string("cartridge_id", maxLength: 64) ?? "",
             pigmentLots: try body.strings("pigment_lots"),
             penSerial: penSerial ?? "",
-            gapOverrideReason: try body.string("gap_override_reason", required: false, maxLength: 1000))
+            gapOverrideReason: try body.string("gap_override_reason", required: false, maxLength: 1000),
+            clinicOfflineReason: offlineReason)
         let response = try await perform(context, status: .created) { actor in try await supervisor.openSession(command, actor: actor) }
         await recordLimitsInForce(actor: context.peer?.description ?? "unknown")
         return response
