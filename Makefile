@@ -21,6 +21,9 @@ APT_PACKAGES += gcc-arm-none-eabi libnewlib-arm-none-eabi
 APT_PACKAGES += qemu-system-arm
 # The session report's PDF (weasyprint) and the end-to-end test that renders it to pages (pdftoppm).
 APT_PACKAGES += weasyprint poppler-utils
+# The clinic's records (issue 20): the end-to-end tests start a throw-away PostgreSQL 15 of their
+# own (initdb, pg_ctl as user postgres, in a temporary directory, socket and loopback only).
+APT_PACKAGES += postgresql
 # Python modules the end-to-end tests use (installed with pip when missing; Debian 12's own
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis

@@ -1,0 +1,459 @@
+"""Issue 20: the clinic's records on a real PostgreSQL 15 — a throw-away server started here
+(initdb, pg_ctl, as an unprivileged user, Unix socket and loopback only) and two or more real
+`stippled --pen sim` workstations shipping to it and claiming clients and cartridges in it.
+
+What is tried: a cartridge used at A refused at B; a client at A blocked at B (gap, concurrency,
+override); the database stopped mid-session (the running session goes on, a new one is refused or
+opened under an engineer's reason and flagged); the backlog drained after the restart with nothing
+lost or doubled, also across SIGKILLs of a daemon while it ships; tampered and forged entries
+refused by the database itself; row-level security; the connection file checked at start."""
+
+import glob
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import API, BUILD, Daemon, EventStream, STIPPLED, system_user, wait_for
+
+STIPPLECTL = BUILD / "stipplectl"
+WORKSTATIONS = {"chair_a": "secret-a", "chair_b": "secret-b", "chair_c": "secret-c"}
+
+
+def pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed (make deps installs Debian's postgresql)")
+    return os.path.dirname(found[-1])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster in a temporary directory, run as an unprivileged user
+    (`postgres` when the tests run as root: initdb refuses root)."""
+
+    def __init__(self):
+        self.bin = pg_bin()
+        self.dir = tempfile.mkdtemp(prefix="stipple-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.port = free_port()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        self.run([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "scram-sha-256", "--pwfile", self.pwfile()])
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as hba:
+            hba.write("local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        self.start()
+        self.sql("postgres", "".join(
+            f"CREATE ROLE {name} LOGIN PASSWORD '{password}';" for name, password in WORKSTATIONS.items())
+            + "CREATE ROLE inspector LOGIN PASSWORD 'secret-i';")
+        self.databases = 0
+
+    def pwfile(self):
+        path = os.path.join(self.dir, "pw")
+        with open(path, "w") as f:
+            f.write("owner-secret\n")
+        if self.user:
+            os.chown(path, pwd.getpwnam(self.user).pw_uid, -1)
+        return path
+
+    def run(self, argv, **kw):
+        if self.user:
+            argv = ["runuser", "-u", self.user, "--"] + argv
+        return subprocess.run(argv, check=True, capture_output=True, text=True, cwd=self.dir, **kw)
+
+    def start(self):
+        self.run([f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60", "start",
+                  "-o", f"-k {self.dir} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"])
+
+    def stop(self):
+        self.run([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])
+
+    def destroy(self):
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def psql(self, database, sql, user="postgres", password=None, check=True):
+        env = dict(os.environ, PGPASSWORD=password or "")
+        host = self.dir if user == "postgres" else "127.0.0.1"
+        argv = [f"{self.bin}/psql", "-h", host, "-p", str(self.port), "-U", user, "-d", database,
+                "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql]
+        result = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def sql(self, database, sql):
+        return self.psql(database, sql).stdout.strip()
+
+    def new_database(self):
+        """A fresh database with Stipple's schema, installed as its owner would."""
+        self.databases += 1
+        name = f"clinic{self.databases}"
+        self.sql("postgres", f"CREATE DATABASE {name}")
+        schema = subprocess.run([str(STIPPLECTL), "clinic", "schema"], check=True, capture_output=True, text=True).stdout
+        result = subprocess.run([f"{self.bin}/psql", "-h", self.dir, "-p", str(self.port), "-U", "postgres", "-d", name,
+                                 "-v", "ON_ERROR_STOP=1", "-q"], input=schema, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        self.sql(name, "".join(f"GRANT stipple_workstation TO {w};" for w in WORKSTATIONS) + "GRANT stipple_reader TO inspector;")
+        return name
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = Postgres()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def clinic(postgres):
+    return postgres.new_database()
+
+
+def connection_file(path, postgres, database, user, password, over_socket=False):
+    host = postgres.dir if over_socket else "127.0.0.1"
+    with open(path, "w") as f:
+        f.write(f"# the clinic's database\nhost={host}\nport={postgres.port}\ndbname={database}\nuser={user}\npassword={password}\n"
+                + ("" if over_socket else "sslmode=disable\n"))
+    os.chmod(path, 0o600)
+    return path
+
+
+class Workstation(Daemon):
+    """A real `stippled --pen sim` that is one of the clinic's workstations."""
+
+    def __init__(self, root, postgres, database, name, offline="refuse", over_socket=False, extra=()):
+        workdir = os.path.join(root, name)
+        os.makedirs(workdir, exist_ok=True)
+        self.name = name
+        self.postgres = postgres
+        self.database = database
+        conf = connection_file(os.path.join(workdir, "clinic.conf"), postgres, database, name, WORKSTATIONS[name], over_socket)
+        config = os.path.join(workdir, "stippled.json")
+        with open(config, "w") as f:
+            json.dump({"clinic": {"connection_file": conf, "offline": offline, "claim_timeout_ms": 1500, "ship_interval_ms": 100}}, f)
+        super().__init__(workdir, "sim", extra=["--config", config, *extra])
+        self.api = API(self.socket)
+        self.api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
+
+    def local_chain(self):
+        db = sqlite3.connect(f"file:{os.path.join(self.state, 'stipple.db')}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT seq, hash FROM audit ORDER BY seq").fetchall()
+        finally:
+            db.close()
+
+    def central_chain(self):
+        rows = self.postgres.sql(self.database, f"SELECT seq, hash FROM stipple.audit_entries WHERE workstation = '{self.name}' ORDER BY seq")
+        return [(int(seq), digest) for seq, digest in (line.split("|") for line in rows.splitlines() if line)]
+
+    def wait_shipped(self, timeout=60):
+        """Until the database holds this workstation's whole chain, entry for entry."""
+        deadline = time.monotonic() + timeout
+        while True:
+            local = self.local_chain()
+            if self.central_chain() == local:
+                return local
+            assert time.monotonic() < deadline, f"{self.name}: not shipped; local head {local[-1] if local else None}, log {self.log_text()[-1500:]}"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def workstations(workdir, postgres, clinic):
+    made = []
+
+    def make(name, **kw):
+        station = Workstation(workdir, postgres, clinic, name, **kw)
+        made.append(station)
+        return station
+
+    yield make
+    for station in made:
+        station.stop()
+
+
+def open_session(api, client, cartridge, expect=201, **extra):
+    body = {"client_id": client, "zone": "crown", "cartridge_id": cartridge, "pigment_lots": ["PIG-7"], **extra}
+    response = api.post("/v1/sessions", body)
+    assert response.status == expect, response
+    return response
+
+
+def run_needle(station, client="C-1", cartridge="CART-1"):
+    """Open, set the setpoint, arm with a presence stream, press the simulated pedal."""
+    api = station.api
+    assert api.put("/v1/sim/cartridge", {"id": cartridge, "lot": "KL-1", "expiry_days": 30000}).status == 200
+    session = open_session(api, client, cartridge).json["session"]["id"]
+    assert api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}).status == 200
+    stream = EventStream(station.socket, client="clinic-e2e")
+    api.wait(lambda s: s["pen"].get("limits_crc"), what="the limits read back")
+    armed = api.post("/v1/arm", headers={"X-Stipple-Client": "clinic-e2e"})
+    assert armed.status == 200, armed
+    assert api.post("/v1/sim/pedal", {"pressed": True}).status == 200
+    api.wait(lambda s: s["phase"] == "running", what="running")
+    return session, stream
+
+
+# --- H9: a cartridge is used once in the whole clinic ---------------------------------------------
+
+
+def test_a_cartridge_used_at_a_is_refused_at_b(workstations, postgres, clinic):
+    a, b = workstations("chair_a"), workstations("chair_b")
+    open_session(a.api, "C-1", "CART-77")
+    refused = open_session(b.api, "C-2", "cart-77", expect=409)  # ids compare in canonical form
+    assert refused.json["code"] == "clinic_refused", refused
+    assert "cartridge CART-77 was already used at workstation chair_a" in refused.json["detail"], refused
+    # The refused open left nothing behind: B opens for C-2 with a new cartridge at once.
+    open_session(b.api, "C-2", "CART-78")
+    assert postgres.sql(clinic, "SELECT count(*) FROM stipple.session_claims WHERE client_id = 'C-2'") == "1"
+
+
+def test_a_cartridge_set_later_is_claimed_clinic_wide(workstations):
+    a, b = workstations("chair_a"), workstations("chair_b")
+    open_session(a.api, "C-1", "CART-1")
+    session = open_session(b.api, "C-2", "CART-2").json["session"]["id"]
+    refused = b.api.put(f"/v1/sessions/{session}/cartridge", {"cartridge_id": "CART-1", "lot": "L", "expiry_day": 30000,
+                                                               "needle_count": 3, "needle_diameter_um": 300})
+    assert refused.status == 409 and refused.json["code"] == "clinic_refused", refused
+
+
+# --- H4: a client's sessions the gap apart and never at once, clinic-wide ------------------------
+
+
+def test_a_session_at_a_blocks_the_client_at_b(workstations, postgres, clinic):
+    a, b = workstations("chair_a"), workstations("chair_b")
+    open_session(a.api, "C-1", "CART-1")
+    # Running at A: refused at B, and no override reason makes two sessions at once.
+    for extra in ({}, {"gap_override_reason": "doctor's order"}):
+        refused = open_session(b.api, "c-1", "CART-2", expect=409, **extra)
+        assert refused.json["code"] == "clinic_refused" and "has a session open at workstation chair_a" in refused.json["detail"], refused
+    assert a.api.post(f"/v1/sessions/{a.api.status()['session']['id']}/close").status == 200
+    a.wait_shipped()
+    refused = open_session(b.api, "C-1", "CART-2", expect=409)
+    detail = refused.json["detail"]
+    assert "sessions must be 5.0 days apart" in detail and "chair_a" in detail, detail
+    # The override, with its recorded reason, is honoured clinic-wide.
+    opened = open_session(b.api, "C-1", "CART-2", gap_override_reason="scar revision approved by Dr. K")
+    assert opened.json["session"]["client_id"] == "C-1"
+    # And a third chair is held to B's session now.
+    c = workstations("chair_c")
+    refused = open_session(c.api, "C-1", "CART-3", expect=409, gap_override_reason="again")
+    assert "has a session open at workstation chair_b" in refused.json["detail"], refused
+
+
+def test_the_gap_is_decided_by_the_database_at_its_edges(postgres, clinic):
+    """The rule itself, at its boundary, in the database (simulated times, as a test rig's)."""
+    def claim(station, session, client, at, override=None):
+        over = "NULL" if override is None else f"'{override}'"
+        out = postgres.psql(clinic, f"SELECT ok, reason FROM stipple.claim_session('{session}', '{client}', 432000, 14400, {over}, {at})",
+                            user=station, password=WORKSTATIONS[station]).stdout.strip()
+        return out.startswith("t"), out
+
+    def close(station, session, at):
+        # A close reaches the database as the session's audit entry; its trigger ends the claim.
+        postgres.sql(clinic, f"UPDATE stipple.session_claims SET ended_at = to_timestamp({at}), "
+                             f"span = tstzrange(lower(span), to_timestamp({at}) + gap) WHERE session_id = '{session}'")
+
+    t = 1_900_000_000
+    assert claim("chair_a", "S1", "C-9", t)[0]
+    close("chair_a", "S1", t + 3600)
+    five_days = 5 * 86400
+    assert not claim("chair_b", "S2", "C-9", t + 3600 + five_days - 1)[0]
+    ok, out = claim("chair_b", "S3", "C-9", t + 3600 + five_days)
+    assert ok, out
+    # A claim that was never closed holds for the longest session (4 h) plus the gap.
+    assert claim("chair_a", "S4", "C-10", t)[0]
+    assert not claim("chair_b", "S5", "C-10", t + 14400 + five_days - 1)[0]
+    assert claim("chair_b", "S6", "C-10", t + 14400 + five_days)[0]
+    # Nothing but the claim functions writes claims: a workstation cannot edit one away.
+    denied = postgres.psql(clinic, "DELETE FROM stipple.session_claims", user="chair_a", password=WORKSTATIONS["chair_a"], check=False)
+    assert denied.returncode != 0 and "permission denied" in denied.stderr
+
+
+# --- The database away: safety goes on, new sessions follow the offline policy -------------------
+
+
+def test_database_stopped_mid_session_then_the_backlog_drains(workstations, postgres, clinic):
+    a = workstations("chair_a")
+    b = workstations("chair_b", offline="allow-with-override")
+    session, stream = run_needle(a, "C-1", "CART-1")
+    a.wait_shipped()
+    postgres.stop()
+    try:
+        # The running session goes on: the needle keeps running over the pen's next reports.
+        seen = len(stream.of("telemetry"))
+        a.api.wait(lambda s: len(stream.of("telemetry")) >= seen + 30, timeout=30, what="30 more telemetry frames")
+        assert a.api.status()["phase"] == "running"
+        assert all(t["motor_on"] for t in stream.of("telemetry")[seen + 5:seen + 30])
+        # A setpoint change while offline: recorded locally, shipped later.
+        assert a.api.post("/v1/sim/pedal", {"pressed": False}).status == 200
+        # Without an engineer's reason a new session is refused, in plain words, even where the
+        # policy allows overrides.
+        refused = open_session(b.api, "C-2", "CART-2", expect=503)
+        assert refused.json["code"] == "clinic_unreachable" and "cannot be reached" in refused.json["detail"], refused
+        # A technician cannot open offline; an engineer (root here) can, with a recorded reason.
+        opened = open_session(b.api, "C-1", "CART-1", clinic_offline_reason="network down; client consented; Dr. K")
+        offline_session = opened.json["session"]["id"]
+        stream.close()
+        assert a.api.post("/v1/disarm").status == 200
+        assert a.api.post(f"/v1/sessions/{session}/close").status == 200
+    finally:
+        postgres.start()
+    local_a, local_b = a.wait_shipped(), b.wait_shipped()
+    # Nothing lost or doubled: each workstation's chain is there entry for entry, once.
+    for station, local in ((a, local_a), (b, local_b)):
+        count = postgres.sql(clinic, f"SELECT count(*), count(DISTINCT seq) FROM stipple.audit_entries WHERE workstation = '{station.name}'")
+        assert count == f"{len(local)}|{len(local)}", count
+    # The offline session's claim was made late; its conflicts became a review item.
+    review = postgres.sql(clinic, f"SELECT kind, detail, override_reason FROM stipple.review_items WHERE session_id = '{offline_session}'")
+    assert "offline_claim_conflict" in review and "chair_a" in review and "CART-1" in review, review
+    assert "network down" in review
+    # Seen through stipplectl with a reader's own credentials.
+    reader = connection_file(os.path.join(a.workdir, "reader.conf"), postgres, clinic, "inspector", "secret-i")
+    out = subprocess.run([str(STIPPLECTL), "clinic", "review", "--connection", reader], capture_output=True, text=True)
+    assert out.returncode == 0 and offline_session in out.stdout, out
+
+
+def test_a_technicians_offline_reason_is_refused(workdir, workstations):
+    """Opening without the clinic's claim is an engineer's decision: a technician gets 403."""
+    b = workstations("chair_b", offline="allow-with-override")
+    tech = "stipple-tech"
+    system_user(tech, "stipple")
+    for path in (workdir, b.workdir):
+        os.chmod(path, 0o755)
+    os.chmod(b.socket, 0o666)
+    body = json.dumps({"client_id": "C-5", "zone": "crown", "cartridge_id": "K5", "pigment_lots": ["P"],
+                       "clinic_offline_reason": "why not"})
+    out = subprocess.run(["runuser", "-u", tech, "--", "curl", "-s", "-w", "\n%{http_code}", "--unix-socket", b.socket,
+                          "-H", "Content-Type: application/json", "-d", body, "http://localhost/v1/sessions"],
+                         capture_output=True, text=True)
+    assert out.stdout.endswith("403") and "engineers_only" in out.stdout, out
+
+
+def test_sigkill_while_shipping_loses_and_doubles_nothing(workstations, postgres, clinic):
+    a = workstations("chair_a")
+    session = open_session(a.api, "C-1", "CART-1").json["session"]["id"]
+    a.wait_shipped()
+    postgres.stop()
+    try:
+        # A backlog: every setpoint is an audit entry.
+        for i in range(400):
+            assert a.api.put(f"/v1/sessions/{session}/setpoint",
+                             {"layer": "upper_dermis", "depth_um": 700 + i % 100, "rate_hz": 120}).status == 200
+    finally:
+        postgres.start()
+    # Killed at the worst moments: while batches are in flight, several times.
+    for delay in (0.05, 0.2, 0.4):
+        time.sleep(delay)
+        a.kill(signal.SIGKILL)
+        a.start()
+    local = a.wait_shipped(timeout=120)
+    assert len(local) > 400
+    count = postgres.sql(clinic, "SELECT count(*), count(DISTINCT seq), max(seq) FROM stipple.audit_entries WHERE workstation = 'chair_a'")
+    assert count == f"{len(local)}|{len(local)}|{local[-1][0]}", count
+
+
+# --- The chain is checked by the database itself --------------------------------------------------
+
+
+def canonical_hash(prev, seq, at, actor, kind, session, payload):
+    return hashlib.sha256("\n".join([prev, str(seq), str(at), actor, kind, session or "", payload]).encode()).hexdigest()
+
+
+def test_a_tampered_or_forged_entry_is_refused_centrally(workstations, postgres, clinic):
+    a = workstations("chair_a")
+    open_session(a.api, "C-1", "CART-1")
+    local = a.wait_shipped()
+    head_seq, head_hash = local[-1]
+    password = WORKSTATIONS["chair_a"]
+
+    def insert(seq, prev, digest, payload='{"reason":"technician"}', as_user="chair_a", workstation=None):
+        column = "workstation, " if workstation else ""
+        value = f"'{workstation}', " if workstation else ""
+        return postgres.psql(clinic, f"INSERT INTO stipple.audit_entries ({column}seq, at, actor, kind, session_id, payload, prev_hash, hash) "
+                                     f"VALUES ({value}{seq}, 1, 'x', 'session_closed', 'S', '{payload}', '{prev}', '{digest}')",
+                             user=as_user, password=WORKSTATIONS[as_user], check=False)
+
+    good = canonical_hash(head_hash, head_seq + 1, 1, "x", "session_closed", "S", '{"reason":"technician"}')
+    # Content changed after hashing: the database recomputes the hash.
+    out = insert(head_seq + 1, head_hash, good, payload='{"reason":"other"}')
+    assert out.returncode != 0 and "was altered" in out.stderr, out.stderr
+    # A link to the wrong previous entry, a gap, a rewrite of a confirmed entry.
+    wrong = "f" * 64
+    out = insert(head_seq + 1, wrong, canonical_hash(wrong, head_seq + 1, 1, "x", "session_closed", "S", '{"reason":"technician"}'))
+    assert out.returncode != 0 and "previous hash differs" in out.stderr, out.stderr
+    out = insert(head_seq + 2, head_hash, good)
+    assert out.returncode != 0 and "entries are missing" in out.stderr, out.stderr
+    prev_of_head = local[-2][1] if len(local) > 1 else "0" * 64
+    out = insert(head_seq, prev_of_head, canonical_hash(prev_of_head, head_seq, 1, "x", "session_closed", "S", '{"reason":"technician"}'))
+    assert out.returncode != 0 and "forked" in out.stderr, out.stderr
+    # Another workstation's rows: refused (row-level security and the trigger).
+    out = insert(head_seq + 1, head_hash, good, as_user="chair_b", workstation="chair_a")
+    assert out.returncode != 0 and "only its own entries" in out.stderr, out.stderr
+    # Append-only, for everyone but retention.
+    out = postgres.psql(clinic, "UPDATE stipple.audit_entries SET actor = 'y'", user="chair_a", password=password, check=False)
+    assert out.returncode != 0
+    out = postgres.psql(clinic, "DELETE FROM stipple.audit_entries", check=False)
+    assert out.returncode != 0 and "append-only" in out.stderr, out.stderr
+    assert a.central_chain() == local
+
+
+def test_a_locally_tampered_chain_stops_shipping_loudly(workstations, postgres, clinic):
+    a = workstations("chair_a")
+    open_session(a.api, "C-1", "CART-1")
+    a.wait_shipped()
+    postgres.stop()
+    try:
+        a.api.post(f"/v1/sessions/{a.api.status()['session']['id']}/close")
+        a.stop()
+        # Someone edits an unshipped entry in the workstation's SQLite (past its triggers).
+        db = sqlite3.connect(os.path.join(a.state, "stipple.db"))
+        db.execute("DROP TRIGGER audit_append_only_update")
+        db.execute("UPDATE audit SET payload = '{\"reason\":\"nothing happened\"}' WHERE kind = 'session_closed'")
+        db.commit()
+        db.close()
+    finally:
+        postgres.start()
+    confirmed = len(a.central_chain())
+    a.start()
+    wait_for(lambda: "refuses this workstation's audit chain" in a.log_text(), timeout=30, what="the loud refusal")
+    assert "was altered" in a.log_text()
+    assert len(a.central_chain()) == confirmed
+
+
+# --- Configuration -----------------------------------------------------------------------------------
+
+
+def test_the_connection_file_is_checked_at_start(workdir, postgres):
+    conf = connection_file(os.path.join(workdir, "clinic.conf"), postgres, "x", "chair_a", "pw")
+    config = os.path.join(workdir, "stippled.json")
+    with open(config, "w") as f:
+        json.dump({"clinic": {"connection_file": conf, "offline": "sometimes", "claim_timeout_ms": 5}}, f)
+    os.chmod(conf, 0o644)
+    with open(conf, "a") as f:
+        f.write("sslmode=prefer\ncolour=blue\n")
+    result = subprocess.run([str(STIPPLED), "--pen", "sim", "--config", config, "--socket", os.path.join(workdir, "s.sock"),
+                             "--state-dir", os.path.join(workdir, "state")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78, result
+    for expected in ("clinic.offline", "refuse or allow-with-override", "clinic.claim_timeout_ms", "100...30000",
+                     "mode 644", "0600 or 0400", "colour", "sslmode", "given twice"):
+        assert expected in result.stderr, (expected, result.stderr)
