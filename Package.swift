@@ -273,6 +273,7 @@ let package = Package(
             name: "StippleDaemonTests",
             dependencies: ["StippleDaemon", "StippleRecords", "StippleTransport", "StippleLink", "StippleSafety", "StippleWire", "StippleSim",
                            "StippleGPIO", "StippleDiscovery", "StippleAPI", "StippleClient", "StippleRequests", "StippleSupervision", "StippleSimBackend",
+                           "StippleClinicDatabase",
                            .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "PropertyBased", package: "swift-property-based"),

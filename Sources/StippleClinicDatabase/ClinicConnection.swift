@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import Foundation
-import Logging
 import NIOSSL
 import PostgresNIO
 import StippleSafety
