@@ -28,7 +28,7 @@ APT_PACKAGES += postgresql
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-clinic bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -280,6 +280,16 @@ bench: deps
 	$(CODEC_INSTRUCTIONS)
 	$(MAKE) bench-daemon
 	$(MAKE) bench-estop
+	$(MAKE) bench-clinic
+
+## bench-clinic: a clinic's workstations on one throw-away PostgreSQL 15 — the claim's added latency
+## on a session's open (against a daemon without the clinic, same run), 50 workstations' shipping
+## (rows/s, lag p50/p99) and the database's size per session; needs root. Figures in the README.
+bench-clinic: deps
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stippled
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipplectl
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipple-clinic-bench
+	$(PYTHON) Benchmarks/clinic/clinic_bench.py --build $(abspath .build/$(CONFIG))
 
 ## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
 ## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session; then
@@ -337,6 +347,7 @@ install: deps stipplectl-docs
 	install -D -m 0644 systemd/stipple.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/stipple.conf
 	install -D -m 0644 systemd/90-stipple.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/90-stipple.rules
 	install -D -m 0644 systemd/stippled.json $(DESTDIR)/etc/stipple/stippled.json
+	install -D -m 0644 systemd/stippled-clinic.conf $(DESTDIR)$(PREFIX)/share/doc/stipple/examples/stippled.service.d-clinic.conf
 	install -D -m 0644 $(MAN)/stippled.8 $(DESTDIR)$(PREFIX)/share/man/man8/stippled.8
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 $(STIPPLECTL_DOCS)/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
@@ -344,7 +355,7 @@ install: deps stipplectl-docs
 	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_stipplectl
 	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stipplectl.fish
 	install -D -m 0644 $(MAN)/stipple-sim.1 $(DESTDIR)$(PREFIX)/share/man/man1/stipple-sim.1
-	for d in README.md docs/deploy.md docs/configuration.md docs/openapi.yaml docs/safety.md; do \
+	for d in README.md docs/deploy.md docs/configuration.md docs/openapi.yaml docs/safety.md docs/fleet.md; do \
 		install -D -m 0644 $$d $(DESTDIR)$(PREFIX)/share/doc/stipple/$$(basename $$d) || exit 1; done
 	install -D -m 0644 HardwareSim/README.md $(DESTDIR)$(PREFIX)/share/doc/stipple/HardwareSim.md
 

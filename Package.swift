@@ -241,6 +241,18 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The clinic benchmark's workload (Benchmarks/clinic/clinic_bench.py runs it): the daemon's
+        // own claims and shipper against one PostgreSQL, many workstations in one process.
+        .executableTarget(
+            name: "stipple-clinic-bench",
+            dependencies: [
+                "StippleClinic", "StippleClinicDatabase", "StippleDaemon", "StippleRecords",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/clinic/Sources",
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "stipplectl",
             dependencies: ["StippleCtlCommands"],

@@ -32,6 +32,17 @@ public struct ClinicConnection: Sendable, Hashable {
     public var isUnixSocket: Bool { host.hasPrefix("/") }
     public var socketPath: String { "\(host)/.s.PGSQL.\(port)" }
 
+    public init(host: String, port: Int = 5432, database: String, user: String, password: String? = nil,
+                tls: TLSMode = .verifyFull, rootCertificate: String? = nil) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+        self.tls = tls
+        self.rootCertificate = rootCertificate
+    }
+
     static let keys = ["host", "port", "dbname", "user", "password", "sslmode", "sslrootcert"]
 
     /// Reads and checks the file at `path`. `owner`: the uid that must own it (the daemon's);
@@ -134,7 +145,8 @@ public struct ClinicConnection: Sendable, Hashable {
             }
             configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: tls)
         }
-        configuration.options.minimumConnections = 0
+        // One connection kept open: a claim never waits for a connection and its authentication.
+        configuration.options.minimumConnections = 1
         configuration.options.maximumConnections = 4
         configuration.options.connectionIdleTimeout = .seconds(60)
         return configuration
