@@ -143,7 +143,22 @@ def main():
         bench = subprocess.run([os.path.join(args.build, "stipple-clinic-bench"), "127.0.0.1", str(pg.port), database,
                                 str(args.workstations)], capture_output=True, text=True, timeout=1800)
         assert bench.returncode == 0, bench.stderr
-        report["workstations"] = json.loads(bench.stdout)
+        figures = json.loads(bench.stdout)
+        received = {}
+        for line in pg.sql(database, "SELECT workstation, seq, extract(epoch FROM received_at) FROM stipple.audit_entries").splitlines():
+            workstation, seq, at = line.split("|")
+            received[(workstation, int(seq))] = float(at)
+        lags = [max(0.0, received[(w, s)] - t) for w, s, t in figures.pop("written")]
+        figures["lag_ms"] = {"p50": percentile(lags, 50) * 1e3, "p99": percentile(lags, 99) * 1e3, "entries": len(lags)}
+        # The database's size per session: an audit entry's share of the table and its indexes
+        # times a four-hour session's entries, plus a session's claims.
+        per_entry, per_claim = (float(x) for x in pg.sql(database, """
+            SELECT pg_total_relation_size('stipple.audit_entries')::float8 / (SELECT count(*) FROM stipple.audit_entries),
+                   (pg_total_relation_size('stipple.session_claims') + pg_total_relation_size('stipple.cartridge_claims'))::float8
+                   / (SELECT count(*) FROM stipple.session_claims)""").split("|"))
+        figures["database_bytes_per_entry"] = per_entry
+        figures["database_bytes_per_session"] = per_entry * figures["entries_per_session"] + per_claim
+        report["workstations"] = figures
         print(json.dumps(report, indent=2, sort_keys=True))
     finally:
         for station in stations:

@@ -48,10 +48,16 @@ public struct AuditShipper: Service {
     let contactGauge = Gauge(label: "stipple_clinic_last_contact_seconds")
 
     public func run() async throws {
+        // A round in flight is abandoned at shutdown (its transaction rolls back; shipping is at
+        // least once), and no backoff delays the daemon's stop.
+        try? await cancelWhenGracefulShutdown { try await shipLoop() }
+    }
+
+    func shipLoop() async throws {
         var delay = interval
         var lastRound = ContinuousClock.now - .seconds(3600)
         var lastFailure: String?
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled {
             do {
                 let head = try store.auditHead()?.seq ?? 0
                 // Contact at least every 15 s, so the clinic sees the workstation alive.

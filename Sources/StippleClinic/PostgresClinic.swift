@@ -54,10 +54,27 @@ public final class PostgresClinic: ClinicClaims {
             logger.notice("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(reason)"])
             return .refused(reason)
         } catch {
+            if let refusal = Self.refusal(error) {
+                logger.warning("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(refusal)"])
+                return .refused(refusal)
+            }
             // No answer, or no certain one: whatever the database did is given back later.
             releases.withLock { _ = $0.insert(claim.sessionID) }
             return offline(error, reason: claim.offlineReason)
         }
+    }
+
+    /// The database answered with an error of its own rules (a claim function's exception, a
+    /// privilege it does not grant, a value it refuses): that is its answer, not an absence.
+    /// Errors of availability (too many connections, starting up, shutting down) are not.
+    static func refusal(_ error: any Error) -> String? {
+        var error = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.beginError {
+            error = inner
+        }
+        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState],
+              ["22", "23", "42", "P0"].contains(String(state.prefix(2))) else { return nil }
+        return psql.serverInfo?[.message] ?? state
     }
 
     public func claimCartridge(_ cartridgeID: String, sessionID: String) async -> ClaimOutcome {
@@ -74,6 +91,7 @@ public final class PostgresClinic: ClinicClaims {
         } catch let refusal as Refusal {
             return .refused(refusal.reason)
         } catch {
+            if let refusal = Self.refusal(error) { return .refused(refusal) }
             // A cartridge in a session already running: the shipper claims it with the entry
             // that records its use, where the policy allows going on without the database.
             return offline(error, reason: policy == .allowWithOverride ? "the session was opened under the offline policy" : nil)

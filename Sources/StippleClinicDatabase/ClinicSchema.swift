@@ -12,6 +12,12 @@ public enum ClinicSchema {
 -- Everything a workstation may do goes through the grants below: it inserts its own audit
 -- entries (row-level security) and calls the claim functions; it cannot update or delete a row.
 BEGIN;
+-- The chain's hashes are over UTF-8 text: a database in another encoding would refuse honest entries.
+DO $encoding$ BEGIN
+    IF (SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()) <> 'UTF8' THEN
+        RAISE EXCEPTION 'the clinic database must be UTF8 (createdb -E UTF8 -T template0 stipple)';
+    END IF;
+END $encoding$;
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 CREATE SCHEMA stipple;
 
@@ -36,6 +42,9 @@ CREATE TABLE stipple.workstations (
     confirmed_seq bigint NOT NULL DEFAULT 0,
     confirmed_hash text NOT NULL DEFAULT repeat('0', 64),
     confirmed_at timestamptz,
+    -- A test rig's workstation on the simulator's accelerated clock: only then are the times it
+    -- sends believed (set by the database owner, never by the workstation).
+    simulated_clock boolean NOT NULL DEFAULT false,
     local_head_seq bigint NOT NULL DEFAULT 0,
     oldest_unshipped_at timestamptz,
     -- Entries purged for retention: the chain continues from the head above, so nothing a
@@ -167,8 +176,14 @@ BEGIN
         RAISE EXCEPTION 'audit chain of % broken at entry %: it was altered (its hash does not match its content)', NEW.workstation, NEW.seq
             USING ERRCODE = 'SC004';
     END IF;
-    NEW.details := NEW.payload::jsonb;
-    NEW.received_at := now();
+    -- The payload as jsonb for the views; a payload jsonb cannot hold (a \u0000 escape) is kept
+    -- as text inside it rather than blocking the chain.
+    BEGIN
+        NEW.details := NEW.payload::jsonb;
+    EXCEPTION WHEN others THEN
+        NEW.details := jsonb_build_object('unparsed_payload', NEW.payload);
+    END;
+    NEW.received_at := clock_timestamp();
     UPDATE stipple.workstations SET confirmed_seq = NEW.seq, confirmed_hash = NEW.hash, confirmed_at = now(), last_contact = now(),
         oldest_unshipped_at = CASE WHEN NEW.seq >= local_head_seq THEN NULL ELSE oldest_unshipped_at END
         WHERE name = NEW.workstation;
@@ -219,6 +234,11 @@ DECLARE
 BEGIN
     IF p_gap_seconds IS NULL OR p_gap_seconds < 0 OR p_max_seconds IS NULL OR p_max_seconds <= 0 THEN
         RAISE EXCEPTION 'gap % s and session length % s: both must be positive', p_gap_seconds, p_max_seconds USING ERRCODE = '22023';
+    END IF;
+    -- The database's clock decides, unless the owner marked this workstation a test rig.
+    IF p_simulated_at IS NOT NULL AND NOT coalesce((SELECT w.simulated_clock FROM stipple.workstations w WHERE w.name = ws), false) THEN
+        RAISE EXCEPTION 'workstation % sent a simulated time, but it is not marked as a test rig on the simulator''s clock (stipple.workstations.simulated_clock): its claims use the database''s time', ws
+            USING ERRCODE = '42501';
     END IF;
     SELECT * INTO mine FROM stipple.session_claims c WHERE c.workstation = ws AND c.session_id = p_session;
     IF FOUND THEN
@@ -317,6 +337,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM stipple.session_claims c WHERE c.workstation = ws AND c.session_id = p_session) THEN
         RETURN QUERY SELECT true, NULL::text;
         RETURN;
+    END IF;
+    -- A late claim's time is the workstation's word: never in the future (a session claimed ahead
+    -- of itself would dodge nothing, but would block the client's real sessions).
+    IF v_t > now() + interval '5 minutes' AND NOT coalesce((SELECT w.simulated_clock FROM stipple.workstations w WHERE w.name = ws), false) THEN
+        RAISE EXCEPTION 'workstation % claims session % late with a start in the future (%)', ws, p_session, v_t USING ERRCODE = '22023';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('stipple.client:' || p_client));
     FOR other IN SELECT * FROM stipple.session_claims c

@@ -39,7 +39,7 @@ class Postgres:
         if self.user:
             entry = pwd.getpwnam(self.user)
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-        self.run([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "scram-sha-256", "--pwfile", self.pwfile()])
+        self.run([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "-A", "scram-sha-256", "-E", "UTF8", "--no-locale", "--pwfile", self.pwfile()])
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as hba:
             hba.write("local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n")
         self.start()

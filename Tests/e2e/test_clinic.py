@@ -148,8 +148,11 @@ def test_a_session_at_a_blocks_the_client_at_b(workstations, postgres, clinic):
     detail = refused.json["detail"]
     assert "sessions must be 5.0 days apart" in detail and "chair_a" in detail, detail
     # The override, with its recorded reason, is honoured clinic-wide.
-    opened = open_session(b.api, "C-1", "CART-2", gap_override_reason="scar revision approved by Dr. K")
+    opened = open_session(b.api, "C-1", "CART-2", gap_override_reason="scar revision approved by Dr. Žižek — ✓ 瘢痕",
+                          technician="Zoë Ångström")
     assert opened.json["session"]["client_id"] == "C-1"
+    # Non-ASCII text hashes the same in the database as on the workstation: the chain ships.
+    b.wait_shipped()
     # And a third chair is held to B's session now.
     c = workstations("chair_c")
     refused = open_session(c.api, "C-1", "CART-3", expect=409, gap_override_reason="again")
@@ -160,8 +163,12 @@ def test_the_gap_is_decided_by_the_database_at_its_edges(postgres, clinic):
     """The rule itself, at its boundary, in the database (simulated times, as a test rig's)."""
     def claim(station, session, client, at, override=None):
         over = "NULL" if override is None else f"'{override}'"
-        out = postgres.psql(clinic, f"SELECT ok, reason FROM stipple.claim_session('{session}', '{client}', 432000, 14400, {over}, {at})",
-                            user=station, password=WORKSTATIONS[station]).stdout.strip()
+        result = postgres.psql(clinic, f"SELECT ok, reason FROM stipple.claim_session('{session}', '{client}', 432000, 14400, {over}, {at})",
+                               user=station, password=WORKSTATIONS[station], check=False)
+        if result.returncode != 0:
+            assert "not marked as a test rig" in result.stderr, result.stderr
+            return False, result.stderr
+        out = result.stdout.strip()
         return out.startswith("t"), out
 
     def close(station, session, at):
@@ -169,6 +176,9 @@ def test_the_gap_is_decided_by_the_database_at_its_edges(postgres, clinic):
         postgres.sql(clinic, f"UPDATE stipple.session_claims SET ended_at = to_timestamp({at}), "
                              f"span = tstzrange(lower(span), to_timestamp({at}) + gap) WHERE session_id = '{session}'")
 
+    # Simulated times are believed only from workstations the owner marked as test rigs.
+    assert not claim("chair_a", "S0", "C-8", 1_900_000_000)[0]
+    postgres.sql(clinic, "INSERT INTO stipple.workstations (name, simulated_clock) VALUES ('chair_a', true), ('chair_b', true)")
     t = 1_900_000_000
     assert claim("chair_a", "S1", "C-9", t)[0]
     close("chair_a", "S1", t + 3600)
@@ -183,6 +193,23 @@ def test_the_gap_is_decided_by_the_database_at_its_edges(postgres, clinic):
     # Nothing but the claim functions writes claims: a workstation cannot edit one away.
     denied = postgres.psql(clinic, "DELETE FROM stipple.session_claims", user="chair_a", password=WORKSTATIONS["chair_a"], check=False)
     assert denied.returncode != 0 and "permission denied" in denied.stderr
+
+
+def test_simulated_time_is_believed_only_from_a_marked_test_rig(workstations, postgres, clinic):
+    """A workstation's word never moves the clinic's clock: only a test rig its owner marked may
+    send the simulator's accelerated time."""
+    rig = workstations("chair_c", extra=["--clock", "accelerated=200"])
+    wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM stipple.workstations WHERE name = 'chair_c'") == "1",
+             timeout=30, what="the rig's hello")
+    refused = open_session(rig.api, "C-7", "CART-7", expect=409)
+    assert refused.json["code"] == "clinic_refused" and "not marked as a test rig" in refused.json["detail"], refused
+    postgres.sql(clinic, "UPDATE stipple.workstations SET simulated_clock = true WHERE name = 'chair_c'")
+    session = open_session(rig.api, "C-7", "CART-7").json["session"]["id"]
+    started, simulated = postgres.sql(
+        clinic, "SELECT extract(epoch FROM started_at)::bigint, simulated_time FROM stipple.session_claims WHERE client_id = 'C-7'").split("|")
+    # The claim's start is the rig's simulated time: the session's own opening in its records.
+    opened = rig.api.get(f"/v1/sessions/{session}").json["opened_at"]
+    assert simulated == "t" and abs(int(started) - opened) <= 2, (started, opened)
 
 
 # --- The database away: safety goes on, new sessions follow the offline policy -------------------
