@@ -46,7 +46,7 @@ class Workstation(Daemon):
         conf = connection_file(os.path.join(workdir, "clinic.conf"), postgres, database, name, WORKSTATIONS[name], over_socket)
         config = os.path.join(workdir, "stippled.json")
         with open(config, "w") as f:
-            json.dump({"clinic": {"connection_file": conf, "offline": offline, "claim_timeout_ms": 1500, "ship_interval_ms": 100}}, f)
+            json.dump({"clinic": {"connection_file": conf, "offline": offline, "claim_timeout_ms": 5000, "ship_interval_ms": 100}}, f)
         super().__init__(workdir, "sim", extra=["--config", config, *extra])
         self.api = API(self.socket)
         self.api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
@@ -94,10 +94,10 @@ def open_session(api, client, cartridge, expect=201, **extra):
     return response
 
 
-def run_needle(station, client="C-1", cartridge="CART-1"):
+def run_needle(station, client="C-1", cartridge="CART-1", lot="KL-1"):
     """Open, set the setpoint, arm with a presence stream, press the simulated pedal."""
     api = station.api
-    assert api.put("/v1/sim/cartridge", {"id": cartridge, "lot": "KL-1", "expiry_days": 30000}).status == 200
+    assert api.put("/v1/sim/cartridge", {"id": cartridge, "lot": lot, "expiry_days": 30000}).status == 200
     session = open_session(api, client, cartridge).json["session"]["id"]
     assert api.put(f"/v1/sessions/{session}/setpoint", {"layer": "upper_dermis", "depth_um": 800, "rate_hz": 120}).status == 200
     stream = EventStream(station.socket, client="clinic-e2e")
@@ -293,6 +293,42 @@ def test_sigkill_while_shipping_loses_and_doubles_nothing(workstations, postgres
     assert len(local) > 400
     count = postgres.sql(clinic, "SELECT count(*), count(DISTINCT seq), max(seq) FROM stipple.audit_entries WHERE workstation = 'chair_a'")
     assert count == f"{len(local)}|{len(local)}|{local[-1][0]}", count
+
+
+def test_the_clinic_views_through_stipplectl_with_a_readers_own_role(workstations, postgres, clinic, workdir):
+    """Who used pigment lot X, a client's history across chairs, each workstation's lag: read as
+    an inspector (stipple_reader), never through a daemon."""
+    a, b = workstations("chair_a"), workstations("chair_b")
+    session_a, stream = run_needle(a, "C-1", "CART-A", lot="KL-42")
+    stream.close()
+    assert a.api.post("/v1/disarm").status == 200
+    assert a.api.post(f"/v1/sessions/{session_a}/close").status == 200
+    session_b = open_session(b.api, "C-2", "CART-B").json["session"]["id"]
+    a.wait_shipped()
+    b.wait_shipped()
+    reader = connection_file(os.path.join(workdir, "inspector.conf"), postgres, clinic, "inspector", "secret-i")
+
+    def clinic_cli(*args):
+        out = subprocess.run([str(STIPPLECTL), "clinic", *args, "--connection", reader, "--json"], capture_output=True, text=True)
+        assert out.returncode == 0, out
+        return json.loads(out.stdout)
+
+    sessions = clinic_cli("sessions")
+    assert {(s["workstation"], s["session"]) for s in sessions} == {("chair_a", session_a), ("chair_b", session_b)}
+    assert [s["close_reason"] for s in sessions if s["session"] == session_a] == ["technician"]
+    assert [s["session"] for s in clinic_cli("client", "c-1")] == [session_a]
+    lot = clinic_cli("lot", "PIG-7")
+    assert {(u["workstation"], u["client"]) for u in lot} == {("chair_a", "C-1"), ("chair_b", "C-2")}
+    assert [(u["material"], u["session"]) for u in clinic_cli("lot", "KL-42")] == [("cartridge", session_a)]
+    stations = {w["workstation"]: w for w in clinic_cli("workstations")}
+    assert set(stations) == {"chair_a", "chair_b"} and stations["chair_a"]["backlog"] == "0"
+    # A workstation's role is not a reader's: it sees its own entries only.
+    mine = postgres.psql(clinic, "SELECT DISTINCT workstation FROM stipple.audit_entries", user="chair_a", password=WORKSTATIONS["chair_a"])
+    assert mine.stdout.split() == ["chair_a"]
+    # A connection file others may read is refused, naming why.
+    os.chmod(reader, 0o644)
+    out = subprocess.run([str(STIPPLECTL), "clinic", "sessions", "--connection", reader], capture_output=True, text=True)
+    assert out.returncode == 64 and "0600 or 0400" in out.stderr, out
 
 
 # --- The chain is checked by the database itself --------------------------------------------------
