@@ -133,7 +133,7 @@ let package = Package(
         .target(
             name: "StippleClinic",
             dependencies: [
-                "StippleClinicDatabase", "StippleDaemon", "StippleRecords",
+                "StippleClinicDatabase", "StippleDaemon", "StippleRecords", "StippleSafety",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

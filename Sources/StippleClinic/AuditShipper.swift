@@ -5,6 +5,7 @@ import PostgresNIO
 import ServiceLifecycle
 import StippleDaemon
 import StippleRecords
+import StippleSafety
 import Synchronization
 
 /// Ships the workstation's audit chain to the clinic's PostgreSQL: the chain is the outbox
@@ -113,7 +114,6 @@ public struct AuditShipper: Service {
             throw ShipError(reason: "audit chain of this workstation: the clinic holds \(seq) entries, this workstation only \(localHead) (were the local records replaced by an older copy?)")
         }
         confirmed.value = seq
-        await clinic.releasePending()
         while confirmed.value < localHead {
             let entries = try store.auditEntries(after: confirmed.value, limit: Self.batch)
             guard let last = entries.last else { break }
@@ -133,6 +133,11 @@ public struct AuditShipper: Service {
             confirmed.value = last.seq
             shippedCounter.increment(by: entries.count)
         }
+        // Claims that committed after the workstation stopped waiting for them, for sessions that
+        // never opened here: given back (a failure here is no shipping failure; next round).
+        do { try await clinic.releaseUnopened() } catch {
+            logger.info("the sweep of unopened claims waits for the next round", metadata: ["error": "\(PostgresClinic.describe(error))"])
+        }
         let backlog = localHead - confirmed.value
         backlogGauge.record(Double(max(0, backlog)))
         let next = try store.auditEntries(after: confirmed.value, limit: 1).first
@@ -146,8 +151,10 @@ public struct AuditShipper: Service {
         let payload = (try? JSONSerialization.jsonObject(with: Data(entry.payload.utf8))) as? [String: String] ?? [:]
         switch entry.kind {
         case "session_opened":
-            guard let reason = payload["clinic_offline_reason"], let client = payload["client_id"] else { return }
-            let cartridge = payload["cartridge_id"]
+            // The ids as every claim holds them: canonical (the payload keeps what was typed).
+            guard let reason = payload["clinic_offline_reason"], let typed = payload["client_id"] else { return }
+            let client = Identifier.canonical(typed) ?? typed
+            let cartridge = payload["cartridge_id"].map { Identifier.canonical($0) ?? $0 }
             let rows = try await connection.query("""
                 SELECT ok, reason FROM stipple.claim_late(\(session), \(client), \(cartridge), \(entry.at), \(limits.gap), \
                 \(limits.maxSession), \(reason))
@@ -157,7 +164,8 @@ public struct AuditShipper: Service {
                              metadata: ["session": "\(session)", "conflict": "\(why ?? "")"])
             }
         case "cartridge_used":
-            guard let cartridge = payload["cartridge_id"], !cartridge.isEmpty else { return }
+            guard let typed = payload["cartridge_id"], !typed.isEmpty else { return }
+            let cartridge = Identifier.canonical(typed) ?? typed
             let rows = try await connection.query("SELECT ok, reason FROM stipple.claim_cartridge_late(\(cartridge), \(session))", logger: logger)
             for try await (ok, why) in rows.decode((Bool, String?).self) where !ok {
                 logger.error("a cartridge used here was used elsewhere in the clinic: flagged for review",

@@ -7,22 +7,28 @@ import Synchronization
 /// (`stipple.claim_session`, `stipple.claim_cartridge`): this type only calls them, bounded in
 /// time, and applies the site's offline policy when no answer comes.
 ///
-/// A claim that timed out may still have been committed: the session is then remembered for a
-/// release (`pendingReleases`), which the shipper retries once the database answers. The
-/// database releases only a session that never reached its audit chain, so a session that did
-/// open keeps its claim whatever this side believed.
+/// A claim is given back only for a session this workstation's own records do not hold: what
+/// the records say decides, never what this side remembers of a call. A claim that timed out and
+/// committed all the same is found by the shipper (`stipple.unopened_claims`) and given back the
+/// same way; a restart loses nothing of that.
 public final class PostgresClinic: ClinicClaims {
     let client: PostgresClient
     let policy: ClinicSettings.OfflinePolicy
     let timeout: Duration
     let logger: Logger
-    let releases = Mutex<Set<String>>([])
+    /// Whether the local records hold a session with this id (it opened here).
+    let sessionRecorded: @Sendable (String) -> Bool
+    /// Whether the local records hold a use of this cartridge (it was armed with here).
+    let cartridgeRecorded: @Sendable (String) -> Bool
 
-    public init(client: PostgresClient, policy: ClinicSettings.OfflinePolicy, timeout: Duration, logger: Logger) {
+    public init(client: PostgresClient, policy: ClinicSettings.OfflinePolicy, timeout: Duration, logger: Logger,
+                sessionRecorded: @escaping @Sendable (String) -> Bool, cartridgeRecorded: @escaping @Sendable (String) -> Bool) {
         self.client = client
         self.policy = policy
         self.timeout = timeout
         self.logger = logger
+        self.sessionRecorded = sessionRecorded
+        self.cartridgeRecorded = cartridgeRecorded
     }
 
     /// The database's refusal, thrown inside a transaction so that nothing of it stays.
@@ -30,9 +36,10 @@ public final class PostgresClinic: ClinicClaims {
 
     public func claimSession(_ claim: SessionClaim) async -> ClaimOutcome {
         let logger = logger
+        let client = client
         do {
-            try await bounded {
-                try await self.client.withTransaction(logger: logger) { connection in
+            try await withClinicTimeout(timeout) {
+                try await client.withTransaction(logger: logger) { connection in
                     let session = try await connection.query("""
                         SELECT ok, reason FROM stipple.claim_session(\(claim.sessionID), \(claim.clientID), \(claim.gapSeconds), \
                         \(claim.maxSessionSeconds), \(claim.gapOverrideReason), \(claim.simulatedTime))
@@ -48,85 +55,109 @@ public final class PostgresClinic: ClinicClaims {
                 }
             }
             return .granted
-        } catch let error as PostgresTransactionError where error.closureError is Refusal {
-            // The transaction rolled back: nothing of this claim stays in the database.
-            let reason = (error.closureError as? Refusal)?.reason ?? "refused"
-            logger.notice("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(reason)"])
-            return .refused(reason)
         } catch {
             if let refusal = Self.refusal(error) {
-                logger.warning("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(refusal)"])
+                logger.notice("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(refusal)"])
                 return .refused(refusal)
             }
-            // No answer, or no certain one: whatever the database did is given back later.
-            releases.withLock { _ = $0.insert(claim.sessionID) }
-            return offline(error, reason: claim.offlineReason)
+            // No answer, or no certain one: a claim that committed all the same is given back by
+            // the shipper's sweep unless the session opened here.
+            return offline(error, reason: claim.offlineReason, what: "open a new session")
         }
-    }
-
-    /// The database answered with an error of its own rules (a claim function's exception, a
-    /// privilege it does not grant, a value it refuses): that is its answer, not an absence.
-    /// Errors of availability (too many connections, starting up, shutting down) are not.
-    static func refusal(_ error: any Error) -> String? {
-        var error = error
-        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.beginError {
-            error = inner
-        }
-        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState],
-              ["22", "23", "42", "P0"].contains(String(state.prefix(2))) else { return nil }
-        return psql.serverInfo?[.message] ?? state
     }
 
     public func claimCartridge(_ cartridgeID: String, sessionID: String) async -> ClaimOutcome {
         let logger = logger
+        let client = client
         do {
-            try await bounded {
-                let rows = try await self.client.query(
+            try await withClinicTimeout(timeout) {
+                let rows = try await client.query(
                     "SELECT ok, reason FROM stipple.claim_cartridge(\(cartridgeID), \(sessionID))", logger: logger)
                 for try await (ok, reason) in rows.decode((Bool, String?).self) where !ok {
                     throw Refusal(reason: reason ?? "refused")
                 }
             }
             return .granted
-        } catch let refusal as Refusal {
-            return .refused(refusal.reason)
         } catch {
             if let refusal = Self.refusal(error) { return .refused(refusal) }
-            // A cartridge in a session already running: the shipper claims it with the entry
-            // that records its use, where the policy allows going on without the database.
-            return offline(error, reason: policy == .allowWithOverride ? "the session was opened under the offline policy" : nil)
+            // A cartridge in a session already running: where the policy allows going on without
+            // the database, the shipper claims it with the entry that records its use.
+            return offline(error, reason: policy == .allowWithOverride ? "the session goes on under the offline policy" : nil,
+                           what: "use a cartridge it has not claimed")
         }
     }
 
     public func releaseSession(_ sessionID: String) async {
-        releases.withLock { _ = $0.insert(sessionID) }
-        await releasePending()
-    }
-
-    /// Gives back the claims of sessions that did not open; what fails stays for the next try.
-    func releasePending() async {
-        let pending = releases.withLock { $0 }
+        guard !sessionRecorded(sessionID) else {
+            logger.notice("a session's claim is kept: the session is in this workstation's records", metadata: ["session": "\(sessionID)"])
+            return
+        }
         let logger = logger
-        for session in pending {
-            do {
-                try await bounded { _ = try await self.client.query("SELECT stipple.release_session(\(session))", logger: logger) }
-                releases.withLock { _ = $0.remove(session) }
-            } catch {
-                logger.debug("a claim release waits for the database", metadata: ["session": "\(session)", "error": "\(String(reflecting: error))"])
-                return
-            }
+        let client = client
+        do {
+            try await withClinicTimeout(timeout) { _ = try await client.query("SELECT stipple.release_session(\(sessionID))", logger: logger) }
+        } catch {
+            // The shipper's sweep gives it back later (stipple.unopened_claims).
+            logger.info("a claim release waits for the database", metadata: ["session": "\(sessionID)", "error": "\(Self.describe(error))"])
         }
     }
 
-    func offline(_ error: any Error, reason: String?) -> ClaimOutcome {
+    public func releaseCartridge(_ cartridgeID: String, sessionID: String) async {
+        guard !cartridgeRecorded(cartridgeID) else { return }
+        let logger = logger
+        let client = client
+        do {
+            try await withClinicTimeout(timeout) {
+                _ = try await client.query("SELECT stipple.release_cartridge(\(cartridgeID), \(sessionID))", logger: logger)
+            }
+        } catch {
+            logger.warning("a cartridge claimed for a refused change stays claimed (the database did not answer)",
+                           metadata: ["cartridge": "\(cartridgeID)", "session": "\(sessionID)", "error": "\(Self.describe(error))"])
+        }
+    }
+
+    /// The shipper's sweep: this workstation's claims older than a few minutes whose session never
+    /// reached the chain, given back when the local records do not hold the session either.
+    func releaseUnopened() async throws {
+        let logger = logger
+        let client = client
+        let sessions: [String] = try await withClinicTimeout(.seconds(10)) {
+            var found: [String] = []
+            for try await session in try await client.query("SELECT session_id FROM stipple.unopened_claims()", logger: logger).decode(String.self) {
+                found.append(session)
+            }
+            return found
+        }
+        for session in sessions where !sessionRecorded(session) {
+            logger.notice("giving back the claim of a session that did not open here", metadata: ["session": "\(session)"])
+            try await withClinicTimeout(.seconds(10)) { _ = try await client.query("SELECT stipple.release_session(\(session))", logger: logger) }
+        }
+    }
+
+    func offline(_ error: any Error, reason: String?, what: String) -> ClaimOutcome {
         let why = Self.describe(error)
         logger.warning("the clinic's database did not answer a claim", metadata: ["error": "\(why)", "policy": "\(policy.rawValue)"])
         if policy == .allowWithOverride, let reason, !reason.isEmpty { return .deferred(why) }
-        return .unreachable(why)
+        let rule = policy == .allowWithOverride
+            ? "this site does not \(what) without it unless an engineer gives clinic_offline_reason (recorded)"
+            : "this site does not \(what) without it"
+        return .unreachable("the clinic's database cannot be reached (\(why)), and \(rule)")
     }
 
-    func bounded(_ body: @escaping @Sendable () async throws -> Void) async throws {
-        try await withClinicTimeout(timeout, body)
+    /// The database's own "no": a claim function's exception, a privilege it does not grant (a role
+    /// that is no workstation, a simulated time from a real clock), a value or constraint it refuses.
+    /// Anything else — no connection, a schema missing, the server starting or shutting down — is
+    /// an absence, and the offline policy applies.
+    static let refusalStates: Set<String> = ["P0001", "42501", "22023", "23P01", "23505", "23514"]
+
+    static func refusal(_ error: any Error) -> String? {
+        var error = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.beginError {
+            error = inner
+        }
+        if let refusal = error as? Refusal { return refusal.reason }
+        guard let psql = error as? PSQLError, let state = psql.serverInfo?[.sqlState], refusalStates.contains(state) else { return nil }
+        return psql.serverInfo?[.message] ?? state
     }
 
     /// A sentence for the technician: the server's own message where there is one.
@@ -145,14 +176,70 @@ public final class PostgresClinic: ClinicClaims {
 
 struct ClinicTimeout: Error { var timeout: Duration }
 
-/// Runs `body`, giving up after `timeout`: no call to the clinic's database ever waits longer
-/// (a database away must not hold a technician's open, nor the shipper's loop).
+/// Runs `body`, answering after `timeout` at the latest: no call to the clinic's database ever
+/// holds a technician's open, the shipper's loop or the daemon's stop longer. A query already on
+/// the wire does not stop when its task is cancelled, so the answer does not wait for it: the
+/// body runs on in a task of its own until the server's statement timeout, or the connection,
+/// ends it (whatever it committed meanwhile is found again: see `PostgresClinic`).
 func withClinicTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask { try await Task.sleep(for: timeout); return nil }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw ClinicTimeout(timeout: timeout) }
-        return value
+    let answer = OneAnswer<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            answer.wait(continuation)
+            let work = Task {
+                do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                if answer.give(.failure(ClinicTimeout(timeout: timeout))) { work.cancel() }
+            }
+            answer.onAnswer { timer.cancel() }
+        }
+    } onCancel: {
+        answer.give(.failure(CancellationError()))
+    }
+}
+
+/// The first of several outcomes resumes the continuation; the rest are dropped.
+final class OneAnswer<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var answered = false
+        var done: (@Sendable () -> Void)?
+    }
+    private let state = Mutex(State())
+
+    func wait(_ continuation: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLock { state in
+            if let early = state.early { return early }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func onAnswer(_ done: @escaping @Sendable () -> Void) {
+        let already = state.withLock { state in
+            if state.answered { return true }
+            state.done = done
+            return false
+        }
+        if already { done() }
+    }
+
+    /// Gives the outcome; true when it was the first.
+    @discardableResult
+    func give(_ result: Result<T, any Error>) -> Bool {
+        let (continuation, done, first): (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?, Bool) = state.withLock { state in
+            guard !state.answered else { return (nil, nil, false) }
+            state.answered = true
+            if state.continuation == nil { state.early = result }
+            defer { state.continuation = nil }
+            return (state.continuation, state.done, true)
+        }
+        continuation?.resume(with: result)
+        done?()
+        return first
     }
 }

@@ -149,6 +149,12 @@ public struct ClinicConnection: Sendable, Hashable {
         configuration.options.minimumConnections = 1
         configuration.options.maximumConnections = 4
         configuration.options.connectionIdleTimeout = .seconds(60)
+        // The server ends what hangs: a statement (a claim waiting on a lock held by a chair whose
+        // network is gone), a lock wait, a transaction left open.
+        configuration.options.additionalStartupParameters = [
+            ("application_name", "stippled"), ("statement_timeout", "10000"), ("lock_timeout", "5000"),
+            ("idle_in_transaction_session_timeout", "30000"),
+        ]
         return configuration
     }
 }

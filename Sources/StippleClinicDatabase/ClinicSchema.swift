@@ -19,6 +19,11 @@ DO $encoding$ BEGIN
     END IF;
 END $encoding$;
 CREATE EXTENSION IF NOT EXISTS btree_gist;
+-- A transaction left open (a workstation that lost its network mid-claim, or one holding a
+-- client's lock on purpose) is ended by the server; no claim waits long for another's lock.
+DO $timeouts$ BEGIN
+    EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', current_database(), '30s');
+END $timeouts$;
 CREATE SCHEMA stipple;
 
 DO $roles$ BEGIN
@@ -39,6 +44,9 @@ CREATE TABLE stipple.workstations (
     name text PRIMARY KEY,
     first_contact timestamptz NOT NULL DEFAULT now(),
     last_contact timestamptz NOT NULL DEFAULT now(),
+    -- The contact before the last: after an outage, the moment the workstation was last heard of
+    -- before it (a late claim's start is never believed earlier than that).
+    previous_contact timestamptz NOT NULL DEFAULT now(),
     confirmed_seq bigint NOT NULL DEFAULT 0,
     confirmed_hash text NOT NULL DEFAULT repeat('0', 64),
     confirmed_at timestamptz,
@@ -125,11 +133,11 @@ END $$;
 -- chain as confirmed here (what it has shipped).
 CREATE FUNCTION stipple.hello(p_local_head bigint, p_oldest_unshipped bigint)
 RETURNS TABLE (confirmed_seq bigint, confirmed_hash text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE ws text := stipple.caller();
 BEGIN
     INSERT INTO stipple.workstations (name) VALUES (ws) ON CONFLICT (name) DO NOTHING;
-    UPDATE stipple.workstations w SET last_contact = now(), local_head_seq = greatest(p_local_head, 0),
+    UPDATE stipple.workstations w SET previous_contact = w.last_contact, last_contact = now(), local_head_seq = greatest(p_local_head, 0),
         oldest_unshipped_at = CASE WHEN p_oldest_unshipped IS NULL THEN NULL ELSE to_timestamp(p_oldest_unshipped) END
         WHERE w.name = ws;
     RETURN QUERY SELECT w.confirmed_seq, w.confirmed_hash FROM stipple.workstations w WHERE w.name = ws;
@@ -141,18 +149,19 @@ END $$;
 -- already confirmed is skipped when it is the same entry (shipping is at least once), and
 -- refused loudly when it differs.
 CREATE FUNCTION stipple.check_audit_entry() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE
     head stipple.workstations%ROWTYPE;
     existing text;
     computed text;
 BEGIN
+    -- Before any lock: another workstation's name never touches that workstation's head.
+    IF NEW.workstation IS DISTINCT FROM stipple.caller() THEN
+        RAISE EXCEPTION 'workstation % may insert only its own entries, not those of %', session_user, NEW.workstation USING ERRCODE = '42501';
+    END IF;
     SELECT * INTO head FROM stipple.workstations WHERE name = NEW.workstation FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'workstation % is not registered (call stipple.hello first)', NEW.workstation USING ERRCODE = '23503';
-    END IF;
-    IF NEW.workstation IS DISTINCT FROM stipple.caller() THEN
-        RAISE EXCEPTION 'workstation % may insert only its own entries, not those of %', session_user, NEW.workstation USING ERRCODE = '42501';
     END IF;
     computed := encode(sha256(convert_to(concat_ws(E'\n', NEW.prev_hash, NEW.seq::text, NEW.at::text, NEW.actor, NEW.kind,
                                                    coalesce(NEW.session_id, ''), NEW.payload), 'UTF8')), 'hex');
@@ -221,7 +230,7 @@ CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON stipple.audit_entrie
 CREATE FUNCTION stipple.claim_session(p_session text, p_client text, p_gap_seconds bigint, p_max_seconds bigint,
                                       p_override_reason text, p_simulated_at bigint)
 RETURNS TABLE (ok boolean, reason text, next_allowed timestamptz)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE
     ws text := stipple.caller();
     v_t timestamptz := CASE WHEN p_simulated_at IS NULL THEN now() ELSE to_timestamp(p_simulated_at) END;
@@ -280,7 +289,10 @@ BEGIN
     END IF;
     INSERT INTO stipple.session_claims (workstation, session_id, client_id, started_at, max_length, gap, span,
                                         gap_override_reason, simulated_time)
-        VALUES (ws, p_session, p_client, v_t, v_max, v_gap, tstzrange(low, v_t + v_max + v_gap), override, p_simulated_at IS NOT NULL);
+        -- An override inside a longer gap of another workstation's site: the new span is a mark at
+        -- the end of that gap, which still blocks the client until then.
+        VALUES (ws, p_session, p_client, v_t, v_max, v_gap, tstzrange(low, greatest(low + interval '1 microsecond', v_t + v_max + v_gap)),
+                override, p_simulated_at IS NOT NULL);
     RETURN QUERY SELECT true, NULL::text, NULL::timestamptz;
 EXCEPTION WHEN exclusion_violation THEN
     RETURN QUERY SELECT false, format('client %s was claimed by another workstation at the same moment; try again', p_client), NULL::timestamptz;
@@ -289,7 +301,7 @@ END $$;
 -- Claims a cartridge for a session: once in the whole clinic. Idempotent for the same session.
 CREATE FUNCTION stipple.claim_cartridge(p_cartridge text, p_session text)
 RETURNS TABLE (ok boolean, reason text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE
     ws text := stipple.caller();
     owner stipple.cartridge_claims%ROWTYPE;
@@ -308,7 +320,7 @@ END $$;
 -- Gives back what a session claimed when the workstation did not open it after all (its own
 -- rules refused it): only a session that never reached the audit chain here.
 CREATE FUNCTION stipple.release_session(p_session text) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE ws text := stipple.caller();
 BEGIN
     IF EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.session_id = p_session) THEN
@@ -319,12 +331,39 @@ BEGIN
     RETURN true;
 END $$;
 
+-- This workstation's session claims that are older than a few minutes and whose session never
+-- reached the chain here: the shipper gives back those its own records do not hold (a claim
+-- committed after the workstation stopped waiting for it).
+CREATE FUNCTION stipple.unopened_claims()
+RETURNS TABLE (session_id text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
+DECLARE ws text := stipple.caller();
+BEGIN
+    RETURN QUERY SELECT c.session_id FROM stipple.session_claims c
+        WHERE c.workstation = ws AND c.claimed_at < now() - interval '5 minutes' AND c.ended_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.session_id = c.session_id);
+END $$;
+
+-- Gives back a cartridge claimed for a session whose workstation then refused to set it; never
+-- one the chain shows used.
+CREATE FUNCTION stipple.release_cartridge(p_cartridge text, p_session text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
+DECLARE ws text := stipple.caller();
+BEGIN
+    IF EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.kind = 'cartridge_used'
+               AND e.details ->> 'cartridge_id' = p_cartridge) THEN
+        RETURN false;
+    END IF;
+    DELETE FROM stipple.cartridge_claims c WHERE c.cartridge_id = p_cartridge AND c.workstation = ws AND c.session_id = p_session;
+    RETURN FOUND;
+END $$;
+
 -- A claim made late (the workstation was offline and its policy is allow-with-override, with an
 -- engineer's reason): recorded at the session's own start time; a conflict becomes a review item.
 CREATE FUNCTION stipple.claim_late(p_session text, p_client text, p_cartridge text, p_started_at bigint,
                                    p_gap_seconds bigint, p_max_seconds bigint, p_offline_reason text)
 RETURNS TABLE (ok boolean, reason text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE
     ws text := stipple.caller();
     v_t timestamptz := to_timestamp(p_started_at);
@@ -338,10 +377,17 @@ BEGIN
         RETURN QUERY SELECT true, NULL::text;
         RETURN;
     END IF;
-    -- A late claim's time is the workstation's word: never in the future (a session claimed ahead
-    -- of itself would dodge nothing, but would block the client's real sessions).
-    IF v_t > now() + interval '5 minutes' AND NOT coalesce((SELECT w.simulated_clock FROM stipple.workstations w WHERE w.name = ws), false) THEN
-        RAISE EXCEPTION 'workstation % claims session % late with a start in the future (%)', ws, p_session, v_t USING ERRCODE = '22023';
+    -- A late claim's start is the workstation's word, so it is held between what the database
+    -- knows: not after now, not before the workstation was last heard of before the outage. A
+    -- start outside those bounds (a workstation clock off) is moved into them and flagged.
+    IF NOT coalesce((SELECT w.simulated_clock FROM stipple.workstations w WHERE w.name = ws), false) THEN
+        SELECT greatest(least(v_t, now()), least(w.previous_contact, now())) INTO v_t FROM stipple.workstations w WHERE w.name = ws;
+        v_t := coalesce(v_t, least(to_timestamp(p_started_at), now()));
+        IF abs(extract(epoch FROM v_t - to_timestamp(p_started_at))) > 300 THEN
+            problems := format('the workstation''s clock put the session''s start at %s, outside what the database saw (taken as %s); ',
+                               to_char(to_timestamp(p_started_at), 'YYYY-MM-DD HH24:MI TZ'), to_char(v_t, 'YYYY-MM-DD HH24:MI TZ'));
+        END IF;
+        low := v_t;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('stipple.client:' || p_client));
     FOR other IN SELECT * FROM stipple.session_claims c
@@ -357,7 +403,8 @@ BEGIN
         INSERT INTO stipple.session_claims (workstation, session_id, client_id, started_at, max_length, gap, span,
                                             gap_override_reason, simulated_time)
             VALUES (ws, p_session, p_client, v_t, v_max, v_gap, tstzrange(low, v_t + v_max + v_gap),
-                    'offline: ' || p_offline_reason, false);
+                    'offline: ' || p_offline_reason,
+                    coalesce((SELECT w.simulated_clock FROM stipple.workstations w WHERE w.name = ws), false));
     EXCEPTION WHEN exclusion_violation THEN
         problems := problems || 'the session overlaps a later claim and could not be recorded as a claim; ';
     END;
@@ -381,7 +428,7 @@ END $$;
 -- reached): claimed now; a conflict becomes a review item, never resolved silently.
 CREATE FUNCTION stipple.claim_cartridge_late(p_cartridge text, p_session text)
 RETURNS TABLE (ok boolean, reason text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
 DECLARE
     ws text := stipple.caller();
     answer record;
@@ -402,12 +449,16 @@ LANGUAGE plpgsql AS $$
 DECLARE removed bigint;
 BEGIN
     PERFORM set_config('stipple.purging', 'on', true);
-    UPDATE stipple.workstations w SET purged_through_seq = greatest(w.purged_through_seq, coalesce(
-        (SELECT max(e.seq) FROM stipple.audit_entries e WHERE e.workstation = w.name AND to_timestamp(e.at) < p_before), 0));
+    -- By date, by both clocks (the workstation's and the database's receipt): an entry a
+    -- workstation dated wrongly is not purged before its time.
     WITH gone AS (
-        DELETE FROM stipple.audit_entries e USING stipple.workstations w
-            WHERE e.workstation = w.name AND e.seq <= w.purged_through_seq RETURNING 1)
-    SELECT count(*) INTO removed FROM gone;
+        DELETE FROM stipple.audit_entries e WHERE to_timestamp(e.at) < p_before AND e.received_at < p_before
+            RETURNING e.workstation, e.seq),
+    highest AS (SELECT g.workstation, max(g.seq) AS seq, count(*) AS n FROM gone g GROUP BY g.workstation),
+    marked AS (
+        UPDATE stipple.workstations w SET purged_through_seq = greatest(w.purged_through_seq, h.seq)
+            FROM highest h WHERE w.name = h.workstation RETURNING h.n)
+    SELECT coalesce(sum(n), 0) INTO removed FROM marked;
     DELETE FROM stipple.session_claims c WHERE upper(c.span) < p_before;
     PERFORM set_config('stipple.purging', 'off', true);
     RETURN removed;
@@ -416,13 +467,14 @@ END $$;
 -- Reporting views (docs/fleet.md): sessions across chairs, who used which lot, each
 -- workstation's lag.
 CREATE VIEW stipple.sessions AS
-SELECT o.workstation, o.session_id, o.details ->> 'client_id' AS client_id, o.details ->> 'technician' AS technician,
+SELECT o.workstation, o.session_id, coalesce(k.client_id, o.details ->> 'client_id') AS client_id, o.details ->> 'technician' AS technician,
        o.details ->> 'zone' AS zone, o.details ->> 'pen_serial' AS pen_serial, o.details ->> 'cartridge_id' AS cartridge_id,
        string_to_array(o.details ->> 'pigment_lots', ',') AS pigment_lots, o.details ->> 'gap_override_reason' AS gap_override_reason,
        to_timestamp(o.at) AS opened_at, to_timestamp(c.at) AS closed_at, c.details ->> 'reason' AS close_reason
 FROM stipple.audit_entries o
 LEFT JOIN LATERAL (SELECT * FROM stipple.audit_entries x WHERE x.workstation = o.workstation AND x.session_id = o.session_id
                    AND x.kind = 'session_closed' ORDER BY x.seq LIMIT 1) c ON true
+LEFT JOIN stipple.session_claims k ON k.workstation = o.workstation AND k.session_id = o.session_id
 WHERE o.kind = 'session_opened';
 
 CREATE VIEW stipple.lot_uses AS
@@ -456,7 +508,8 @@ GRANT SELECT ON stipple.audit_entries TO stipple_workstation;
 GRANT SELECT ON stipple.workstations, stipple.workstation_status TO stipple_workstation;
 GRANT EXECUTE ON FUNCTION stipple.caller(), stipple.hello(bigint, bigint), stipple.claim_session(text, text, bigint, bigint, text, bigint),
     stipple.claim_cartridge(text, text), stipple.release_session(text),
-    stipple.claim_late(text, text, text, bigint, bigint, bigint, text), stipple.claim_cartridge_late(text, text) TO stipple_workstation;
+    stipple.claim_late(text, text, text, bigint, bigint, bigint, text), stipple.claim_cartridge_late(text, text),
+    stipple.unopened_claims(), stipple.release_cartridge(text, text) TO stipple_workstation;
 GRANT SELECT ON ALL TABLES IN SCHEMA stipple TO stipple_reader;
 COMMIT;
 """#

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import StippleClinicDatabase
+import StippleSafety
 import Synchronization
 
 /// `stipplectl clinic …`: the clinic's records across workstations, read from its PostgreSQL with
@@ -144,7 +145,7 @@ struct ClinicClient: ParsableCommand {
         try options.show("""
             SELECT workstation, session_id, client_id, zone, technician, cartridge_id, array_to_string(pigment_lots, ','),
                    to_char(opened_at, 'YYYY-MM-DD HH24:MI'), to_char(closed_at, 'YYYY-MM-DD HH24:MI'), close_reason
-            FROM stipple.sessions WHERE upper(client_id) = upper(\(id)) ORDER BY opened_at DESC
+            FROM stipple.sessions WHERE client_id IN (\(Identifier.canonical(id) ?? id), \(id)) ORDER BY opened_at DESC
             """, columns: ClinicSessions.columns, empty: "no sessions of client \(id) in the clinic's records")
     }
 }

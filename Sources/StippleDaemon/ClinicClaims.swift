@@ -13,8 +13,12 @@ public protocol ClinicClaims: Sendable {
     /// Claims another cartridge for the open session.
     func claimCartridge(_ cartridgeID: String, sessionID: String) async -> ClaimOutcome
     /// Gives back the claims of a session this workstation did not open after all (its own rules
-    /// refused it). Best effort: a claim that stays only blocks the client for longer.
+    /// refused it) — never one its records hold. Best effort: a claim that stays only blocks the
+    /// client for longer, and the shipper gives it back later.
     func releaseSession(_ sessionID: String) async
+    /// Gives back a cartridge claimed for a change the safety core then refused — never one the
+    /// records show used.
+    func releaseCartridge(_ cartridgeID: String, sessionID: String) async
 }
 
 /// What a session asks of the clinic.
@@ -51,7 +55,8 @@ public enum ClaimOutcome: Sendable, Hashable {
     case granted
     /// The database refused: the reason names the other workstation, session and times.
     case refused(String)
-    /// The database could not be reached and the site's offline policy refuses new sessions.
+    /// The database could not be reached and the site's offline policy refuses new sessions: the
+    /// sentence says so, and what the policy allows.
     case unreachable(String)
     /// The database could not be reached; an engineer's reason lets the session open, and the
     /// claim is made when the link returns (a conflict then becomes a review item).

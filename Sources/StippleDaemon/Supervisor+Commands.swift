@@ -58,7 +58,7 @@ extension Supervisor {
         case .refused(let why):
             throw CommandError(.conflict, .clinicRefused, "the clinic refused this session: \(why)")
         case .unreachable(let why):
-            throw CommandError(.unavailable, .clinicUnreachable, "the clinic's database cannot be reached, and this site opens no new session without it: \(why)")
+            throw CommandError(.unavailable, .clinicUnreachable, why)
         case .deferred(let why):
             logger.warning("session opened without the clinic's claim (offline, engineer's reason): claimed when the database is back",
                            metadata: ["session": "\(request.sessionID)", "why": "\(why)"])
@@ -87,16 +87,26 @@ extension Supervisor {
     /// With a clinic database, a cartridge is claimed clinic-wide first (single use across chairs).
     public func setCartridge(id: String, lot: String?, expiryDay: Int?, needleCount: Int?, needleDiameterUm: Int?,
                              actor: String) async throws(CommandError) -> StatusView {
-        if let clinic, let cartridge = Identifier.canonical(id), let session = core.snapshot?.session.request.sessionID {
-            switch await clinic.claimCartridge(cartridge, sessionID: session) {
-            case .granted, .deferred: break
-            case .refused(let why): throw CommandError(.conflict, .clinicRefused, "the clinic refused this cartridge: \(why)")
-            case .unreachable(let why):
-                throw CommandError(.unavailable, .clinicUnreachable, "the clinic's database cannot be reached to claim this cartridge, and this site uses no cartridge it has not claimed: \(why)")
-            }
+        let command = SupervisorCore.Command.setCartridge(
+            CartridgeEntry(id: id, lot: lot, expiryDay: expiryDay, needleCount: needleCount, needleDiameterUm: needleDiameterUm), actor: actor)
+        // Only where the core could take it (an open session), so a refusal it would make anyway
+        // never leaves a claim behind; the session's own cartridge was claimed when it opened.
+        guard let clinic, core.phase == .open, let cartridge = Identifier.canonical(id), let snapshot = core.snapshot,
+              cartridge != snapshot.session.cartridgeID else {
+            return try await status(of: command)
         }
-        return try await status(of: .setCartridge(CartridgeEntry(id: id, lot: lot, expiryDay: expiryDay, needleCount: needleCount,
-                                                          needleDiameterUm: needleDiameterUm), actor: actor))
+        let session = snapshot.session.request.sessionID
+        switch await clinic.claimCartridge(cartridge, sessionID: session) {
+        case .granted, .deferred: break
+        case .refused(let why): throw CommandError(.conflict, .clinicRefused, "the clinic refused this cartridge: \(why)")
+        case .unreachable(let why): throw CommandError(.unavailable, .clinicUnreachable, why)
+        }
+        do {
+            return try await status(of: command)
+        } catch {
+            await clinic.releaseCartridge(cartridge, sessionID: session)
+            throw error
+        }
     }
 
     /// Arms on behalf of `holder`: the peer (uid and pid from its socket) and client id that

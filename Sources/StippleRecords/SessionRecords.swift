@@ -286,6 +286,16 @@ extension RecordStore {
         public var description: String { "the saved state of session \(sessionID) cannot be read: \(reason)" }
     }
 
+    /// Whether a session with this id was opened here (its row, whatever its saved state holds).
+    public func hasSession(_ id: String) throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM sessions WHERE id = ?", arguments: [id]) ?? false }
+    }
+
+    /// Whether a cartridge (its canonical id) was used in any session here.
+    public func hasCartridgeUse(_ cartridgeID: String) throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM cartridge_uses WHERE cartridge_id = ?", arguments: [cartridgeID]) ?? false }
+    }
+
     public func session(_ id: String) throws -> SessionRecord? {
         try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map { try Self.sessionRecord($0, db) } }
     }

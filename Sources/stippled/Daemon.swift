@@ -205,7 +205,13 @@ extension Daemon {
         var quiet = clinicLogger
         quiet.logLevel = .error
         let client = PostgresClient(configuration: try connection.clientConfiguration(), backgroundLogger: quiet)
-        let clinic = PostgresClinic(client: client, policy: settings.offline, timeout: .milliseconds(settings.claimTimeoutMs), logger: clinicLogger)
+        // What decides a release is whether this workstation's own records hold the session (or
+        // the cartridge's use): never what was remembered of a call.
+        let clinic = PostgresClinic(
+            client: client, policy: settings.offline, timeout: .milliseconds(settings.claimTimeoutMs), logger: clinicLogger,
+            // A read that fails counts as "held": a claim is never given back on a doubt.
+            sessionRecorded: { id in records.map { (try? $0.hasSession(id)) ?? true } ?? true },
+            cartridgeRecorded: { id in records.map { (try? $0.hasCartridgeUse(id)) ?? true } ?? true })
         await supervisor.useClinic(clinic)
         clinicLogger.info("this workstation is one of a clinic's: sessions and cartridges are claimed there first",
                           metadata: ["offline_policy": "\(settings.offline.rawValue)"])

@@ -31,6 +31,10 @@ final class ScriptedClinic: ClinicClaims {
     func releaseSession(_ sessionID: String) async {
         asked.withLock { $0.append("release \(sessionID)") }
     }
+
+    func releaseCartridge(_ cartridgeID: String, sessionID: String) async {
+        asked.withLock { $0.append("release cartridge \(cartridgeID) \(sessionID)") }
+    }
 }
 
 /// Issue 20: the supervisor asks the clinic before a session opens, and the clinic's answer

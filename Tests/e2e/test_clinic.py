@@ -198,7 +198,7 @@ def test_the_gap_is_decided_by_the_database_at_its_edges(postgres, clinic):
 def test_simulated_time_is_believed_only_from_a_marked_test_rig(workstations, postgres, clinic):
     """A workstation's word never moves the clinic's clock: only a test rig its owner marked may
     send the simulator's accelerated time."""
-    rig = workstations("chair_c", extra=["--clock", "accelerated=200"])
+    rig = workstations("chair_c", extra=["--clock", "accelerated=10"])
     wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM stipple.workstations WHERE name = 'chair_c'") == "1",
              timeout=30, what="the rig's hello")
     refused = open_session(rig.api, "C-7", "CART-7", expect=409)
@@ -209,7 +209,8 @@ def test_simulated_time_is_believed_only_from_a_marked_test_rig(workstations, po
         clinic, "SELECT extract(epoch FROM started_at)::bigint, simulated_time FROM stipple.session_claims WHERE client_id = 'C-7'").split("|")
     # The claim's start is the rig's simulated time: the session's own opening in its records.
     opened = rig.api.get(f"/v1/sessions/{session}").json["opened_at"]
-    assert simulated == "t" and abs(int(started) - opened) <= 2, (started, opened)
+    # (The rig's time runs on while the claim travels: the open is recorded a little later.)
+    assert simulated == "t" and 0 <= opened - int(started) <= 60, (started, opened)
 
 
 # --- The database away: safety goes on, new sessions follow the offline policy -------------------
@@ -254,6 +255,31 @@ def test_database_stopped_mid_session_then_the_backlog_drains(workstations, post
     reader = connection_file(os.path.join(a.workdir, "reader.conf"), postgres, clinic, "inspector", "secret-i")
     out = subprocess.run([str(STIPPLECTL), "clinic", "review", "--connection", reader], capture_output=True, text=True)
     assert out.returncode == 0 and offline_session in out.stdout, out
+
+
+def test_a_claim_stuck_behind_another_lock_answers_within_its_timeout(workstations, postgres, clinic):
+    """A chair whose network died mid-claim holds the client's lock: the next chair's open is
+    answered (503, the offline policy) in bounded time, and nothing of it stays behind."""
+    a = workstations("chair_a")
+    holder = subprocess.Popen(
+        [f"{postgres.bin}/psql", "-h", postgres.dir, "-p", str(postgres.port), "-U", "postgres", "-d", clinic, "-qAt",
+         "-c", "BEGIN; SELECT pg_advisory_xact_lock(hashtext('stipple.client:C-LOCK')); SELECT pg_sleep(60); COMMIT;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1",
+                 timeout=30, what="the lock held")
+        start = time.monotonic()
+        refused = open_session(a.api, "C-LOCK", "CART-LOCK", expect=503)
+        # Bounded by the claim timeout (5 s here) or the server's lock timeout, never the 60 s hold.
+        assert time.monotonic() - start < 45 and refused.json["code"] == "clinic_unreachable", refused
+    finally:
+        holder.kill()
+        holder.wait()
+        postgres.sql(clinic, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
+    wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0", timeout=30,
+             what="the lock gone")
+    assert postgres.sql(clinic, "SELECT count(*) FROM stipple.session_claims WHERE client_id = 'C-LOCK'") == "0"
+    open_session(a.api, "C-LOCK", "CART-LOCK")
 
 
 def test_a_technicians_offline_reason_is_refused(workdir, workstations):
