@@ -75,7 +75,7 @@ public struct AuditShipper: Service {
             } catch {
                 failureCounter.increment()
                 let why = PostgresClinic.describe(error)
-                let refusedChain = why.contains("audit chain of")
+                let refusedChain = Self.refusesChain(error)
                 refusedGauge.record(refusedChain ? 1 : 0)
                 if why != lastFailure {
                     // A broken chain is an alarm for a person; a database away is the normal offline case.
@@ -96,8 +96,19 @@ public struct AuditShipper: Service {
     /// The head the database confirmed at the last contact.
     let confirmed = ConfirmedHead()
 
+    /// The database's chain check said no (SQLSTATE SC001…SC004: forked, missing, broken link,
+    /// altered), or it holds more of this chain than the workstation does.
+    static func refusesChain(_ error: any Error) -> Bool {
+        var error = error
+        if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError ?? transaction.commitError {
+            error = inner
+        }
+        if let ship = error as? ShipError { return ship.chain }
+        return (error as? PSQLError)?.serverInfo?[.sqlState]?.hasPrefix("SC") == true
+    }
+
     /// One contact: say hello (the database answers what it holds), ship what it lacks in
-    /// batches of one transaction each, retry releases of claims that did not open.
+    /// batches of one transaction each, give back claims of sessions that did not open here.
     func round(localHead: Int64) async throws {
         let logger = logger
         let oldest = try store.auditEntries(after: confirmed.value, limit: 1).first?.at
@@ -108,10 +119,11 @@ public struct AuditShipper: Service {
             for try await value in rows.decode(Int64.self) { seq = value }
             return seq
         }
-        guard seq >= 0 else { throw ShipError(reason: "stipple.hello answered nothing") }
+        guard seq >= 0 else { throw ShipError(reason: "stipple.hello answered nothing", chain: false) }
         contactGauge.record(Double(wallNow()))
         if seq > localHead {
-            throw ShipError(reason: "audit chain of this workstation: the clinic holds \(seq) entries, this workstation only \(localHead) (were the local records replaced by an older copy?)")
+            throw ShipError(reason: "audit chain of this workstation: the clinic holds \(seq) entries, this workstation only \(localHead) (were the local records replaced by an older copy?)",
+                            chain: true)
         }
         confirmed.value = seq
         while confirmed.value < localHead {
@@ -180,6 +192,8 @@ public struct AuditShipper: Service {
 
 struct ShipError: Error, CustomStringConvertible {
     var reason: String
+    /// The chain itself is in question (a person must look), not the database's availability.
+    var chain: Bool
     var description: String { reason }
 }
 

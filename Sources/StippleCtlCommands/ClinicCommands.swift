@@ -126,14 +126,17 @@ struct ClinicSessions: ParsableCommand {
     }
 
     func run() throws {
-        try options.show("""
-            SELECT workstation, session_id, client_id, zone, technician, cartridge_id, array_to_string(pigment_lots, ','),
-                   to_char(opened_at, 'YYYY-MM-DD HH24:MI'), to_char(closed_at, 'YYYY-MM-DD HH24:MI'), close_reason
-            FROM stipple.sessions ORDER BY opened_at DESC LIMIT \(limit)
-            """, columns: Self.columns, empty: "no sessions in the clinic's records")
+        try options.show("\(unescaped: Self.select) ORDER BY opened_at DESC LIMIT \(limit)", columns: Self.columns,
+                         empty: "no sessions in the clinic's records")
     }
 
     static let columns = ["workstation", "session", "client", "zone", "technician", "cartridge", "pigment_lots", "opened", "closed", "close_reason"]
+    /// The `stipple.sessions` view as `columns` shows it (a constant: no value of the user's in it).
+    static let select = """
+        SELECT workstation, session_id, client_id, zone, technician, cartridge_id, array_to_string(pigment_lots, ','),
+               to_char(opened_at, 'YYYY-MM-DD HH24:MI'), to_char(closed_at, 'YYYY-MM-DD HH24:MI'), close_reason
+        FROM stipple.sessions
+        """
 }
 
 struct ClinicClient: ParsableCommand {
@@ -142,11 +145,8 @@ struct ClinicClient: ParsableCommand {
     @Argument(help: "The client's (pseudonymous) id.") var id: String
 
     func run() throws {
-        try options.show("""
-            SELECT workstation, session_id, client_id, zone, technician, cartridge_id, array_to_string(pigment_lots, ','),
-                   to_char(opened_at, 'YYYY-MM-DD HH24:MI'), to_char(closed_at, 'YYYY-MM-DD HH24:MI'), close_reason
-            FROM stipple.sessions WHERE client_id IN (\(Identifier.canonical(id) ?? id), \(id)) ORDER BY opened_at DESC
-            """, columns: ClinicSessions.columns, empty: "no sessions of client \(id) in the clinic's records")
+        try options.show("\(unescaped: ClinicSessions.select) WHERE client_id IN (\(Identifier.canonical(id) ?? id), \(id)) ORDER BY opened_at DESC",
+                         columns: ClinicSessions.columns, empty: "no sessions of client \(id) in the clinic's records")
     }
 }
 
