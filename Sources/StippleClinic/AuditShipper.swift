@@ -126,6 +126,12 @@ public struct AuditShipper: Service {
                             chain: true)
         }
         confirmed.value = seq
+        // Claims that committed after the workstation stopped waiting for them, for sessions that
+        // never opened here: given back first, whatever becomes of the shipping below (a refused
+        // chain must not keep clients blocked). A failure here is no shipping failure.
+        do { try await clinic.releaseUnopened() } catch {
+            logger.info("the sweep of unopened claims waits for the next round", metadata: ["error": "\(PostgresClinic.describe(error))"])
+        }
         while confirmed.value < localHead {
             let entries = try store.auditEntries(after: confirmed.value, limit: Self.batch)
             guard let last = entries.last else { break }
@@ -144,11 +150,6 @@ public struct AuditShipper: Service {
             }
             confirmed.value = last.seq
             shippedCounter.increment(by: entries.count)
-        }
-        // Claims that committed after the workstation stopped waiting for them, for sessions that
-        // never opened here: given back (a failure here is no shipping failure; next round).
-        do { try await clinic.releaseUnopened() } catch {
-            logger.info("the sweep of unopened claims waits for the next round", metadata: ["error": "\(PostgresClinic.describe(error))"])
         }
         let backlog = localHead - confirmed.value
         backlogGauge.record(Double(max(0, backlog)))

@@ -37,9 +37,18 @@ public final class PostgresClinic: ClinicClaims {
     public func claimSession(_ claim: SessionClaim) async -> ClaimOutcome {
         let logger = logger
         let client = client
+        let serverLimit = Self.serverLimit(timeout)
         do {
-            try await withClinicTimeout(timeout) {
+            try await withClinicTimeout(timeout, late: { [self] in
+                // The claim committed after the technician was told "unreachable": it opened
+                // nothing here, so it is given back at once (unless the records hold the session).
+                await releaseSession(claim.sessionID)
+            }) {
                 try await client.withTransaction(logger: logger) { connection in
+                    // The server gives up before this side stops waiting: a claim this side
+                    // abandons does not commit behind its back.
+                    try await connection.query("SELECT set_config('lock_timeout', \(serverLimit), true), set_config('statement_timeout', \(serverLimit), true)",
+                                               logger: logger)
                     let session = try await connection.query("""
                         SELECT ok, reason FROM stipple.claim_session(\(claim.sessionID), \(claim.clientID), \(claim.gapSeconds), \
                         \(claim.maxSessionSeconds), \(claim.gapOverrideReason), \(claim.simulatedTime))
@@ -69,12 +78,17 @@ public final class PostgresClinic: ClinicClaims {
     public func claimCartridge(_ cartridgeID: String, sessionID: String) async -> ClaimOutcome {
         let logger = logger
         let client = client
+        let serverLimit = Self.serverLimit(timeout)
         do {
-            try await withClinicTimeout(timeout) {
-                let rows = try await client.query(
-                    "SELECT ok, reason FROM stipple.claim_cartridge(\(cartridgeID), \(sessionID))", logger: logger)
-                for try await (ok, reason) in rows.decode((Bool, String?).self) where !ok {
-                    throw Refusal(reason: reason ?? "refused")
+            try await withClinicTimeout(timeout, late: { [self] in await releaseCartridge(cartridgeID, sessionID: sessionID) }) {
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query("SELECT set_config('lock_timeout', \(serverLimit), true), set_config('statement_timeout', \(serverLimit), true)",
+                                               logger: logger)
+                    let rows = try await connection.query(
+                        "SELECT ok, reason FROM stipple.claim_cartridge(\(cartridgeID), \(sessionID))", logger: logger)
+                    for try await (ok, reason) in rows.decode((Bool, String?).self) where !ok {
+                        throw Refusal(reason: reason ?? "refused")
+                    }
                 }
             }
             return .granted
@@ -116,6 +130,13 @@ public final class PostgresClinic: ClinicClaims {
         }
     }
 
+    /// The server's limits for a claim's statements and lock waits: a little under this side's
+    /// own timeout (in ms, as `set_config` takes it).
+    static func serverLimit(_ timeout: Duration) -> String {
+        let ms = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        return String(max(50, ms * 9 / 10))
+    }
+
     /// The shipper's sweep: this workstation's claims older than a few minutes whose session never
     /// reached the chain, given back when the local records do not hold the session either.
     func releaseUnopened() async throws {
@@ -130,7 +151,9 @@ public final class PostgresClinic: ClinicClaims {
         }
         for session in sessions where !sessionRecorded(session) {
             logger.notice("giving back the claim of a session that did not open here", metadata: ["session": "\(session)"])
-            try await withClinicTimeout(.seconds(10)) { _ = try await client.query("SELECT stipple.release_session(\(session))", logger: logger) }
+            // Checked again in the same statement: a claim re-granted meanwhile (its session
+            // opening now) is younger than the grace and stays.
+            try await withClinicTimeout(.seconds(10)) { _ = try await client.query("SELECT stipple.release_unopened(\(session))", logger: logger) }
         }
     }
 
@@ -181,13 +204,22 @@ struct ClinicTimeout: Error { var timeout: Duration }
 /// the wire does not stop when its task is cancelled, so the answer does not wait for it: the
 /// body runs on in a task of its own until the server's statement timeout, or the connection,
 /// ends it (whatever it committed meanwhile is found again: see `PostgresClinic`).
-func withClinicTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+///
+/// `late`: called when the body succeeds after the answer was already given (a timeout): what it
+/// did is then undone by the caller's own means.
+func withClinicTimeout<T: Sendable>(_ timeout: Duration, late: (@Sendable () async -> Void)? = nil,
+                                    _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let answer = OneAnswer<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             answer.wait(continuation)
             let work = Task {
-                do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
+                guard !answer.isAnswered else { return }
+                do {
+                    if !answer.give(.success(try await body())) { await late?() }
+                } catch {
+                    answer.give(.failure(error))
+                }
             }
             let timer = Task {
                 try? await Task.sleep(for: timeout)
@@ -227,6 +259,8 @@ final class OneAnswer<T: Sendable>: Sendable {
         }
         if already { done() }
     }
+
+    var isAnswered: Bool { state.withLock { $0.answered } }
 
     /// Gives the outcome; true when it was the first.
     @discardableResult

@@ -19,11 +19,6 @@ DO $encoding$ BEGIN
     END IF;
 END $encoding$;
 CREATE EXTENSION IF NOT EXISTS btree_gist;
--- A transaction left open (a workstation that lost its network mid-claim, or one holding a
--- client's lock on purpose) is ended by the server; no claim waits long for another's lock.
-DO $timeouts$ BEGIN
-    EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', current_database(), '30s');
-END $timeouts$;
 CREATE SCHEMA stipple;
 
 DO $roles$ BEGIN
@@ -137,7 +132,11 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp
 DECLARE ws text := stipple.caller();
 BEGIN
     INSERT INTO stipple.workstations (name) VALUES (ws) ON CONFLICT (name) DO NOTHING;
-    UPDATE stipple.workstations w SET previous_contact = w.last_contact, last_contact = now(), local_head_seq = greatest(p_local_head, 0),
+    -- previous_contact moves only across a silence of more than a minute (an outage): retries
+    -- after it, every 30 s at most, leave it at the last contact before the outage.
+    UPDATE stipple.workstations w SET previous_contact = CASE WHEN now() - w.last_contact > interval '60 seconds'
+                                                              THEN w.last_contact ELSE w.previous_contact END,
+        last_contact = now(), local_head_seq = greatest(p_local_head, 0),
         oldest_unshipped_at = CASE WHEN p_oldest_unshipped IS NULL THEN NULL ELSE to_timestamp(p_oldest_unshipped) END
         WHERE w.name = ws;
     RETURN QUERY SELECT w.confirmed_seq, w.confirmed_hash FROM stipple.workstations w WHERE w.name = ws;
@@ -252,6 +251,8 @@ BEGIN
     SELECT * INTO mine FROM stipple.session_claims c WHERE c.workstation = ws AND c.session_id = p_session;
     IF FOUND THEN
         IF mine.client_id = p_client THEN
+            -- Granted again: young again, so the sweep of unopened claims leaves it while it opens.
+            UPDATE stipple.session_claims c SET claimed_at = now() WHERE c.workstation = ws AND c.session_id = p_session;
             RETURN QUERY SELECT true, NULL::text, NULL::timestamptz;
         ELSE
             RETURN QUERY SELECT false, format('session id %s was already claimed here for another client', p_session), NULL::timestamptz;
@@ -342,6 +343,22 @@ BEGIN
     RETURN QUERY SELECT c.session_id FROM stipple.session_claims c
         WHERE c.workstation = ws AND c.claimed_at < now() - interval '5 minutes' AND c.ended_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.session_id = c.session_id);
+END $$;
+
+-- The sweep's release: checked and deleted in one statement, so a claim granted again meanwhile
+-- (younger than the grace) stays.
+CREATE FUNCTION stipple.release_unopened(p_session text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
+DECLARE ws text := stipple.caller();
+BEGIN
+    DELETE FROM stipple.session_claims c
+        WHERE c.workstation = ws AND c.session_id = p_session AND c.claimed_at < now() - interval '5 minutes' AND c.ended_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.session_id = p_session);
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    DELETE FROM stipple.cartridge_claims c WHERE c.workstation = ws AND c.session_id = p_session;
+    RETURN true;
 END $$;
 
 -- Gives back a cartridge claimed for a session whose workstation then refused to set it; never
@@ -509,7 +526,7 @@ GRANT SELECT ON stipple.workstations, stipple.workstation_status TO stipple_work
 GRANT EXECUTE ON FUNCTION stipple.caller(), stipple.hello(bigint, bigint), stipple.claim_session(text, text, bigint, bigint, text, bigint),
     stipple.claim_cartridge(text, text), stipple.release_session(text),
     stipple.claim_late(text, text, text, bigint, bigint, bigint, text), stipple.claim_cartridge_late(text, text),
-    stipple.unopened_claims(), stipple.release_cartridge(text, text) TO stipple_workstation;
+    stipple.unopened_claims(), stipple.release_unopened(text), stipple.release_cartridge(text, text) TO stipple_workstation;
 GRANT SELECT ON ALL TABLES IN SCHEMA stipple TO stipple_reader;
 COMMIT;
 """#

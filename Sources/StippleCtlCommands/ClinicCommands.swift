@@ -145,7 +145,7 @@ struct ClinicClient: ParsableCommand {
     @Argument(help: "The client's (pseudonymous) id.") var id: String
 
     func run() throws {
-        try options.show("\(unescaped: ClinicSessions.select) WHERE client_id IN (\(Identifier.canonical(id) ?? id), \(id)) ORDER BY opened_at DESC",
+        try options.show("\(unescaped: ClinicSessions.select) WHERE client_id IN (\(Identifier.canonical(id) ?? id), \(id)) OR upper(client_id) = upper(\(id)) ORDER BY opened_at DESC",
                          columns: ClinicSessions.columns, empty: "no sessions of client \(id) in the clinic's records")
     }
 }

@@ -39,10 +39,11 @@ extension Supervisor {
     public func openSession(_ request: SessionRequest, actor: String) async throws(CommandError) -> StatusView {
         var request = request
         if request.sessionID.isEmpty { request.sessionID = Self.newSessionID(wall: clock.wallNow()) }
-        guard let clinic, let client = Identifier.canonical(request.clientID), let cartridge = Identifier.canonical(request.cartridgeID),
-              Identifier.canonical(request.sessionID) != nil else {
-            // Without a clinic (or with identifiers the core refuses anyway) nothing is claimed,
-            // and an offline reason means nothing.
+        guard let clinic, machine.recordsOpen, let client = Identifier.canonical(request.clientID),
+              let cartridge = Identifier.canonical(request.cartridgeID), Identifier.canonical(request.sessionID) != nil else {
+            // Without a clinic — or without records, or with identifiers the core refuses anyway —
+            // nothing is claimed (a claim for a session that cannot open would only block the
+            // client), and an offline reason means nothing.
             request.clinicOfflineReason = nil
             return try await status(of: .openSession(request, actor: actor))
         }

@@ -282,6 +282,30 @@ def test_a_claim_stuck_behind_another_lock_answers_within_its_timeout(workstatio
     open_session(a.api, "C-LOCK", "CART-LOCK")
 
 
+def test_a_claim_for_a_session_that_never_opened_is_given_back(workstations, postgres, clinic):
+    """A claim that committed after the workstation stopped waiting (its session never opened):
+    the shipper's sweep gives it back after the grace — never the claim of a session that opened,
+    never one granted again meanwhile."""
+    a = workstations("chair_a")
+    opened = open_session(a.api, "C-OPEN", "CART-OPEN").json["session"]["id"]
+
+    def as_a(sql):
+        return postgres.psql(clinic, sql, user="chair_a", password=WORKSTATIONS["chair_a"]).stdout.strip()
+
+    # Stand-ins for claims whose answers were lost: made as chair_a, for sessions chair_a never opened.
+    assert as_a("SELECT ok FROM stipple.claim_session('S-LOST', 'C-LOST', 432000, 14400, NULL, NULL)") == "t"
+    assert as_a("SELECT ok FROM stipple.claim_session('S-AGAIN', 'C-AGAIN', 432000, 14400, NULL, NULL)") == "t"
+    postgres.sql(clinic, "UPDATE stipple.session_claims SET claimed_at = now() - interval '6 minutes'")
+    # Granted again (its session opening now): young again, so it stays.
+    assert as_a("SELECT ok FROM stipple.claim_session('S-AGAIN', 'C-AGAIN', 432000, 14400, NULL, NULL)") == "t"
+    assert as_a("SELECT stipple.release_unopened('S-AGAIN')") == "f"
+    wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM stipple.session_claims WHERE session_id = 'S-LOST'") == "0",
+             timeout=60, what="the sweep")
+    assert postgres.sql(clinic, f"SELECT count(*) FROM stipple.session_claims WHERE session_id IN ('{opened}', 'S-AGAIN')") == "2"
+    # The client whose claim was given back opens at once.
+    open_session(workstations("chair_b").api, "C-LOST", "CART-LOST")
+
+
 def test_a_technicians_offline_reason_is_refused(workdir, workstations):
     """Opening without the clinic's claim is an engineer's decision: a technician gets 403."""
     b = workstations("chair_b", offline="allow-with-override")
