@@ -112,7 +112,8 @@ def main():
     from clinic_support import Postgres, connection_file
 
     stippled = os.path.join(args.build, "stippled")
-    pg = Postgres()
+    # Two connections per workstation at most (docs/fleet.md), and room for the owner.
+    pg = Postgres(max_connections=2 * args.workstations + 20, durable=True)
     root = tempfile.mkdtemp(prefix="stipple-clinic-bench-")
     stations = []
     try:
@@ -142,6 +143,7 @@ def main():
         # 2. N workstations' claims and shipping, in one process.
         bench = subprocess.run([os.path.join(args.build, "stipple-clinic-bench"), "127.0.0.1", str(pg.port), database,
                                 str(args.workstations)], capture_output=True, text=True, timeout=1800)
+        sys.stderr.write(bench.stderr)  # the workload's own log (CLINIC_BENCH_LOG=info for more)
         assert bench.returncode == 0, bench.stderr
         figures = json.loads(bench.stdout)
         received = {}

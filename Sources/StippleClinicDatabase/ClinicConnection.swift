@@ -147,7 +147,9 @@ public struct ClinicConnection: Sendable, Hashable {
         }
         // One connection kept open: a claim never waits for a connection and its authentication.
         configuration.options.minimumConnections = 1
-        configuration.options.maximumConnections = 4
+        // Two: a claim never queues behind a shipping batch, and a clinic's server needs no more
+        // than two connections per workstation (docs/fleet.md: max_connections).
+        configuration.options.maximumConnections = 2
         configuration.options.connectionIdleTimeout = .seconds(60)
         // The server ends what hangs: a statement (a claim waiting on a lock held by a chair whose
         // network is gone), a lock wait, a transaction left open.

@@ -30,8 +30,11 @@ class Postgres:
     """A throw-away PostgreSQL cluster in a temporary directory, run as an unprivileged user
     (`postgres` when the tests run as root: initdb refuses root)."""
 
-    def __init__(self):
+    def __init__(self, max_connections=100, durable=False):
+        """`durable`: fsync on, as a clinic's server runs (the benchmark); the tests run without."""
         self.bin = pg_bin()
+        self.max_connections = max_connections
+        self.fsync = "on" if durable else "off"
         self.dir = tempfile.mkdtemp(prefix="stipple-pg-")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
@@ -63,7 +66,7 @@ class Postgres:
 
     def start(self):
         self.run([f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-t", "60", "start",
-                  "-o", f"-k {self.dir} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync=off"])
+                  "-o", f"-k {self.dir} -c listen_addresses=127.0.0.1 -p {self.port} -c fsync={self.fsync} -c max_connections={self.max_connections}"])
 
     def stop(self):
         self.run([f"{self.bin}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop"])

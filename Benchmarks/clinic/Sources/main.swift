@@ -26,7 +26,7 @@ struct ClinicBench {
         }
         let host = arguments[1], database = arguments[3]
         var logger = Logger(label: "clinic-bench")
-        logger.logLevel = .error
+        logger.logLevel = ProcessInfo.processInfo.environment["CLINIC_BENCH_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         let names = (1...count).map { String(format: "ws%02d", $0) }
         func configuration(_ name: String) throws -> PostgresClient.Configuration {
             try ClinicConnection(host: host, port: port, database: database, user: name, password: "pw-\(name)", tls: .disable).clientConfiguration()
