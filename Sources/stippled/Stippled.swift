@@ -1,8 +1,8 @@
 import ArgumentParser
-import StippleClinicDatabase
 import Foundation
 import Logging
 import ServiceLifecycle
+import StippleClinicDatabase
 import StippleDaemon
 import StippleRecords
 import StippleRequests
