@@ -35,62 +35,33 @@ public final class PostgresClinic: ClinicClaims {
     struct Refusal: Error { var reason: String }
 
     public func claimSession(_ claim: SessionClaim) async -> ClaimOutcome {
-        let logger = logger
-        let client = client
-        let serverLimit = Self.serverLimit(timeout)
         do {
-            try await withClinicTimeout(timeout, late: { [self] in
-                // The claim committed after the technician was told "unreachable": it opened
-                // nothing here, so it is given back at once (unless the records hold the session).
-                await releaseSession(claim.sessionID)
-            }) {
-                try await client.withTransaction(logger: logger) { connection in
-                    // The server gives up before this side stops waiting: a claim this side
-                    // abandons does not commit behind its back.
-                    try await connection.query("SELECT set_config('lock_timeout', \(serverLimit), true), set_config('statement_timeout', \(serverLimit), true)",
-                                               logger: logger)
-                    let session = try await connection.query("""
-                        SELECT ok, reason FROM stipple.claim_session(\(claim.sessionID), \(claim.clientID), \(claim.gapSeconds), \
-                        \(claim.maxSessionSeconds), \(claim.gapOverrideReason), \(claim.simulatedTime))
-                        """, logger: logger)
-                    for try await (ok, reason) in session.decode((Bool, String?).self) where !ok {
-                        throw Refusal(reason: reason ?? "refused")
-                    }
-                    let cartridge = try await connection.query(
-                        "SELECT ok, reason FROM stipple.claim_cartridge(\(claim.cartridgeID), \(claim.sessionID))", logger: logger)
-                    for try await (ok, reason) in cartridge.decode((Bool, String?).self) where !ok {
-                        throw Refusal(reason: reason ?? "refused")
-                    }
-                }
-            }
+            // Given back at once if it commits after the technician was told "unreachable": it
+            // opened nothing here (unless the records hold the session).
+            try await claiming(late: { [self] in await releaseSession(claim.sessionID) }, [
+                """
+                SELECT ok, reason FROM stipple.claim_session(\(claim.sessionID), \(claim.clientID), \(claim.gapSeconds), \
+                \(claim.maxSessionSeconds), \(claim.gapOverrideReason), \(claim.simulatedTime))
+                """,
+                "SELECT ok, reason FROM stipple.claim_cartridge(\(claim.cartridgeID), \(claim.sessionID))",
+            ])
             return .granted
         } catch {
             if let refusal = Self.refusal(error) {
                 logger.notice("the clinic refused a session", metadata: ["session": "\(claim.sessionID)", "reason": "\(refusal)"])
                 return .refused(refusal)
             }
-            // No answer, or no certain one: a claim that committed all the same is given back by
-            // the shipper's sweep unless the session opened here.
+            // No answer, or no certain one: a claim that commits all the same is given back when
+            // its answer arrives (`late`), or by the shipper's sweep, unless the session opened here.
             return offline(error, reason: claim.offlineReason, what: "open a new session")
         }
     }
 
     public func claimCartridge(_ cartridgeID: String, sessionID: String) async -> ClaimOutcome {
-        let logger = logger
-        let client = client
-        let serverLimit = Self.serverLimit(timeout)
         do {
-            try await withClinicTimeout(timeout, late: { [self] in await releaseCartridge(cartridgeID, sessionID: sessionID) }) {
-                try await client.withTransaction(logger: logger) { connection in
-                    try await connection.query("SELECT set_config('lock_timeout', \(serverLimit), true), set_config('statement_timeout', \(serverLimit), true)",
-                                               logger: logger)
-                    let rows = try await connection.query(
-                        "SELECT ok, reason FROM stipple.claim_cartridge(\(cartridgeID), \(sessionID))", logger: logger)
-                    for try await (ok, reason) in rows.decode((Bool, String?).self) where !ok {
-                        throw Refusal(reason: reason ?? "refused")
-                    }
-                }
-            }
+            try await claiming(late: { [self] in await releaseCartridge(cartridgeID, sessionID: sessionID) }, [
+                "SELECT ok, reason FROM stipple.claim_cartridge(\(cartridgeID), \(sessionID))",
+            ])
             return .granted
         } catch {
             if let refusal = Self.refusal(error) { return .refused(refusal) }
@@ -98,6 +69,27 @@ public final class PostgresClinic: ClinicClaims {
             // the database, the shipper claims it with the entry that records its use.
             return offline(error, reason: policy == .allowWithOverride ? "the session goes on under the offline policy" : nil,
                            what: "use a cartridge it has not claimed")
+        }
+    }
+
+    /// Runs claim functions (each answering `ok, reason`) in one transaction, within the claim
+    /// timeout: the first "no" rolls everything back. The server is told to give up a little
+    /// before this side stops waiting, so a claim this side abandons does not commit behind its
+    /// back; one that does all the same goes to `late`.
+    func claiming(late: @escaping @Sendable () async -> Void, _ queries: [PostgresQuery]) async throws {
+        let logger = logger
+        let client = client
+        let serverLimit = Self.serverLimit(timeout)
+        try await withClinicTimeout(timeout, late: late) {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    "SELECT set_config('lock_timeout', \(serverLimit), true), set_config('statement_timeout', \(serverLimit), true)", logger: logger)
+                for query in queries {
+                    for try await (ok, reason) in try await connection.query(query, logger: logger).decode((Bool, String?).self) where !ok {
+                        throw Refusal(reason: reason ?? "refused")
+                    }
+                }
+            }
         }
     }
 
