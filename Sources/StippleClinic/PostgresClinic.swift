@@ -141,6 +141,9 @@ public final class PostgresClinic: ClinicClaims {
             }
             return found
         }
+        // Cartridges of closed sessions the needle never ran with (a claim whose answer was lost
+        // included): free again, as in the workstation's own ledger.
+        try await withClinicTimeout(.seconds(10)) { _ = try await client.query("SELECT stipple.release_unused_cartridges()", logger: logger) }
         for session in sessions where !sessionRecorded(session) {
             logger.notice("giving back the claim of a session that did not open here", metadata: ["session": "\(session)"])
             // Checked again in the same statement: a claim re-granted meanwhile (its session

@@ -361,6 +361,28 @@ BEGIN
     RETURN true;
 END $$;
 
+-- Cartridges this workstation claimed for sessions that have closed without using them (no
+-- `cartridge_used` entry: the needle never ran with them), given back — as the workstation's own
+-- ledger, which binds a cartridge only when the needle is armed with it. Entries ship in order,
+-- so a closed session's uses are all here.
+CREATE FUNCTION stipple.release_unused_cartridges() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, stipple, pg_temp AS $$
+DECLARE
+    ws text := stipple.caller();
+    released bigint;
+BEGIN
+    WITH gone AS (
+        DELETE FROM stipple.cartridge_claims c
+            WHERE c.workstation = ws
+              AND EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.session_id = c.session_id
+                          AND e.kind = 'session_closed')
+              AND NOT EXISTS (SELECT 1 FROM stipple.audit_entries e WHERE e.workstation = ws AND e.kind = 'cartridge_used'
+                              AND e.details ->> 'cartridge_id' = c.cartridge_id)
+            RETURNING 1)
+    SELECT count(*) INTO released FROM gone;
+    RETURN released;
+END $$;
+
 -- Gives back a cartridge claimed for a session whose workstation then refused to set it; never
 -- one the chain shows used.
 CREATE FUNCTION stipple.release_cartridge(p_cartridge text, p_session text) RETURNS boolean
@@ -526,7 +548,8 @@ GRANT SELECT ON stipple.workstations, stipple.workstation_status TO stipple_work
 GRANT EXECUTE ON FUNCTION stipple.caller(), stipple.hello(bigint, bigint), stipple.claim_session(text, text, bigint, bigint, text, bigint),
     stipple.claim_cartridge(text, text), stipple.release_session(text),
     stipple.claim_late(text, text, text, bigint, bigint, bigint, text), stipple.claim_cartridge_late(text, text),
-    stipple.unopened_claims(), stipple.release_unopened(text), stipple.release_cartridge(text, text) TO stipple_workstation;
+    stipple.unopened_claims(), stipple.release_unopened(text), stipple.release_cartridge(text, text),
+    stipple.release_unused_cartridges() TO stipple_workstation;
 GRANT SELECT ON ALL TABLES IN SCHEMA stipple TO stipple_reader;
 COMMIT;
 """#

@@ -121,6 +121,13 @@ def test_a_cartridge_used_at_a_is_refused_at_b(workstations, postgres, clinic):
     # The refused open left nothing behind: B opens for C-2 with a new cartridge at once.
     open_session(b.api, "C-2", "CART-78")
     assert postgres.sql(clinic, "SELECT count(*) FROM stipple.session_claims WHERE client_id = 'C-2'") == "1"
+    # A session that closes without the needle ever running with its cartridge frees it, as the
+    # workstation's own ledger does (it binds a cartridge at arming); one that ran keeps it (H9).
+    assert a.api.post(f"/v1/sessions/{a.api.status()['session']['id']}/close").status == 200
+    wait_for(lambda: postgres.sql(clinic, "SELECT count(*) FROM stipple.cartridge_claims WHERE cartridge_id = 'CART-77'") == "0",
+             timeout=60, what="the unused cartridge given back")
+    assert b.api.post(f"/v1/sessions/{b.api.status()['session']['id']}/close").status == 200
+    open_session(b.api, "C-3", "CART-77")
 
 
 def test_a_cartridge_set_later_is_claimed_clinic_wide(workstations):
