@@ -248,7 +248,9 @@ BEGIN
         RAISE EXCEPTION 'workstation % sent a simulated time, but it is not marked as a test rig on the simulator''s clock (stipple.workstations.simulated_clock): its claims use the database''s time', ws
             USING ERRCODE = '42501';
     END IF;
-    SELECT * INTO mine FROM stipple.session_claims c WHERE c.workstation = ws AND c.session_id = p_session;
+    -- Locked: a sweep deleting this claim at the same moment either waits for the re-grant below
+    -- (and then finds it young) or goes first (and this finds nothing and claims afresh).
+    SELECT * INTO mine FROM stipple.session_claims c WHERE c.workstation = ws AND c.session_id = p_session FOR UPDATE;
     IF FOUND THEN
         IF mine.client_id = p_client THEN
             -- Granted again: young again, so the sweep of unopened claims leaves it while it opens.
