@@ -228,10 +228,23 @@ let package = Package(
         // stipplectl's commands, in a library so tests can parse and run them in-process; the
         // executable only calls `StippleCtl.main()`. The simulator's conformance suite is
         // `selftest`.
+        // `stipplectl console`'s bridge: HTTP on 127.0.0.1, as the logged-in user, to the daemon's
+        // Unix socket, with the checks that keep other users and other web pages out.
+        .target(
+            name: "StippleConsoleBridge",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .target(
             name: "StippleCtlCommands",
             dependencies: [
-                "StippleAPI", "StippleClient", "StippleRequests",
+                "StippleAPI", "StippleClient", "StippleRequests", "StippleConsoleBridge",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
                 "StippleClinicDatabase",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

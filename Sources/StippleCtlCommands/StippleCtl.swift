@@ -30,7 +30,7 @@ public struct StippleCtl: ParsableCommand {
         subcommands: [
             Status.self, Session.self, CartridgeCommand.self, SetpointCommand.self,
             Arm.self, Disarm.self, Stop.self, EmergencyStop.self, ClearFault.self,
-            Limits.self, Watch.self, Audit.self, Clinic.self,
+            Limits.self, Watch.self, Audit.self, Clinic.self, ConsoleCommand.self,
             Devices.self, Identify.self, Ping.self, Raw.self, Trace.self, Selftest.self, Sim.self,
             Decode.self, Encode.self, Messages.self, Demo.self,
         ]

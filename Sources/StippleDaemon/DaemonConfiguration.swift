@@ -81,6 +81,8 @@ public struct DaemonConfiguration: Sendable {
     public var engineerGroup = "stipple-eng"
     /// The clinic's database (docs/fleet.md): off unless configured.
     public var clinic: ClinicSettings?
+    /// The console's files (`console_dir`); nil: the installed or source checkout's copy.
+    public var consoleDirectory: String?
     /// Where the configuration came from (for the log).
     public var source: String?
 
@@ -115,7 +117,7 @@ public struct DaemonConfiguration: Sendable {
     public mutating func apply(file object: [String: Any], source: String, problems: inout [Problem]) {
         self.source = source
         let known: Set<String> = ["pen", "socket", "state_dir", "clock", "log_level", "limits", "groups", "metrics_port", "metrics_textfile",
-                                  "discovery", "gpio", "realtime_priority", "clinic"]
+                                  "discovery", "gpio", "realtime_priority", "clinic", "console_dir"]
         var reader = FieldReader(object, known: known)
         if let value = reader.string("pen", allowed: "") { applyPen(value, problems: &problems) }
         if let value = reader.string("socket", allowed: "") { socketPath = value }
@@ -123,6 +125,7 @@ public struct DaemonConfiguration: Sendable {
         if let value = reader.string("clock", allowed: "") { applyClock(value, problems: &problems) }
         if let value = reader.string("log_level", allowed: "") { applyLogLevel(value, problems: &problems) }
         if let value = reader.string("metrics_textfile", allowed: "") { metricsTextfile = value }
+        if let value = reader.string("console_dir", allowed: "an absolute path") { consoleDirectory = value }
         problems += reader
         if let raw = object["metrics_port"] {
             if let number = raw as? NSNumber, let port = JSONBody.exactInteger(number) {
@@ -219,6 +222,9 @@ public struct DaemonConfiguration: Sendable {
                 problems.append(Problem(field: "clock", value: "accelerated=\(factor) with pen \(pen)",
                                         allowed: "real: a real pen never runs on simulated time (accelerated only with --pen sim)"))
             }
+        }
+        if let consoleDirectory, !consoleDirectory.hasPrefix("/") {
+            problems.append(Problem(field: "console_dir", value: consoleDirectory, allowed: "an absolute path"))
         }
         if !socketPath.hasPrefix("/") { problems.append(Problem(field: "socket", value: socketPath, allowed: "an absolute path")) }
         if socketPath.utf8.count > 107 { problems.append(Problem(field: "socket", value: socketPath, allowed: "at most 107 bytes (a Unix socket path)")) }

@@ -149,6 +149,18 @@ struct Daemon {
         var server = APIServer(socketPath: socket, policy: policy, supervisor: supervisor, records: records, logger: logger)
         server.metrics = exportMetrics
         server.simulator = simulator
+        do {
+            server.console = try ConsoleFiles.locate(configured: configuration.consoleDirectory, executable: "/proc/self/exe")
+            if let directory = server.console.directory {
+                logger.info("serving the console at /console/", metadata: ["directory": "\(directory)"])
+            } else {
+                logger.notice("no console files found: /console/ answers 404 (make install, or console_dir)")
+            }
+        } catch {
+            // A console named in the configuration that cannot be served is a configuration error.
+            logger.critical("the console cannot be served", metadata: ["error": "\(error)"])
+            throw ExitCode(78)
+        }
         let simulatorPresent = simulator != nil
         let api = try server.application {
                 readyLogger.notice("stippled ready", metadata: [
@@ -160,6 +172,7 @@ struct Daemon {
                     print("""
                         stippled: listening on \(socket) (pen \(configuration.pen), clock \(clock.description))
                         try:  curl --unix-socket \(socket) http://localhost/v1/status
+                        the technician's console in a browser:  stipplectl console --socket \(socket)
                         """)
                     if simulatorPresent {
                         print("the simulated pen's pedal and faults: stipplectl sim pedal on | sim fault over_depth (README: a session on the simulated pen)")

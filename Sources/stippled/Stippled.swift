@@ -98,6 +98,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(help: "The technician's console files to serve at /console/ (default: the installed copy, PREFIX/share/stipple/console).")
+    var consoleDir: String?
+
     @Option(help: "SCHED_FIFO priority of the supervisor's thread, 0...99 (0: normal scheduling; default 10).")
     var realtimePriority: Int?
 
@@ -108,6 +111,7 @@ struct Run: AsyncParsableCommand {
             if let socket { configuration.socketPath = socket }
             if let clock { configuration.applyClock(clock, problems: &problems) }
             if let logLevel { configuration.applyLogLevel(logLevel, problems: &problems) }
+            if let consoleDir { configuration.consoleDirectory = consoleDir }
         }
         try await Daemon(configuration: configuration).run()
     }

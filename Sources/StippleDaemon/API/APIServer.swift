@@ -42,6 +42,8 @@ public struct APIServer: Sendable {
     public var metrics: (@Sendable () -> [UInt8])?
     /// The simulated pen's controls, served at `/v1/sim` (`--pen sim` only; nil: 404 there).
     public var simulator: (any SimulatedPenControl)?
+    /// The technician's console, served at `/console/` (`ConsoleFiles.none`: 404 there).
+    public var console: ConsoleFiles = .none
     /// In-process route tests only (HummingbirdTesting has no socket to read SO_PEERCRED from):
     /// the caller for a request. Internal, so that nothing but `@testable` code can set it.
     var peerForTesting: (@Sendable (Request) -> Peer?)?
@@ -67,7 +69,8 @@ public struct APIServer: Sendable {
         if let answerObserverForTesting { router.middlewares.add(AnswerObserver(observe: answerObserverForTesting)) }
         router.middlewares.add(ProblemMiddleware(logger: logger))
         router.middlewares.add(CredentialsMiddleware(policy: policy, logger: logger, peerForTesting: peerForTesting))
-        Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics, simulator: simulator).register(on: router)
+        Routes(supervisor: supervisor, records: records, logger: logger, metrics: metrics, simulator: simulator, console: console)
+            .register(on: router)
         let path = socketPath
         let group = policy.technicianGroup
         let engineerGroup = policy.engineerGroup

@@ -36,6 +36,8 @@ struct Routes: Sendable {
     let metrics: (@Sendable () -> [UInt8])?
     /// The simulated pen's controls (`/v1/sim`), with `--pen sim` only.
     let simulator: (any SimulatedPenControl)?
+    /// The console's files (`/console/`), read at start-up.
+    var console: ConsoleFiles = .none
 
     /// Every (method, path) this server answers: a test holds it equal to docs/openapi.yaml.
     static let table: [(method: String, path: String)] = [
@@ -47,6 +49,7 @@ struct Routes: Sendable {
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"), ("POST", "/v1/limits/reset"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
+        ("GET", "/console"), ("GET", "/console/{file}"),
     ] + BringUpRoutes.table + SimRoutes.table
 
     /// The methods a path answers to (the table's templates, `{id}` matching one segment):
@@ -70,6 +73,7 @@ struct Routes: Sendable {
         let v1 = router.group("v1")
         BringUpRoutes(supervisor: supervisor).register(on: v1)
         SimRoutes(simulator: simulator).register(on: v1)
+        console.register(on: router)
         v1.get("status") { _, _ in try await json(supervisor.status()) }
         v1.get("pen") { _, _ in try await json(supervisor.status().pen) }
         v1.post("sessions") { request, context in try await openSession(request, context) }

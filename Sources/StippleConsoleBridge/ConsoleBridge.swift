@@ -1,0 +1,327 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `stipplectl console`'s bridge: HTTP on 127.0.0.1 to the daemon's Unix socket, run as the
+/// logged-in user, so that the daemon reads that user's credentials and a technician's console
+/// is a technician's (docs/console.md).
+///
+/// Every request the policy lets through gets an upstream connection of its own, closed when its
+/// answer ends — or as soon as the browser's connection closes. An event stream is therefore one
+/// upstream connection per tab: the tab's lease ends with it (a closed tab, a killed browser, a
+/// killed bridge all close it), and two tabs never share a lease.
+public final class ConsoleBridge: Sendable {
+    public let policy: BridgePolicy
+    let listener: any Channel
+    let state: BridgeState
+
+    /// Listens on `127.0.0.1:port` (0: an ephemeral port) and forwards to `socketPath`. Blocks
+    /// until bound: call it from a command's thread, never from an event loop.
+    public static func start(socketPath: String, port: Int, logger: Logger,
+                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws -> ConsoleBridge {
+        let state = BridgeState(token: BridgePolicy.secret(), cookie: BridgePolicy.secret())
+        let owner = getuid()
+        let listener = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        DownstreamHandler(state: state, socketPath: socketPath, owner: owner, logger: logger))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port).wait()
+        guard let bound = listener.localAddress?.port else {
+            try? listener.close().wait()
+            throw BridgeError(description: "the bridge's port cannot be read")
+        }
+        state.setPort(bound)
+        return ConsoleBridge(policy: state.policy!, listener: listener, state: state)
+    }
+
+    init(policy: BridgePolicy, listener: any Channel, state: BridgeState) {
+        self.policy = policy
+        self.listener = listener
+        self.state = state
+    }
+
+    /// Blocks until the listener closes (`close()`, or an error).
+    public func wait() throws { try listener.closeFuture.wait() }
+
+    public func close() { listener.close(promise: nil) }
+
+    public struct BridgeError: Error, CustomStringConvertible {
+        public var description: String
+    }
+}
+
+/// The secrets and whether the launch token was used: shared by every connection.
+final class BridgeState: Sendable {
+    private let box: NIOLockedValueBox<(policy: BridgePolicy?, tokenUsed: Bool)>
+    let token: String
+    let cookie: String
+
+    init(token: String, cookie: String) {
+        self.token = token
+        self.cookie = cookie
+        box = NIOLockedValueBox((nil, false))
+    }
+
+    var policy: BridgePolicy? { box.withLockedValue { $0.policy } }
+
+    func setPort(_ port: Int) {
+        box.withLockedValue { $0.policy = BridgePolicy(port: port, token: token, cookie: cookie) }
+    }
+
+    /// Decides, and uses the token up in the same step: two browsers racing with one link get one cookie.
+    func decide(_ request: BridgePolicy.Request) -> BridgePolicy.Decision {
+        box.withLockedValue { state in
+            guard let policy = state.policy else {
+                return .refuse(.init(status: 503, code: "bridge_starting", detail: "the bridge is starting"))
+            }
+            let decision = policy.decide(request, tokenUsed: state.tokenUsed)
+            if decision == .launch { state.tokenUsed = true }
+            return decision
+        }
+    }
+}
+
+/// One browser connection: checks each request and forwards it over a fresh upstream connection.
+final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let state: BridgeState
+    let socketPath: String
+    let owner: UInt32
+    let logger: Logger
+    var peerIsOwner = false
+    var peerUID: UInt32?
+
+    /// The request being forwarded: its upstream, once connected, and what came before that.
+    var upstream: (any Channel)?
+    var pending: [HTTPClientRequestPart] = []
+    var forwarding = false
+    /// The current request was answered by the bridge: its body is dropped.
+    var discarding = false
+
+    init(state: BridgeState, socketPath: String, owner: UInt32, logger: Logger) {
+        self.state = state
+        self.socketPath = socketPath
+        self.owner = owner
+        self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let peerPort = context.remoteAddress?.port, let serverPort = context.localAddress?.port {
+            peerUID = LoopbackPeer.owner(peerPort: peerPort, serverPort: serverPort)
+            peerIsOwner = peerUID == owner
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The browser went away: so does the request's upstream (and with a stream, its lease).
+        upstream?.close(promise: nil)
+        upstream = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        upstream?.close(promise: nil)
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            begin(head, context: context)
+        case .body(let buffer):
+            if discarding { return }
+            send(.body(.byteBuffer(buffer)))
+        case .end(let trailers):
+            if discarding { discarding = false; return }
+            send(.end(trailers))
+        }
+    }
+
+    func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        discarding = false
+        let request = BridgePolicy.Request(
+            method: head.method.rawValue, uri: head.uri,
+            headers: head.headers.map { (name: $0.name, value: $0.value) }, peerIsOwner: peerIsOwner)
+        switch state.decide(request) {
+        case .refuse(let refusal):
+            logger.notice("refused a request", metadata: [
+                "code": "\(refusal.code)", "method": "\(head.method)", "path": "\(request.path.prefix(120))",
+                "peer_uid": "\(peerUID.map(String.init) ?? "unknown")",
+            ])
+            discarding = true
+            answer(context: context, status: refusal.status, code: refusal.code, detail: refusal.detail)
+        case .launch:
+            discarding = true
+            var headers = HTTPHeaders()
+            headers.add(name: "Location", value: "/console/")
+            if let policy = state.policy { headers.add(name: "Set-Cookie", value: policy.setCookie) }
+            headers.add(name: "Content-Length", value: "0")
+            respond(context: context, HTTPResponseHead(version: head.version, status: .seeOther, headers: headers), body: nil)
+        case .forward:
+            forwarding = true
+            var upstreamHead = head
+            upstreamHead.version = .http1_1
+            for name in ["cookie", "connection", "keep-alive", "proxy-connection", "te", "upgrade", "host", "transfer-encoding"] {
+                upstreamHead.headers.remove(name: name)
+            }
+            if let length = head.headers.first(name: "content-length") {
+                upstreamHead.headers.replaceOrAdd(name: "Content-Length", value: length)
+            } else if head.headers.contains(name: "transfer-encoding") {
+                upstreamHead.headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+            }
+            upstreamHead.headers.add(name: "Host", value: "localhost")
+            upstreamHead.headers.add(name: "Connection", value: "close")
+            pending = [.head(upstreamHead)]
+            connect(context: context)
+        }
+    }
+
+    func connect(context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let downstream = NIOLoopBound(self, eventLoop: loop)
+        let downstreamContext = NIOLoopBound(context, eventLoop: loop)
+        ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(
+                        UpstreamHandler(downstream: downstream.value, context: downstreamContext.value))
+                }
+            }
+            .connect(unixDomainSocketPath: socketPath)
+            .assumeIsolated()
+            .whenComplete { result in
+                let handler = downstream.value
+                switch result {
+                case .success(let channel):
+                    guard handler.forwarding, downstreamContext.value.channel.isActive else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    handler.upstream = channel
+                    for part in handler.pending { channel.write(part, promise: nil) }
+                    handler.pending = []
+                    channel.flush()
+                case .failure(let error):
+                    handler.forwarding = false
+                    handler.pending = []
+                    handler.discarding = true
+                    handler.answer(context: downstreamContext.value, status: 503, code: "bridge_daemon_unreachable",
+                                   detail: "the daemon is not reachable at \(handler.socketPath) (\(error)); it may be stopped or starting")
+                }
+            }
+    }
+
+    func send(_ part: HTTPClientRequestPart) {
+        guard forwarding else { return }
+        if let upstream {
+            upstream.writeAndFlush(part, promise: nil)
+        } else {
+            pending.append(part)
+        }
+    }
+
+    /// The upstream's answer has ended: the next request gets a connection of its own.
+    func finished() {
+        forwarding = false
+        upstream?.close(promise: nil)
+        upstream = nil
+    }
+
+    func answer(context: ChannelHandlerContext, status: Int, code: String, detail: String) {
+        let body = "{\"status\":\(status),\"code\":\"\(code)\",\"title\":\"\(HTTPResponseStatus(statusCode: status).reasonPhrase)\",\"detail\":\(jsonString(detail))}"
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/problem+json")
+        headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        respond(context: context, HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers),
+                body: context.channel.allocator.buffer(string: body))
+    }
+
+    func respond(context: ChannelHandlerContext, _ head: HTTPResponseHead, body: ByteBuffer?) {
+        var head = head
+        Self.secure(&head.headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    static func secure(_ headers: inout HTTPHeaders) {
+        for (name, value) in BridgePolicy.securityHeaders { headers.replaceOrAdd(name: name, value: value) }
+    }
+}
+
+/// The daemon's answer to one forwarded request, relayed to the browser as it comes (an event
+/// stream event by event).
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    let downstream: DownstreamHandler
+    let context: ChannelHandlerContext
+    var ended = false
+
+    init(downstream: DownstreamHandler, context: ChannelHandlerContext) {
+        self.downstream = downstream
+        self.context = context
+    }
+
+    func channelRead(context upstreamContext: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(var head):
+            for name in ["connection", "keep-alive"] { head.headers.remove(name: name) }
+            DownstreamHandler.secure(&head.headers)
+            context.write(downstream.wrapOutboundOut(.head(head)), promise: nil)
+            context.flush()
+        case .body(let buffer):
+            context.writeAndFlush(downstream.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end:
+            ended = true
+            context.writeAndFlush(downstream.wrapOutboundOut(.end(nil)), promise: nil)
+            downstream.finished()
+        }
+    }
+
+    func channelInactive(context upstreamContext: ChannelHandlerContext) {
+        // The daemon closed before its answer ended (it stopped, or dropped the stream): the
+        // browser must see the break, not a stream that merely went quiet.
+        if !ended && context.channel.isActive { context.close(promise: nil) }
+        upstreamContext.fireChannelInactive()
+    }
+
+    func errorCaught(context upstreamContext: ChannelHandlerContext, error: any Error) {
+        upstreamContext.close(promise: nil)
+    }
+}
+
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 {
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,502 @@
+// The technician's console: one ES module, no build step, no third-party code.
+//
+// The page talks to the daemon's local API (docs/openapi.yaml) through `stipplectl console`.
+// Its event stream is its presence: the page opens GET /v1/events with its own client id and
+// proves it is alive with POST /v1/presence every 250 ms; arming from this page makes that
+// stream the lease holder. A closed tab, a dead bridge or a frozen page (no pings for a second)
+// all end the lease in the daemon, which stops the needle and latches `operator_lost`. Hiding the
+// page while armed ends the lease on purpose (docs/console.md argues why). A reconnected page has
+// a new client id: it never gets a lease back.
+
+import { Gauge, StripChart } from "/console/gauges.js";
+
+const $ = (id) => document.getElementById(id);
+const PING_MS = 250;
+
+const state = {
+  client: null, status: null, limits: null, phase: "no_session", telemetry: null,
+  stream: null, pinger: null, holdsLease: false, connected: false, engineer: false,
+  lastFault: null, muted: localStorage.getItem("stipple.muted") === "1",
+};
+
+// ---- The API ---------------------------------------------------------------------------------
+
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { ...extraHeaders };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+  } catch (error) {
+    return { ok: false, status: 0, problem: { detail: "the console's bridge cannot be reached (stipplectl console stopped?)" } };
+  }
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (response.ok) return { ok: true, status: response.status, json };
+  return { ok: false, status: response.status, problem: json || { detail: `HTTP ${response.status}` } };
+}
+
+/** A refusal in words, naming each bad field with its value and the allowed range. */
+function describe(problem) {
+  const parts = [problem.detail || problem.title || "refused"];
+  for (const error of problem.errors || []) parts.push(`${error.field} = ${error.value}: allowed ${error.allowed}`);
+  return parts.join(" — ");
+}
+
+// ---- The event stream: presence, and everything live -----------------------------------------
+
+function newClientID() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function openStream() {
+  closeStream();
+  const client = newClientID();
+  const controller = new AbortController();
+  state.client = client;
+  state.stream = controller;
+  state.holdsLease = false;
+  let response;
+  try {
+    response = await fetch("/v1/events", { headers: { "X-Stipple-Client": client, Accept: "text/event-stream" }, signal: controller.signal, cache: "no-store" });
+  } catch {
+    return disconnected("The daemon cannot be reached through the console's bridge. Retrying…");
+  }
+  if (!response.ok) {
+    let detail = `HTTP ${response.status}`;
+    try { detail = describe(await response.json()); } catch {}
+    return disconnected(response.status === 503 ? `The daemon is not reachable: ${detail}. Retrying…` : `Refused: ${detail}`, response.status !== 403);
+  }
+  connectedNow();
+  state.pinger = setInterval(ping, PING_MS);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let type = "message", data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) type = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += line.slice(5).trim();
+        }
+        if (data) { try { onEvent(type, JSON.parse(data)); } catch (error) { console.error("bad event", error); } }
+      }
+    }
+  } catch {}
+  if (state.stream === controller) disconnected("The connection to the daemon was lost (it may be restarting). Reconnecting — arm again when it is back.");
+}
+
+function closeStream() {
+  if (state.pinger) clearInterval(state.pinger);
+  state.pinger = null;
+  if (state.stream) state.stream.abort();
+  state.stream = null;
+  setLease(false);
+}
+
+async function ping() {
+  if (!state.client) return;
+  await api("POST", "/v1/presence", undefined, { "X-Stipple-Client": state.client });
+}
+
+let retry = null;
+function disconnected(message, again = true) {
+  closeStream();
+  state.connected = false;
+  banner(message);
+  if (again && !retry) retry = setTimeout(() => { retry = null; openStream(); }, 1000);
+}
+
+function connectedNow() {
+  state.connected = true;
+  banner(null);
+  refreshLimits();
+}
+
+function banner(message) {
+  const element = $("connection");
+  element.hidden = !message;
+  if (message) element.textContent = message;
+}
+
+function onEvent(type, event) {
+  switch (type) {
+    case "status": applyStatus(event); break;
+    case "telemetry": applyTelemetry(event); break;
+    case "state":
+      state.phase = event.phase;
+      if (!["armed", "running", "paused"].includes(event.phase)) setLease(false);
+      refreshStatus();
+      break;
+    case "fault": showFault(event.reason, event.detail); refreshStatus(); break;
+    case "warning": showWarning(event.detail || event.kind); break;
+    default: refreshStatus();
+  }
+}
+
+// ---- State on the screen ---------------------------------------------------------------------
+
+async function refreshStatus() {
+  const answer = await api("GET", "/v1/status");
+  if (answer.ok) applyStatus(answer.json);
+}
+
+async function refreshLimits() {
+  const answer = await api("GET", "/v1/limits");
+  if (answer.ok) { state.limits = answer.json; drawGauge(); showRanges(); }
+}
+
+const phaseWords = {
+  no_session: "No session", open: "Open — not armed", armed: "Armed — press the pedal", running: "● Running",
+  paused: "Paused", closed: "Closed", faulted: "⚠ Faulted",
+};
+
+function applyStatus(status) {
+  state.status = status;
+  state.phase = status.phase;
+  $("phase").textContent = phaseWords[status.phase] || status.phase;
+  const pen = status.pen || {};
+  $("pen").textContent = pen.connected ? `${pen.serial || "?"} (${pen.firmware || "?"}) ${pen.state || ""}` : "✕ not connected";
+  const link = pen.link || {};
+  $("link").textContent = pen.connected ? linkWords(link) : "✕ no link";
+  const cartridge = pen.cartridge;
+  $("cartridge").textContent = cartridge ? `${cartridge.id} (lot ${cartridge.lot || "?"})` : "none inserted";
+  const session = status.session;
+  $("session-line").textContent = session ? `${session.id} · client ${session.client_id} · ${session.zone}` : "none open";
+  if (session) clock(session.elapsed_ms, session.remaining_ms); else clock(null, null);
+  const faults = status.faults || [];
+  if (faults.length) showFault(faults[0], state.lastFault === faults[0] ? $("fault-detail").textContent : "");
+  else hideFault();
+  if (!["armed", "running", "paused"].includes(status.phase)) setLease(false);
+  drawGauge();
+  buttons();
+}
+
+function linkWords(link) {
+  // Quality as the counts a technician can act on: frames refused and retransmissions.
+  const received = link.frames_received || 0, rejected = link.frames_rejected || 0;
+  const quality = received ? Math.round(100 * received / (received + rejected + (link.pen_frames_lost || 0))) : 100;
+  return `${quality >= 99 ? "✓" : "⚠"} ${quality}% frames good, ${link.retransmissions || 0} resent`;
+}
+
+function applyTelemetry(t) {
+  state.telemetry = t;
+  const now = performance.now();
+  $("depth").textContent = t.depth_um === null ? "—" : String(t.depth_um);
+  $("rate").textContent = t.rate_hz === null ? "—" : `${t.rate_hz.toFixed(0)} Hz`;
+  $("motor").textContent = t.motor_on ? "● ON" : "○ off";
+  $("pedal").textContent = t.pedal ? "▼ down" : "△ up";
+  if (state.status && state.status.session) {
+    const total = state.status.session.elapsed_ms + state.status.session.remaining_ms;
+    clock(t.session_time_ms, Math.max(0, total - t.session_time_ms));
+  }
+  gauge.value(t.depth_um);
+  chart.push(now, t.depth_um, t.rate_hz);
+  document.body.dataset.lastTelemetry = String(t.session_time_ms);
+}
+
+function clock(elapsed, remaining) {
+  const card = document.querySelector(".clock-card");
+  if (elapsed === null) { $("elapsed").textContent = "—"; $("remaining").textContent = "no session"; card.classList.remove("warn"); return; }
+  $("elapsed").textContent = hms(elapsed);
+  $("remaining").textContent = `${hms(remaining)} left`;
+  card.classList.toggle("warn", elapsed >= 3 * 3600 * 1000);
+}
+
+function hms(ms) {
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+const faultWords = {
+  over_depth: "the needle went deeper than allowed", rate_runaway: "the stroke rate left its window",
+  stall: "the motor stalled", telemetry_silence: "the pen stopped reporting", link_lost: "the link to the pen was lost",
+  operator_lost: "the operator's screen stopped answering (closed, hidden, frozen or disconnected)",
+  emergency_stop: "the emergency stop was pressed",
+};
+
+function showFault(reason, detail) {
+  $("fault").hidden = false;
+  $("fault-reason").textContent = faultWords[reason] ? `${faultWords[reason]} (${reason})` : reason;
+  $("fault-detail").textContent = detail || "";
+  if (state.lastFault !== reason) { state.lastFault = reason; tone(330); }
+}
+
+function hideFault() { $("fault").hidden = true; state.lastFault = null; }
+
+function showWarning(text) {
+  $("warning").hidden = false;
+  $("warning-text").textContent = text;
+  tone(660);
+}
+
+function setLease(holds) {
+  state.holdsLease = holds;
+  $("lease").hidden = !holds;
+}
+
+function buttons() {
+  const phase = state.phase;
+  for (const id of ["arm", "arm2"]) $(id).disabled = !state.connected || phase !== "open";
+  for (const id of ["disarm", "disarm2"]) $(id).disabled = !["armed", "running", "paused"].includes(phase);
+  $("close-session").disabled = !["open", "faulted", "armed", "paused"].includes(phase);
+}
+
+// ---- Gauge and chart -------------------------------------------------------------------------
+
+const gauge = new Gauge($("gauge"));
+const chart = new StripChart($("chart"));
+
+function drawGauge() {
+  const limits = state.limits;
+  if (!limits) return;
+  const session = state.status && state.status.session;
+  const layer = session && session.setpoint ? session.setpoint.layer : "upper_dermis";
+  const band = limits[layer] || limits.upper_dermis;
+  const zoneMax = session && limits.zone_max_um ? limits.zone_max_um[session.zone] : null;
+  const marks = { band: [band.min_um, band.max_um], trip: session ? session.depth_trip_um : null, zone: zoneMax, ceiling: limits.site_ceiling_um };
+  gauge.scale(marks);
+  $("legend-band").textContent = `${band.min_um}–${band.max_um} µm (${layer.replace("_", " ")})`;
+  $("legend-trip").textContent = marks.trip ? `${marks.trip} µm` : "—";
+  $("legend-zone").textContent = zoneMax ? `${zoneMax} µm` : "—";
+  $("legend-ceiling").textContent = `${limits.site_ceiling_um} µm`;
+  $("rate-window").textContent = `(window ${limits.rate_min_hz}–${limits.rate_max_hz} Hz)`;
+  chart.scale(limits.site_ceiling_um, limits.rate_max_hz);
+}
+
+function showRanges() {
+  const limits = state.limits;
+  const layer = document.querySelector("#setpoint-form [name=layer]").value;
+  const band = limits[layer];
+  $("depth-range").textContent = `(${band.min_um}–${band.max_um})`;
+  $("rate-range").textContent = `(${limits.rate_min_hz}–${limits.rate_max_hz})`;
+}
+
+// ---- Actions ---------------------------------------------------------------------------------
+
+async function stop(kind) {
+  // Never asks: a stop goes out at once, whatever else the page is doing.
+  const answer = await api("POST", kind === "estop" ? "/v1/estop" : "/v1/stop");
+  if (!answer.ok) result($("session-result"), answer);
+  refreshStatus();
+}
+
+async function arm() {
+  const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": state.client });
+  const list = $("checklist");
+  list.textContent = "";
+  if (answer.ok) {
+    setLease(true);
+    const item = document.createElement("li");
+    item.textContent = "✓ Every check passed: armed. Press the pedal to run.";
+    list.append(item);
+  } else {
+    const failures = (answer.problem && answer.problem.arming_failures) || [];
+    for (const failure of failures.length ? failures : [{ code: answer.problem.code, message: describe(answer.problem) }]) {
+      const item = document.createElement("li");
+      item.className = "bad";
+      item.textContent = `✕ ${failure.message} (${failure.code})`;
+      list.append(item);
+    }
+    showView("session");
+  }
+  refreshStatus();
+}
+
+async function disarm() { await api("POST", "/v1/disarm"); refreshStatus(); }
+
+function result(element, answer, good) {
+  element.classList.toggle("bad", !answer.ok);
+  element.classList.toggle("good", answer.ok);
+  element.textContent = answer.ok ? good : `✕ ${describe(answer.problem)}`;
+}
+
+function form(id, handler) {
+  $(id).addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(event.target).entries());
+    const [answer, good] = await handler(data);
+    result(event.target.querySelector(".result"), answer, good);
+    refreshStatus();
+  });
+}
+
+form("open-form", async (data) => {
+  const body = { client_id: data.client_id.trim(), zone: data.zone, cartridge_id: data.cartridge_id.trim(),
+    pigment_lots: data.pigment_lots.split(",").map((s) => s.trim()).filter(Boolean) };
+  if (data.gap_override_reason.trim()) body.gap_override_reason = data.gap_override_reason.trim();
+  const answer = await api("POST", "/v1/sessions", body);
+  if (answer.ok) document.querySelector("#cartridge-form [name=cartridge_id]").value = body.cartridge_id;
+  return [answer, answer.ok ? `✓ Session ${answer.json.id} open.` : ""];
+});
+
+form("cartridge-form", async (data) => {
+  const session = state.status && state.status.session;
+  if (!session) return [{ ok: false, problem: { detail: "open a session first" } }, ""];
+  const body = { cartridge_id: data.cartridge_id.trim() };
+  if (data.lot.trim()) body.lot = data.lot.trim();
+  if (data.expiry) body.expiry_day = Math.floor(Date.parse(data.expiry + "T00:00:00Z") / 86400000);
+  const answer = await api("PUT", `/v1/sessions/${encodeURIComponent(session.id)}/cartridge`, body);
+  return [answer, "✓ Cartridge set."];
+});
+
+form("setpoint-form", async (data) => {
+  const session = state.status && state.status.session;
+  if (!session) return [{ ok: false, problem: { detail: "open a session first" } }, ""];
+  const depth = Number(data.depth_um), rate = Number(data.rate_hz);
+  // Sent as typed: the daemon names a refused field with its value and range. Only what is not a
+  // number at all is refused here, with the same words.
+  if (data.depth_um.trim() === "" || !Number.isFinite(depth)) return [{ ok: false, problem: { detail: "refused", errors: [{ field: "depth_um", value: data.depth_um || "(empty)", allowed: $("depth-range").textContent + " µm, a whole number" }] } }, ""];
+  if (data.rate_hz.trim() === "" || !Number.isFinite(rate)) return [{ ok: false, problem: { detail: "refused", errors: [{ field: "rate_hz", value: data.rate_hz || "(empty)", allowed: $("rate-range").textContent + " Hz" }] } }, ""];
+  const answer = await api("PUT", `/v1/sessions/${encodeURIComponent(session.id)}/setpoint`, { layer: data.layer, depth_um: depth, rate_hz: rate });
+  return [answer, `✓ Setpoint ${depth} µm at ${rate} Hz (${data.layer.replace("_", " ")}).`];
+});
+
+async function closeSession() {
+  const session = state.status && state.status.session;
+  if (!session) return;
+  const answer = await api("POST", `/v1/sessions/${encodeURIComponent(session.id)}/close`);
+  result($("session-result"), answer, `✓ Session ${session.id} closed.`);
+  refreshStatus();
+}
+
+// ---- History and Pen -------------------------------------------------------------------------
+
+async function loadHistory() {
+  const [sessions, audit] = await Promise.all([api("GET", "/v1/sessions"), api("GET", "/v1/audit/verify")]);
+  $("audit-state").textContent = audit.ok ? (audit.json.ok ? `✓ Audit chain intact (${audit.json.entries} entries).` : `✕ Audit chain broken at entry ${audit.json.broken_seq} (${audit.json.first_broken || "see stipplectl audit verify"}).`) : `Audit chain: ${describe(audit.problem)}`;
+  const rows = $("history-rows");
+  rows.textContent = "";
+  for (const s of sessions.ok ? sessions.json : []) {
+    const row = document.createElement("tr");
+    const cells = [s.id, s.client_id, s.zone, when(s.opened_at), s.closed_at ? `${when(s.closed_at)} (${s.close_reason || ""})` : "open", String((s.faults || []).length)];
+    for (const [index, text] of cells.entries()) {
+      const cell = document.createElement("td");
+      if (index === 0) {
+        const link = document.createElement("a");
+        link.href = `/v1/sessions/${encodeURIComponent(s.id)}/report`;
+        link.textContent = text;
+        link.target = "_blank";
+        link.rel = "noopener";
+        cell.append(link);
+      } else cell.textContent = text;
+      row.append(cell);
+    }
+    rows.append(row);
+  }
+}
+
+function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : ""; }
+
+async function probeRole() {
+  // The daemon decides; the page only hides what it would refuse. GET /v1/sim and the bring-up
+  // routes are engineers-only: a technician's 403 `engineers_only` hides the Pen screen.
+  const answer = await api("GET", "/v1/sim");
+  state.engineer = answer.ok || (answer.problem && answer.problem.code === "not_simulated");
+  document.querySelector('.tab[data-view="pen"]').hidden = !state.engineer;
+}
+
+async function penAction(path) {
+  const answer = await api("POST", path, {});
+  result($("pen-result"), answer, answer.ok ? `✓ ${JSON.stringify(answer.json)}` : "");
+}
+
+function showPen() {
+  const facts = $("pen-facts");
+  facts.textContent = "";
+  const pen = (state.status && state.status.pen) || {};
+  for (const [key, value] of Object.entries(pen)) {
+    const wrap = document.createElement("div");
+    const dt = document.createElement("dt"); dt.textContent = key;
+    const dd = document.createElement("dd"); dd.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
+    wrap.append(dt, dd);
+    facts.append(wrap);
+  }
+}
+
+// ---- Screens, keys, sound --------------------------------------------------------------------
+
+function showView(name) {
+  for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
+  for (const tab of document.querySelectorAll(".tab")) {
+    if (tab.dataset.view === name) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
+  }
+  if (name === "history") loadHistory();
+  if (name === "pen") showPen();
+}
+
+let audio = null;
+function tone(frequency) {
+  if (state.muted) return;
+  try {
+    audio = audio || new AudioContext();
+    const oscillator = audio.createOscillator();
+    const gain = audio.createGain();
+    oscillator.frequency.value = frequency;
+    gain.gain.value = 0.2;
+    oscillator.connect(gain).connect(audio.destination);
+    oscillator.start();
+    oscillator.stop(audio.currentTime + 0.25);
+  } catch {}
+}
+
+document.addEventListener("keydown", (event) => {
+  // Space and Escape stop, anywhere but while typing into a field (where Space is a character;
+  // Escape still stops there).
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement && document.activeElement.tagName);
+  if (event.key === "Escape" || (event.key === " " && !typing)) {
+    event.preventDefault();
+    stop("stop");
+  }
+});
+
+document.addEventListener("visibilitychange", () => {
+  // Hidden while holding the needle: end the lease now, as closing the tab would, rather than
+  // leave it to a throttled timer (docs/console.md). The page reconnects without the lease.
+  if (document.visibilityState === "hidden" && state.holdsLease) {
+    disconnected("This screen was hidden while armed: the needle was stopped. Arm again to go on.");
+  }
+});
+
+for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showView(tab.dataset.view));
+$("stop").addEventListener("click", () => stop("stop"));
+$("estop").addEventListener("click", () => stop("estop"));
+for (const id of ["arm", "arm2"]) $(id).addEventListener("click", arm);
+for (const id of ["disarm", "disarm2"]) $(id).addEventListener("click", disarm);
+$("close-session").addEventListener("click", closeSession);
+$("clear-fault").addEventListener("click", async () => {
+  const answer = await api("POST", "/v1/clear-fault");
+  if (!answer.ok) { $("fault-detail").textContent = describe(answer.problem); } else hideFault();
+  refreshStatus();
+});
+$("warning-dismiss").addEventListener("click", () => { $("warning").hidden = true; });
+$("pen-ping").addEventListener("click", () => penAction("/v1/bringup/ping"));
+$("pen-identify").addEventListener("click", () => penAction("/v1/bringup/identify"));
+document.querySelector("#setpoint-form [name=layer]").addEventListener("change", () => state.limits && showRanges());
+$("mute").checked = state.muted;
+$("mute").addEventListener("change", (event) => { state.muted = event.target.checked; localStorage.setItem("stipple.muted", state.muted ? "1" : "0"); });
+// A barcode scanner types the code and Enter: in the cartridge field that must not submit the
+// whole form half-filled, only move on.
+for (const input of document.querySelectorAll('input[name="cartridge_id"]')) {
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const fields = Array.from(input.form.querySelectorAll("input, select, button"));
+    const next = fields[fields.indexOf(input) + 1];
+    if (next) next.focus();
+  });
+}
+setInterval(() => { if (state.connected) chart.draw(performance.now()); }, 100);
+buttons();
+probeRole();
+openStream();
