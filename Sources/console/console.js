@@ -39,8 +39,11 @@ async function api(method, path, body, extraHeaders = {}) {
 
 /** A refusal in words, naming each bad field with its value and the allowed range. */
 function describe(problem) {
-  const parts = [problem.detail || problem.title || "refused"];
-  for (const error of problem.errors || []) parts.push(`${error.field} = ${error.value}: allowed ${error.allowed}`);
+  const detail = problem.detail || problem.title || "refused";
+  const parts = [detail];
+  for (const error of problem.errors || []) {
+    if (!(detail.includes(error.field) && detail.includes(error.value))) parts.push(`${error.field} = ${error.value}: allowed ${error.allowed}`);
+  }
   return parts.join(" — ");
 }
 
@@ -337,7 +340,7 @@ form("open-form", async (data) => {
   if (data.gap_override_reason.trim()) body.gap_override_reason = data.gap_override_reason.trim();
   const answer = await api("POST", "/v1/sessions", body);
   if (answer.ok) document.querySelector("#cartridge-form [name=cartridge_id]").value = body.cartridge_id;
-  return [answer, answer.ok ? `✓ Session ${answer.json.id} open.` : ""];
+  return [answer, answer.ok ? `✓ Session ${answer.json.session.id} open for client ${body.client_id}.` : ""];
 });
 
 form("cartridge-form", async (data) => {
