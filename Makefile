@@ -24,9 +24,12 @@ APT_PACKAGES += weasyprint poppler-utils
 # The clinic's records (issue 20): the end-to-end tests start a throw-away PostgreSQL 15 of their
 # own (initdb, pg_ctl as user postgres, in a temporary directory, socket and loopback only).
 APT_PACKAGES += postgresql
+# The technician's console (issue 18) is tested in a real browser: Debian's chromium and its
+# driver, driven by Selenium (no browser download).
+APT_PACKAGES += chromium chromium-driver
 # Python modules the end-to-end tests use (installed with pip when missing; Debian 12's own
 # python3 is "externally managed", so pip is told to install beside it there).
-PY_MODULES := pytest jsonschema yaml schemathesis
+PY_MODULES := pytest jsonschema yaml schemathesis selenium
 
 .PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-clinic bench-thresholds bench-check demo sim clean
 
@@ -341,6 +344,11 @@ install: deps stipplectl-docs
 	install -D -m 0755 .build/$(CONFIG)/stippled $(DESTDIR)$(PREFIX)/sbin/stippled
 	install -D -m 0755 .build/$(CONFIG)/stipplectl $(DESTDIR)$(PREFIX)/bin/stipplectl
 	install -D -m 0755 .build/$(CONFIG)/stipple-sim $(DESTDIR)$(PREFIX)/bin/stipple-sim
+	install -d $(DESTDIR)$(PREFIX)/share/stipple/console
+	install -m 0644 Sources/console/* $(DESTDIR)$(PREFIX)/share/stipple/console/
+	sed 's|/usr/bin/stipplectl|$(PREFIX)/bin/stipplectl|' systemd/stipple-console.service > $(MAN)/stipple-console.service
+	install -D -m 0644 $(MAN)/stipple-console.service $(DESTDIR)$(PREFIX)/lib/systemd/user/stipple-console.service
+	install -D -m 0644 systemd/stipple-console.desktop $(DESTDIR)$(PREFIX)/share/applications/stipple-console.desktop
 	sed 's|/usr/sbin/stippled|$(PREFIX)/sbin/stippled|' systemd/stippled.service > $(MAN)/stippled.service
 	install -D -m 0644 $(MAN)/stippled.service $(DESTDIR)$(PREFIX)/lib/systemd/system/stippled.service
 	install -D -m 0644 systemd/stipple.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/stipple.conf
@@ -355,7 +363,7 @@ install: deps stipplectl-docs
 	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_stipplectl
 	install -D -m 0644 $(STIPPLECTL_DOCS)/completions/fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stipplectl.fish
 	install -D -m 0644 $(MAN)/stipple-sim.1 $(DESTDIR)$(PREFIX)/share/man/man1/stipple-sim.1
-	for d in README.md docs/deploy.md docs/configuration.md docs/openapi.yaml docs/safety.md docs/fleet.md; do \
+	for d in README.md docs/deploy.md docs/configuration.md docs/openapi.yaml docs/safety.md docs/fleet.md docs/console.md; do \
 		install -D -m 0644 $$d $(DESTDIR)$(PREFIX)/share/doc/stipple/$$(basename $$d) || exit 1; done
 	install -D -m 0644 HardwareSim/README.md $(DESTDIR)$(PREFIX)/share/doc/stipple/HardwareSim.md
 
@@ -381,6 +389,7 @@ test-package: deps
 	dpkg-deb -x $(DEB) $(BUILD)/pkgroot
 	dpkg-deb -I $(DEB) | grep -q "Package: stipple"
 	test -x $(BUILD)/pkgroot/usr/sbin/stippled && test -f $(BUILD)/pkgroot/usr/share/man/man8/stippled.8
+	test -f $(BUILD)/pkgroot/usr/share/stipple/console/index.html && test -f $(BUILD)/pkgroot/usr/lib/systemd/user/stipple-console.service
 	$(BUILD)/pkgroot/usr/sbin/stippled --help >/dev/null
 	@# systemd-analyze verify reads the unit as installed, pointed at the extracted binary and man pages
 	mkdir -p $(BUILD)/unitcheck && sed 's|/usr/sbin/stippled|$(abspath $(BUILD)/pkgroot)/usr/sbin/stippled|' \

@@ -322,7 +322,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleCtlTests",
-            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleSafety", "StippleWire",
+            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleSafety", "StippleWire", "StippleConsoleBridge",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),

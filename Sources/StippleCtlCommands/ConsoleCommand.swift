@@ -53,26 +53,48 @@ struct ConsoleCommand: ParsableCommand {
         let url = bridge.policy.launchURL
         Output.line("console: \(url)")
         Output.line("the link is good once, for your user's browser; keep this running while the console is used (Ctrl-C stops it, and any lease it holds)")
+        if app {
+            // The kiosk window and the bridge end together: a closed window stops the console
+            // (its systemd user unit then opens a new one).
+            let window = try kiosk(url)
+            window.waitUntilExit()
+            bridge.close()
+            return
+        }
         if !noOpen { open(url) }
         try bridge.wait()
     }
 
-    /// Opens the link; a browser that cannot be started is said, and the link stays printed.
+    /// A chromium window of its own (its own profile, so that it is its own process and not a
+    /// tab of a browser already running), full screen, with nothing but the console.
+    func kiosk(_ url: String) throws -> Process {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let chromium else {
+            throw CtlError(.unreachable, code: "console_no_browser", "no chromium found for --app (apt install chromium); or run without --app and open the link")
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(NSHomeDirectory())/.cache"
+        let profile = "\(base)/stipple-console-profile"
+        try? FileManager.default.createDirectory(atPath: profile, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium)
+        process.arguments = ["--kiosk", "--app=\(url)", "--user-data-dir=\(profile)", "--no-first-run", "--disable-translate",
+                             "--noerrdialogs", "--disable-features=Translate", "--autoplay-policy=no-user-gesture-required"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw CtlError(.unreachable, code: "console_no_browser", "cannot start \(chromium): \(error.localizedDescription)")
+        }
+        return process
+    }
+
+    /// Opens the link in the user's browser; one that cannot be started is said, and the link
+    /// stays printed.
     func open(_ url: String) {
         let process = Process()
-        if app {
-            let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-                .first { FileManager.default.isExecutableFile(atPath: $0) }
-            guard let chromium else {
-                FileHandle.standardError.write(Data("stipplectl console: no chromium found for --app; open the link above\n".utf8))
-                return
-            }
-            process.executableURL = URL(fileURLWithPath: chromium)
-            process.arguments = ["--kiosk", "--app=\(url)", "--no-first-run", "--disable-translate", "--noerrdialogs"]
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["xdg-open", url]
-        }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["xdg-open", url]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch {

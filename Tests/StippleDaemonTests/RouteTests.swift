@@ -21,12 +21,13 @@ struct RouteTests {
     /// An application over a real supervisor, records and simulated pen (`DaemonRig`).
     /// `simulated`: the rig's simulated pen answers `/v1/sim`, as with `--pen sim`; otherwise the
     /// daemon behaves as with a real pen there.
-    static func application(_ rig: DaemonRig, simulated: Bool = false) throws -> some ApplicationProtocol {
+    static func application(_ rig: DaemonRig, simulated: Bool = false, console: ConsoleFiles = .none) throws -> some ApplicationProtocol {
         var logger = Logger(label: "route-test")
         logger.logLevel = .critical
         var server = APIServer(socketPath: rig.directory + "/api.sock", policy: RolePolicy(), supervisor: rig.supervisor,
                                records: rig.store, logger: logger)
         if simulated { server.simulator = rig.simulation }
+        server.console = console
         server.answerObserverForTesting = { request, response in DeclaredStatuses.check(request, response) }
         server.peerForTesting = { request in
             let header = request.headers[Self.role]

@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+@testable import StippleDaemon
+import Testing
+
+/// `/console/`: the console's files from memory, read once at start-up; nothing outside the
+/// directory's own list is ever answered, and every file carries the console's security headers.
+@Suite("/console, in process")
+struct ConsoleRoutesTests {
+    static func directory(_ files: [String: String]) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("console-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        for (name, text) in files { try text.write(toFile: "\(path)/\(name)", atomically: true, encoding: .utf8) }
+        return path
+    }
+
+    @Test("the files are served with their types and the security headers; other names are 404")
+    func served() async throws {
+        let path = try Self.directory(["index.html": "<!doctype html><p>hi", "console.js": "export {}", "notes.txt": "secret",
+                                       ".hidden.js": "x", "a.b.js": "x"])
+        try FileManager.default.createDirectory(atPath: "\(path)/sub.js", withIntermediateDirectories: true)
+        let console = try ConsoleFiles.load(directory: path)
+        #expect(console.files.keys.sorted() == ["console.js", "index.html"])
+        let rig = try await DaemonRig()
+        try await RouteTests.application(rig, console: console).test(.router) { client in
+            for uri in ["/console", "/console/index.html"] {
+                try await client.execute(uri: uri, method: .get, headers: RouteTests.headers("technician")) { response in
+                    #expect(response.status == .ok)
+                    #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                    #expect(response.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+                    #expect(response.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
+                    #expect(String(buffer: response.body).contains("hi"))
+                }
+            }
+            try await client.execute(uri: "/console/console.js", method: .get, headers: RouteTests.headers("engineer")) { response in
+                #expect(response.headers[.contentType] == "text/javascript; charset=utf-8")
+            }
+            for uri in ["/console/notes.txt", "/console/..%2fnotes.txt", "/console/.hidden.js", "/console/a.b.js", "/console/missing.js"] {
+                try await client.execute(uri: uri, method: .get, headers: RouteTests.headers("technician")) { response in
+                    #expect(response.status == .notFound, "\(uri)")
+                    #expect(RouteTests.code(response) == "no_such_route", "\(uri)")
+                }
+            }
+            // The credential check guards the console like every route.
+            try await client.execute(uri: "/console", method: .get, headers: RouteTests.headers("none")) { response in
+                #expect(response.status == .forbidden)
+            }
+        }
+        await rig.supervisor.shutdown()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    @Test("a daemon with no console says so; a configured directory without index.html is refused at start")
+    func none() async throws {
+        let rig = try await DaemonRig()
+        try await RouteTests.application(rig).test(.router) { client in
+            try await client.execute(uri: "/console", method: .get, headers: RouteTests.headers("technician")) { response in
+                #expect(response.status == .notFound)
+                #expect(RouteTests.code(response) == "no_console")
+            }
+        }
+        await rig.supervisor.shutdown()
+        let empty = try Self.directory(["console.js": "x"])
+        #expect(throws: ConsoleFiles.LoadError.self) { try ConsoleFiles.load(directory: empty) }
+        #expect(throws: ConsoleFiles.LoadError.self) { try ConsoleFiles.locate(configured: "/nonexistent/console", executable: "/usr/bin/true") }
+        try? FileManager.default.removeItem(atPath: empty)
+    }
+
+    @Test("the source checkout's own console is found and is small")
+    func checkout() throws {
+        let console = try ConsoleFiles.locate(configured: nil, executable: "/nonexistent/bin/stippled")
+        #expect(console.directory?.hasSuffix("Sources/console") == true)
+        let total = console.files.values.reduce(0) { $0 + $1.bytes.count }
+        #expect(total < 300_000, "the whole console must stay within 300 KB: \(total)")
+    }
+}
