@@ -31,7 +31,7 @@ APT_PACKAGES += chromium chromium-driver
 # python3 is "externally managed", so pip is told to install beside it there).
 PY_MODULES := pytest jsonschema yaml schemathesis selenium
 
-.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-clinic bench-thresholds bench-check demo sim clean
+.PHONY: all deps build run install deb test-package test test-e2e test-loaded fuzz fuzz-short test-firmware check-firmware-size test-firmware-host test-firmware-qemu firmware-host bench-firmware soak test-swift test-c test-cli test-scenarios check-generated check-firmware-c bench bench-daemon bench-estop bench-clinic bench-console bench-thresholds bench-check demo sim clean
 
 all: build
 
@@ -293,6 +293,13 @@ bench-clinic: deps
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipplectl
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipple-clinic-bench
 	$(PYTHON) Benchmarks/clinic/clinic_bench.py --build $(abspath .build/$(CONFIG))
+
+## bench-console: the console's lease in chromium (tab closed -> stop, page frozen -> stop, beside
+## the CLI's killed `arm`, >= 50 trials each) and telemetry -> screen latency
+bench-console: deps
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stippled
+	$(SWIFT) build $(SWIFT_BUILD_FLAGS) --product stipplectl
+	$(PYTHON) Benchmarks/console/console_bench.py --build $(abspath .build/$(CONFIG)) --trials 50 --out $(BUILD)/console-bench.json
 
 ## bench-daemon: stippled as a process on a pty — stop reaction beside the bare pty round trip,
 ## with 16 SSE clients, CPU per telemetry frame at 1 kHz, memory over a four-hour session; then

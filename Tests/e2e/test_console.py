@@ -295,11 +295,28 @@ def test_a_frozen_page_ends_the_lease(sim_daemon, bridge, browser):
     open_console(browser, bridge)
     prepare_and_arm(browser, api, client="C-FROZEN")
     run_pedal(api)
-    # Frozen: the page's scripts stop (its connection stays open), so its pings stop.
+    # Frozen as the browser freezes a page: Chromium hides it first (visibilitychange), and a
+    # hidden console holding the lease ends it at once (docs/console.md); a page stuck with its
+    # connection open is the test below.
     browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "frozen"})
     lease_lost(api)
     browser.execute_cdp_cmd("Page.setWebLifecycleState", {"state": "active"})
     # Thawed, the page shows the fault; it holds no lease (it must be armed again, after a clear).
+    wait(lambda: visible(browser, "fault") and "operator" in text(browser, "fault"), what="operator_lost on the page")
+    assert not visible(browser, "lease")
+
+
+def test_a_hung_page_whose_connection_stays_open_ends_the_lease(sim_daemon, bridge, browser):
+    """The page's script is stuck (a busy loop on its main thread) while its connection stays open:
+    only its missing pings tell, and the daemon's one-second deadline ends the lease."""
+    daemon, api = sim_daemon
+    open_console(browser, bridge)
+    prepare_and_arm(browser, api, client="C-HUNG")
+    run_pedal(api)
+    browser.execute_script("setTimeout(() => { const end = Date.now() + 6000; while (Date.now() < end) {} }, 0); return 1")
+    lease_lost(api)
+    assert "no sign of life" in daemon.log_text(), daemon.log_text()[-2000:]
+    # Unstuck, the page shows the fault and holds no lease.
     wait(lambda: visible(browser, "fault") and "operator" in text(browser, "fault"), what="operator_lost on the page")
     assert not visible(browser, "lease")
 
