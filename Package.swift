@@ -116,7 +116,8 @@ let package = Package(
             name: "StippleDaemon",
             dependencies: [
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleRecords", "CStippleSys",
-                "StippleDiscovery", "StippleGPIO", "StippleRequests", "StippleAPI", "StippleSupervision",
+                "StippleDiscovery", "StippleGPIO", "StippleRequests", "StippleAPI", "StippleSupervision", "StippleReport", "StippleClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -228,6 +229,14 @@ let package = Package(
         // stipplectl's commands, in a library so tests can parse and run them in-process; the
         // executable only calls `StippleCtl.main()`. The simulator's conformance suite is
         // `selftest`.
+        // The session report as one self-contained HTML page, from the daemon's report JSON: the
+        // same renderer for `stipplectl session report` and the daemon's own HTML answer (the
+        // console's History), so the two are the same page.
+        .target(
+            name: "StippleReport",
+            dependencies: ["StippleClient"],
+            swiftSettings: strictSwift
+        ),
         // `stipplectl console`'s bridge: HTTP on 127.0.0.1, as the logged-in user, to the daemon's
         // Unix socket, with the checks that keep other users and other web pages out.
         .target(
@@ -244,7 +253,7 @@ let package = Package(
         .target(
             name: "StippleCtlCommands",
             dependencies: [
-                "StippleAPI", "StippleClient", "StippleRequests", "StippleConsoleBridge",
+                "StippleAPI", "StippleClient", "StippleRequests", "StippleConsoleBridge", "StippleReport",
                 "StippleWire", "StippleSafety", "StippleLink", "StippleTransport", "StippleConformance", "StippleDiscovery",
                 "StippleClinicDatabase",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -322,7 +331,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StippleCtlTests",
-            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleSafety", "StippleWire", "StippleConsoleBridge",
+            dependencies: ["StippleCtlCommands", "StippleClient", "StippleDaemon", "StippleSafety", "StippleWire", "StippleConsoleBridge", "StippleReport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),

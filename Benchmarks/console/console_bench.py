@@ -132,6 +132,9 @@ def ready_to_arm(sock):
 
 
 def run_pedal(sock):
+    # The daemon is armed before the pen has taken its ARM: a pedal already down then makes the
+    # pen refuse it (as a real pen must). Press it once the pen says armed.
+    wait(lambda: call(sock, "GET", "/v1/sim")[1]["armed"], what="the pen armed")
     call(sock, "POST", "/v1/sim/pedal", {"pressed": True})
     try:
         wait(lambda: status(sock)["phase"] == "running", what="running")

@@ -281,7 +281,13 @@ final class UpstreamHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(var head):
             for name in ["connection", "keep-alive"] { head.headers.remove(name: name) }
+            // The daemon's own policy stands where it set one (the session report allows its
+            // inline CSS by hash, and nothing else); every other answer gets the console's.
+            let policy = head.headers["content-security-policy"]
             DownstreamHandler.secure(&head.headers)
+            if let own = policy.first, policy.count == 1, own.contains("default-src 'none'") {
+                head.headers.replaceOrAdd(name: "Content-Security-Policy", value: own)
+            }
             context.write(downstream.wrapOutboundOut(.head(head)), promise: nil)
             context.flush()
         case .body(let buffer):

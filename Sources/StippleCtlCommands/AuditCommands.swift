@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StippleClient
+import StippleReport
 
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(

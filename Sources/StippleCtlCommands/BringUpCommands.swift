@@ -7,6 +7,7 @@ import StippleConformance
 import StippleLink
 import StippleTransport
 import StippleWire
+import StippleReport
 
 // The bring-up engineer's commands. Each goes through the daemon when it runs (engineer role:
 // group stipple-eng) and straight to the serial port when it does not (--port, or the one

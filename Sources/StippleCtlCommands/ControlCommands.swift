@@ -3,6 +3,7 @@ import Foundation
 import StippleAPI
 import StippleClient
 import StippleSafety
+import StippleReport
 
 struct CartridgeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StippleClient
+import StippleReport
 
 struct SessionReport: ParsableCommand {
     static let configuration = CommandConfiguration(

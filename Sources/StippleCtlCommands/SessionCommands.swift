@@ -3,6 +3,7 @@ import Foundation
 import StippleAPI
 import StippleClient
 import StippleSafety
+import StippleReport
 
 // The choices are the spec's own enums (docs/openapi.yaml, generated into StippleAPI): a zone or
 // layer the daemon does not take cannot be offered, nor one it takes left out.

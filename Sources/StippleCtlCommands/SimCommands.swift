@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StippleAPI
 import StippleClient
+import StippleReport
 
 /// `stipplectl sim …`: the simulated pen driven from outside (`/v1/sim`, engineers only, with
 /// `stippled --pen sim` only) — the pedal, the pen's e-stop button, the cartridge slot, and any

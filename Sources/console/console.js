@@ -402,6 +402,12 @@ async function loadHistory() {
         link.textContent = text;
         link.target = "_blank";
         link.rel = "noopener";
+        link.addEventListener("click", (event) => {
+          // A new tab hides this one: while it holds the needle, that would stop it.
+          if (!state.holdsLease) return;
+          event.preventDefault();
+          $("audit-state").textContent = "Disarm first: opening a record hides this screen, which stops the needle.";
+        });
         cell.append(link);
       } else cell.textContent = text;
       row.append(cell);

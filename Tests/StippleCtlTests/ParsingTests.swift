@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StippleClient
 @testable import StippleCtlCommands
+@testable import StippleReport
 import StippleDaemon
 import StippleSafety
 import StippleWire

@@ -1,4 +1,5 @@
 @testable import StippleCtlCommands
+@testable import StippleReport
 import Testing
 
 /// The report's words for people and the one string it writes into CSS.

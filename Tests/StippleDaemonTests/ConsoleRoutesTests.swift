@@ -76,3 +76,31 @@ struct ConsoleRoutesTests {
         #expect(total < 300_000, "the whole console must stay within 300 KB: \(total)")
     }
 }
+
+/// The session report as HTML: asked for only by a browser, and allowed its inline CSS by hash.
+@Suite struct ReportHTMLTests {
+    @Test("HTML only when text/html is named and JSON is not")
+    func negotiation() {
+        #expect(Routes.wantsHTML(["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"]))
+        #expect(Routes.wantsHTML(["TEXT/HTML"]))
+        #expect(!Routes.wantsHTML(["application/json, text/html"]))
+        #expect(!Routes.wantsHTML(["application/json"]))
+        #expect(!Routes.wantsHTML(["*/*"]))
+        #expect(!Routes.wantsHTML([]))
+        #expect(!Routes.wantsHTML(["text/html-ish"]))
+    }
+
+    @Test("every <style> block is hashed; nothing else is allowed")
+    func policy() {
+        let css = "body { color: #123; }"
+        let policy = Routes.reportPolicy("<html><head><style>\(css)</style></head><body><style>p{}</style></body></html>")
+        #expect(policy.hasPrefix("default-src 'none'"))
+        #expect(policy.contains("frame-ancestors 'none'"))
+        #expect(!policy.contains("unsafe"))
+        #expect(!policy.contains("script-src"))
+        // SHA-256 of the first block, base64 (computed independently: printf '%s' "$css" | openssl dgst -sha256 -binary | base64).
+        #expect(policy.contains("'sha256-th1+UYo0PO8/EArm9Yine/cqNbBRyib1ihOXskfx34Q='"), "\(policy)")
+        #expect(policy.components(separatedBy: "'sha256-").count == 3)
+        #expect(Routes.reportPolicy("<p>no style</p>").contains("style-src 'none'"))
+    }
+}

@@ -200,6 +200,9 @@ def prepare_and_arm(driver, api, client="C-WEB"):
 
 
 def run_pedal(api):
+    # The daemon is armed before the pen has taken its ARM; a pedal already down then makes the
+    # pen refuse it, as a real pen must. Press once the pen says armed.
+    api.wait(lambda s: api.get("/v1/sim", check_spec=False).json["armed"], what="the pen armed")
     assert api.post("/v1/sim/pedal", {"pressed": True}, check_spec=False).status == 200
     api.wait(lambda s: s["phase"] == "running", what="running on the pedal")
     api.wait(lambda s: api.get("/v1/sim", check_spec=False).json["motor_on"], what="the motor on")
@@ -258,9 +261,24 @@ def test_the_whole_technician_flow_in_the_browser(sim_daemon, bridge, browser):
     assert "Audit chain intact" in text(browser, "audit-state")
     link = browser.find_element(By.CSS_SELECTOR, "#history-rows a")
     report = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.json()).then(done, e => done(String(e)));",
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0], {headers: {Accept: 'application/json'}}).then(r => r.json()).then(done, e => done(String(e)));",
         link.get_attribute("href"))
     assert report["session"]["client_id"] == "C-WEB", report
+    # The link opens the daemon's own HTML report (stipplectl's page), its CSS allowed by hash.
+    console_tab = browser.current_window_handle
+    link.click()
+    wait(lambda: len(browser.window_handles) == 2, what="the report's tab")
+    browser.switch_to.window([h for h in browser.window_handles if h != console_tab][0])
+    wait(lambda: "C-WEB" in browser.find_element(By.TAG_NAME, "body").text, what="the report page")
+    assert browser.execute_script("return document.scripts.length") == 0
+    # The inline stylesheet applied (a CSP refusal would leave the browser's default margins).
+    assert browser.execute_script("return document.styleSheets.length") >= 1
+    assert browser.execute_script("return document.styleSheets[0].cssRules.length") > 0
+    browser.save_screenshot(os.path.join(shots, "report-1280x800.png"))
+    csp = [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not csp, csp
+    browser.close()
+    browser.switch_to.window(console_tab)
 
     for width, height in ((1280, 800), (1024, 600)):
         # The page's own viewport, as a kiosk window of that screen has it (a window size would

@@ -1,5 +1,6 @@
 import Foundation
 import StippleClient
+import StippleReport
 
 /// What `watch` and `arm` show. On a terminal: a compact block redrawn in place (ANSI cursor
 /// movement, at most 10 times a second). Piped: one plain line per event, telemetry at most once

@@ -82,7 +82,7 @@ struct Routes: Sendable {
         v1.post("sessions/:id/close") { request, context in
             try await perform(context, current: context.parameters.get("id")) { actor in try await supervisor.closeSession(actor: actor) }
         }
-        v1.get("sessions/:id/report") { _, context in try await report(context) }
+        v1.get("sessions/:id/report") { request, context in try await report(request, context) }
         v1.put("sessions/:id/cartridge") { request, context in try await setCartridge(request, context) }
         v1.put("sessions/:id/setpoint") { request, context in try await setSetpoint(request, context) }
         v1.post("arm") { request, context in

@@ -6,7 +6,7 @@ import StippleClient
 /// warnings, faults and stops, plots of protrusion depth and stroke rate over the session with
 /// the band and limits drawn in, and the audit chain's state. Made from the daemon's JSON
 /// (`GET /v1/sessions/{id}/report`); the PDF is this page printed.
-struct Report {
+public struct Report: Sendable {
     static let faultColor = "#c0392b"
     static let stopColor = "#1f4e9c"
     static let bandColor = "#2e9d5b"
@@ -15,6 +15,11 @@ struct Report {
 
     let data: JSON
     let generatedAt: Date
+
+    public init(data: JSON, generatedAt: Date) {
+        self.data = data
+        self.generatedAt = generatedAt
+    }
 
     var session: JSON { data["session"] }
     var limits: JSON { data["limits"] }
@@ -287,7 +292,7 @@ struct Report {
         return "<div class=\"audit broken\"><strong>Audit chain BROKEN</strong> — \(Self.h(audit["first_broken"].text)) (entry \(audit["broken_seq"].text) of \(audit["entries"].text)). The records after that point cannot be trusted; keep this report and the database, and call the administrator.</div>"
     }
 
-    var html: String {
+    public var html: String {
         let pen = data["pen"]
         let cartridges = data["cartridges"].array
         let cartridge = cartridges.first

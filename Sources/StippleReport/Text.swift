@@ -2,16 +2,16 @@ import Foundation
 
 /// Small formatting helpers shared by the text views: one way to write a duration, a date, a
 /// depth and a rate everywhere.
-enum Text {
+public enum Text {
     /// Milliseconds as h:mm:ss.
-    static func clock(ms: Int?) -> String {
+    public static func clock(ms: Int?) -> String {
         guard let ms else { return "-" }
         let seconds = max(0, ms) / 1000
         return String(format: "%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60)
     }
 
     /// Unix seconds as local "YYYY-MM-DD HH:MM:SS".
-    static func date(_ seconds: Int?) -> String {
+    public static func date(_ seconds: Int?) -> String {
         guard let seconds else { return "-" }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -20,7 +20,7 @@ enum Text {
     }
 
     /// Days since 1970-01-01 as YYYY-MM-DD.
-    static func day(_ days: Int?) -> String {
+    public static func day(_ days: Int?) -> String {
         guard let days else { return "-" }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -30,7 +30,7 @@ enum Text {
     }
 
     /// YYYY-MM-DD as days since 1970-01-01 (cartridge expiry).
-    static func days(fromDate text: String) -> Int? {
+    public static func days(fromDate text: String) -> Int? {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -39,15 +39,15 @@ enum Text {
         return Int(date.timeIntervalSince1970 / 86_400)
     }
 
-    static func rate(_ hz: Double?) -> String {
+    public static func rate(_ hz: Double?) -> String {
         guard let hz else { return "-" }
         return String(format: "%.1f Hz", hz)
     }
 
-    static func depth(_ um: Int?) -> String { um.map { "\($0) µm" } ?? "-" }
+    public static func depth(_ um: Int?) -> String { um.map { "\($0) µm" } ?? "-" }
 
     /// Rows padded into columns.
-    static func table(_ header: [String], _ rows: [[String]]) -> String {
+    public static func table(_ header: [String], _ rows: [[String]]) -> String {
         let all = [header] + rows
         let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
         return all.map { row in
@@ -58,7 +58,7 @@ enum Text {
     }
 
     /// "label    value" lines with the labels in one column.
-    static func fields(_ pairs: [(String, String)]) -> String {
+    public static func fields(_ pairs: [(String, String)]) -> String {
         let width = pairs.map(\.0.count).max() ?? 0
         return pairs.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)" }.joined(separator: "\n")
     }
