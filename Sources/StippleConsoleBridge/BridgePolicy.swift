@@ -14,7 +14,12 @@
 /// - `Origin`, for anything that changes state or opens a stream: a page of another origin that
 ///   gets the browser to send a request carries its own origin, and is refused. Browsers leave
 ///   `Origin` off a same-origin GET, so a stream opened by GET must instead carry
-///   `Sec-Fetch-Site: same-origin`, a header no page's script can set.
+///   `Sec-Fetch-Site: same-origin`, a header no page's script can set;
+/// - every request for the daemon (anything but the console's own files) must come from the
+///   console's own origin: `Sec-Fetch-Site: same-origin`, or the header `X-Stipple-Console`, which
+///   a page of another origin cannot add without a CORS preflight the bridge never grants. This
+///   matters because cookies are not kept apart by port: a page on another port of 127.0.0.1 is
+///   "same-site", and the browser would attach the cookie to its plain GETs.
 public struct BridgePolicy: Sendable {
     public let port: Int
     /// The launch link's token; valid once.
@@ -22,7 +27,9 @@ public struct BridgePolicy: Sendable {
     /// The session cookie's value, given in exchange for the token.
     public let cookie: String
 
-    public static let cookieName = "stipple_console"
+    /// Each bridge's cookie is named by its port: two consoles of one user in one browser do not
+    /// overwrite each other's (cookies are per host, not per port).
+    public var cookieName: String { "stipple_console_\(port)" }
     /// The launch path: `/console/launch?token=…`, answered by the bridge itself.
     public static let launchPath = "/console/launch"
 
@@ -100,6 +107,9 @@ public struct BridgePolicy: Sendable {
             return .refuse(Refusal(status: 403, code: "bridge_origin",
                                    detail: "requests from \(origins.first.map { String($0.prefix(80)) } ?? "?") are refused: only the console's own pages (\(self.origins.joined(separator: ", "))) may use it"))
         }
+        guard request.uri.hasPrefix("/") else {
+            return .refuse(Refusal(status: 400, code: "bridge_target", detail: "only a path (origin-form) is forwarded"))
+        }
         let hasCookie = cookieValues(request).contains { constantTimeEqual($0, cookie) }
         if request.path == Self.launchPath {
             guard request.method == "GET" else {
@@ -121,16 +131,33 @@ public struct BridgePolicy: Sendable {
             return .refuse(Refusal(status: 403, code: "bridge_cookie",
                                    detail: "this browser has not opened the console's launch link; open the link stipplectl console printed"))
         }
+        let sameOrigin = request.values("sec-fetch-site") == ["same-origin"]
+        if !Self.isConsoleFile(request.path) && !sameOrigin && request.values("x-stipple-console").isEmpty {
+            return .refuse(Refusal(status: 403, code: "bridge_not_console",
+                                   detail: "requests for the daemon come only from the console's own page (Sec-Fetch-Site: same-origin, or X-Stipple-Console)"))
+        }
         let changesState = !["GET", "HEAD"].contains(request.method)
         if changesState && origins.isEmpty {
             return .refuse(Refusal(status: 403, code: "bridge_origin",
                                    detail: "\(request.method) needs an Origin header of the console's own page"))
         }
-        if !changesState && origins.isEmpty && opensStream(request) && request.values("sec-fetch-site") != ["same-origin"] {
+        if !changesState && origins.isEmpty && opensStream(request) && !sameOrigin {
             return .refuse(Refusal(status: 403, code: "bridge_origin",
                                    detail: "a stream is opened only by the console's own page (Origin or Sec-Fetch-Site: same-origin)"))
         }
         return .forward
+    }
+
+    /// `/console`, `/console/` and `/console/NAME.EXT`: the page's own files, which a navigation
+    /// (the launch redirect, a reload) asks for without `Sec-Fetch-Site: same-origin`.
+    static func isConsoleFile(_ path: String) -> Bool {
+        if path == "/console" || path == "/console/" { return true }
+        guard path.hasPrefix("/console/") else { return false }
+        let name = path.dropFirst("/console/".count)
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 2 && (1...64).contains(parts[0].count) && (1...8).contains(parts[1].count)
+            && parts[0].allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+            && parts[1].allSatisfy { $0.isASCII && $0.isLetter }
     }
 
     /// The event stream and the live trace: what holds a lease or a live view open.
@@ -144,7 +171,7 @@ public struct BridgePolicy: Sendable {
     func cookieValues(_ request: Request) -> [String] {
         request.values("cookie").flatMap { $0.split(separator: ";") }.compactMap { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[0].trimmingSpaces == Self.cookieName else { return nil }
+            guard parts.count == 2, parts[0].trimmingSpaces == cookieName else { return nil }
             return parts[1].trimmingSpaces
         }
     }
@@ -159,7 +186,7 @@ public struct BridgePolicy: Sendable {
     }
 
     /// The cookie that answers a good launch.
-    public var setCookie: String { "\(Self.cookieName)=\(cookie); Path=/; HttpOnly; SameSite=Strict" }
+    public var setCookie: String { "\(cookieName)=\(cookie); Path=/; HttpOnly; SameSite=Strict" }
 
     /// Headers every answer carries, the daemon's and the bridge's own alike.
     public static let securityHeaders: [(String, String)] = [

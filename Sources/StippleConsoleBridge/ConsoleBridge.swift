@@ -29,7 +29,15 @@ public final class ConsoleBridge: Sendable {
         let listener = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // A bound on connections: a flood (another user's, whose connections close after
+                // their 403 anyway) cannot use up the bridge's file descriptors, which its pings
+                // need for their upstream connections.
+                guard state.connectionOpened() else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in state.connectionClosed() }
+                return channel.eventLoop.makeCompletedFuture {
+                    // Idle both ways for two minutes (an event stream writes at least its
+                    // telemetry, so only forgotten keep-alive connections end here).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(120)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
                         DownstreamHandler(state: state, socketPath: socketPath, owner: owner, logger: logger))
@@ -63,14 +71,28 @@ public final class ConsoleBridge: Sendable {
 /// The secrets and whether the launch token was used: shared by every connection.
 final class BridgeState: Sendable {
     private let box: NIOLockedValueBox<(policy: BridgePolicy?, tokenUsed: Bool)>
+    private let connections = NIOLockedValueBox(0)
     let token: String
     let cookie: String
+    /// A browser holds at most six connections to one host (HTTP/1.1); this leaves room for
+    /// several browsers and tools of the same user, and bounds everything else.
+    static let maximumConnections = 64
 
     init(token: String, cookie: String) {
         self.token = token
         self.cookie = cookie
         box = NIOLockedValueBox((nil, false))
     }
+
+    func connectionOpened() -> Bool {
+        connections.withLockedValue { count in
+            guard count < Self.maximumConnections else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func connectionClosed() { connections.withLockedValue { $0 -= 1 } }
 
     var policy: BridgePolicy? { box.withLockedValue { $0.policy } }
 
@@ -107,8 +129,14 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     var upstream: (any Channel)?
     var pending: [HTTPClientRequestPart] = []
     var forwarding = false
+    /// Which request is being forwarded: an upstream connect that completes for an earlier one
+    /// (its browser request already answered or gone) is closed, never attached to this one.
+    var generation = 0
     /// The current request was answered by the bridge: its body is dropped.
     var discarding = false
+    /// Whether the browser keeps the connection after the current request (HTTP/1.1 default;
+    /// `Connection: close` or HTTP/1.0 say otherwise, and the bridge then closes it).
+    var keepAlive = true
 
     init(state: BridgeState, socketPath: String, owner: UInt32, logger: Logger) {
         self.state = state
@@ -152,6 +180,8 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         discarding = false
+        generation += 1
+        keepAlive = head.isKeepAlive
         let request = BridgePolicy.Request(
             method: head.method.rawValue, uri: head.uri,
             headers: head.headers.map { (name: $0.name, value: $0.value) }, peerIsOwner: peerIsOwner)
@@ -162,7 +192,8 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "peer_uid": "\(peerUID.map(String.init) ?? "unknown")",
             ])
             discarding = true
-            answer(context: context, status: refusal.status, code: refusal.code, detail: refusal.detail)
+            answer(context: context, status: refusal.status, code: refusal.code, detail: refusal.detail,
+                   close: refusal.code == "bridge_other_user")
         case .launch:
             discarding = true
             var headers = HTTPHeaders()
@@ -191,6 +222,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func connect(context: ChannelHandlerContext) {
         let loop = context.eventLoop
+        let generation = generation
         let downstream = NIOLoopBound(self, eventLoop: loop)
         let downstreamContext = NIOLoopBound(context, eventLoop: loop)
         ClientBootstrap(group: loop)
@@ -207,15 +239,19 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let handler = downstream.value
                 switch result {
                 case .success(let channel):
-                    guard handler.forwarding, downstreamContext.value.channel.isActive else {
+                    guard handler.forwarding, handler.generation == generation, downstreamContext.value.channel.isActive else {
                         channel.close(promise: nil)
                         return
                     }
                     handler.upstream = channel
+                    // A browser that reads slowly slows the daemon's stream to it, rather than
+                    // the bridge buffering it without bound.
+                    channel.setOption(ChannelOptions.autoRead, value: downstreamContext.value.channel.isWritable).whenComplete { _ in }
                     for part in handler.pending { channel.write(part, promise: nil) }
                     handler.pending = []
                     channel.flush()
                 case .failure(let error):
+                    guard handler.generation == generation else { return }
                     handler.forwarding = false
                     handler.pending = []
                     handler.discarding = true
@@ -241,21 +277,44 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         upstream = nil
     }
 
-    func answer(context: ChannelHandlerContext, status: Int, code: String, detail: String) {
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        upstream?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenComplete { _ in }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func answer(context: ChannelHandlerContext, status: Int, code: String, detail: String, close: Bool = false) {
         let body = "{\"status\":\(status),\"code\":\"\(code)\",\"title\":\"\(HTTPResponseStatus(statusCode: status).reasonPhrase)\",\"detail\":\(jsonString(detail))}"
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/problem+json")
         headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+        // Another user's connection gets its answer and is closed: it holds nothing open here.
+        if close { headers.add(name: "Connection", value: "close") }
         respond(context: context, HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers),
-                body: context.channel.allocator.buffer(string: body))
+                body: context.channel.allocator.buffer(string: body), close: close)
     }
 
-    func respond(context: ChannelHandlerContext, _ head: HTTPResponseHead, body: ByteBuffer?) {
+    func respond(context: ChannelHandlerContext, _ head: HTTPResponseHead, body: ByteBuffer?, close: Bool = false) {
         var head = head
         Self.secure(&head.headers)
+        let close = close || !keepAlive
+        if close { head.headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        if close {
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            upstream?.close(promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     static func secure(_ headers: inout HTTPHeaders) {
@@ -281,6 +340,12 @@ final class UpstreamHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(var head):
             for name in ["connection", "keep-alive"] { head.headers.remove(name: name) }
+            // A stream's connection is the stream's alone: when the page lets go of it, the
+            // browser closes the socket at once rather than keeping it for another request.
+            if !downstream.keepAlive || head.headers["content-type"].contains(where: { $0.lowercased().hasPrefix("text/event-stream") }) {
+                downstream.keepAlive = false
+                head.headers.add(name: "Connection", value: "close")
+            }
             // The daemon's own policy stands where it set one (the session report allows its
             // inline CSS by hash, and nothing else); every other answer gets the console's.
             let policy = head.headers["content-security-policy"]
@@ -294,8 +359,14 @@ final class UpstreamHandler: ChannelInboundHandler {
             context.writeAndFlush(downstream.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end:
             ended = true
-            context.writeAndFlush(downstream.wrapOutboundOut(.end(nil)), promise: nil)
+            // Done with this request before its end is written: writing it lets the pipeline hand
+            // over the browser's next request at once, which must find the handler ready.
+            let close = !downstream.keepAlive
             downstream.finished()
+            let channel = context.channel
+            context.writeAndFlush(downstream.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if close { channel.close(promise: nil) }
+            }
         }
     }
 

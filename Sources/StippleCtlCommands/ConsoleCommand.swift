@@ -56,9 +56,10 @@ struct ConsoleCommand: ParsableCommand {
         if app {
             // The kiosk window and the bridge end together: a closed window stops the console
             // (its systemd user unit then opens a new one).
-            let window = try kiosk(url)
+            let (window, profile) = try kiosk(url)
             window.waitUntilExit()
             bridge.close()
+            try? FileManager.default.removeItem(atPath: profile)
             return
         }
         if !noOpen { open(url) }
@@ -67,7 +68,7 @@ struct ConsoleCommand: ParsableCommand {
 
     /// A chromium window of its own (its own profile, so that it is its own process and not a
     /// tab of a browser already running), full screen, with nothing but the console.
-    func kiosk(_ url: String) throws -> Process {
+    func kiosk(_ url: String) throws -> (Process, profile: String) {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
             .first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let chromium else {
@@ -75,7 +76,9 @@ struct ConsoleCommand: ParsableCommand {
         }
         let environment = ProcessInfo.processInfo.environment
         let base = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(NSHomeDirectory())/.cache"
-        let profile = "\(base)/stipple-console-profile"
+        // A profile of this run's own: a chromium already running on a shared profile would take
+        // the window over and exit at once, ending this console before it began.
+        let profile = "\(base)/stipple-console-\(getpid())"
         try? FileManager.default.createDirectory(atPath: profile, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
@@ -86,7 +89,7 @@ struct ConsoleCommand: ParsableCommand {
         do { try process.run() } catch {
             throw CtlError(.unreachable, code: "console_no_browser", "cannot start \(chromium): \(error.localizedDescription)")
         }
-        return process
+        return (process, profile)
     }
 
     /// Opens the link in the user's browser; one that cannot be started is said, and the link

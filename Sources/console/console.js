@@ -22,7 +22,9 @@ const state = {
 // ---- The API ---------------------------------------------------------------------------------
 
 async function api(method, path, body, extraHeaders = {}) {
-  const headers = { ...extraHeaders };
+  // X-Stipple-Console: a page of another origin cannot send it without a preflight the bridge
+  // never grants (docs/console.md).
+  const headers = { "X-Stipple-Console": "1", ...extraHeaders };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -64,7 +66,7 @@ async function openStream() {
   state.holdsLease = false;
   let response;
   try {
-    response = await fetch("/v1/events", { headers: { "X-Stipple-Client": client, Accept: "text/event-stream" }, signal: controller.signal, cache: "no-store" });
+    response = await fetch("/v1/events", { headers: { "X-Stipple-Client": client, "X-Stipple-Console": "1", Accept: "text/event-stream" }, signal: controller.signal, cache: "no-store" });
   } catch {
     return disconnected("The daemon cannot be reached through the console's bridge. Retrying…");
   }
@@ -108,8 +110,14 @@ function closeStream() {
 }
 
 async function ping() {
-  if (!state.client) return;
-  await api("POST", "/v1/presence", undefined, { "X-Stipple-Client": state.client });
+  const client = state.client;
+  if (!client) return;
+  const answer = await api("POST", "/v1/presence", undefined, { "X-Stipple-Client": client });
+  if (answer.ok || client !== state.client) return;
+  // A ping the daemon did not take is a sign of life lost: say so at once, rather than show an
+  // armed screen until the fault arrives. 409: the daemon no longer knows this stream.
+  if (answer.status === 409) disconnected("The daemon lost this screen's connection. Reconnecting — arm again when it is back.");
+  else banner(`Signs of life are not reaching the daemon: ${describe(answer.problem)}`);
 }
 
 let retry = null;
@@ -117,6 +125,10 @@ function disconnected(message, again = true) {
   closeStream();
   state.connected = false;
   banner(message);
+  // Nothing on the screen may look live while it is not.
+  for (const id of ["depth", "rate", "motor", "pedal", "phase", "link"]) $(id).textContent = "— (not connected)";
+  gauge.value(null);
+  buttons();
   if (again && !retry) retry = setTimeout(() => { retry = null; openStream(); }, 1000);
 }
 
@@ -149,10 +161,20 @@ function onEvent(type, event) {
 
 // ---- State on the screen ---------------------------------------------------------------------
 
+// Each status answer travels on its own connection: an older one arriving after a newer one is
+// dropped, so the screen never goes back in time.
+let statusAsked = 0, statusShown = 0;
 async function refreshStatus() {
+  const number = ++statusAsked;
   const answer = await api("GET", "/v1/status");
-  if (answer.ok) applyStatus(answer.json);
+  if (!answer.ok || number < statusShown) return;
+  statusShown = number;
+  applyStatus(answer.json);
+  // A status asked for after the arm was answered and showing no armed phase: the lease is gone
+  // (say, the pen refused the arm and its event came before the arm's answer).
+  if (number > leaseAsOf && !["armed", "running", "paused"].includes(answer.json.phase)) setLease(false);
 }
+let leaseAsOf = Infinity;
 
 async function refreshLimits() {
   const answer = await api("GET", "/v1/limits");
@@ -180,7 +202,8 @@ function applyStatus(status) {
   const faults = status.faults || [];
   if (faults.length) showFault(faults[0], state.lastFault === faults[0] ? $("fault-detail").textContent : "");
   else hideFault();
-  if (!["armed", "running", "paused"].includes(status.phase)) setLease(false);
+  // Whether this page holds the lease is decided by its own stream's events only (in order),
+  // never by a status answer that may have been asked for before the arm.
   drawGauge();
   buttons();
 }
@@ -306,11 +329,16 @@ async function stop(kind) {
 }
 
 async function arm() {
-  const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": state.client });
+  const client = state.client;
+  const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": client });
   const list = $("checklist");
   list.textContent = "";
-  if (answer.ok) {
+  if (answer.ok && client !== state.client) {
+    // The stream was replaced while the arm was on its way: that arm's lease ended with it.
+    list.append(Object.assign(document.createElement("li"), { className: "bad", textContent: "✕ The connection was renewed while arming: arm again." }));
+  } else if (answer.ok) {
     setLease(true);
+    leaseAsOf = statusAsked;
     const item = document.createElement("li");
     item.textContent = "✓ Every check passed: armed. Press the pedal to run.";
     list.append(item);

@@ -387,15 +387,22 @@ def test_the_bridge_refuses_what_is_not_the_console(sim_daemon, bridge):
     # The token is good once: a second browser gets nothing with it.
     status, _, body = raw(bridge.port, "GET", f"/console/launch?token={bridge.token}", host)
     assert status == 403 and json.loads(body)["code"] == "bridge_token_used", body
-    good = {**host, "Cookie": cookie}
+    good = {**host, "Cookie": cookie, "X-Stipple-Console": "1"}
     status, headers, body = raw(bridge.port, "GET", "/v1/status", good)
     assert status == 200 and json.loads(body)["pen"]["serial"] == "SIM-0001"
     assert headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     status, headers, body = raw(bridge.port, "GET", "/console/", good)
     assert status == 200 and b"<!doctype html>" in body and "script-src 'self'" in headers["Content-Security-Policy"]
     # A wrong cookie.
-    status, _, body = raw(bridge.port, "GET", "/v1/status", {**host, "Cookie": "stipple_console=" + "1" * 64})
+    name = cookie.split("=")[0]
+    assert name == f"stipple_console_{bridge.port}"
+    status, _, body = raw(bridge.port, "GET", "/v1/status", {**host, "Cookie": f"{name}=" + "1" * 64, "X-Stipple-Console": "1"})
     assert status == 403 and json.loads(body)["code"] == "bridge_cookie"
+    # A page on another port of 127.0.0.1 is same-site: the browser sends it the cookie, but its
+    # requests are neither same-origin nor able to add the console's header.
+    for path in ("/v1/status", "/v1//events", "/console/../v1/status"):
+        status, _, body = raw(bridge.port, "GET", path, {**host, "Cookie": cookie, "Sec-Fetch-Site": "same-site"})
+        assert status == 403 and json.loads(body)["code"] == "bridge_not_console", (path, body)
 
     # Wrong Host (DNS rebinding: a page's own name resolved to 127.0.0.1), also with the cookie.
     for wrong in ("evil.example:%d" % bridge.port, "127.0.0.1", "127.0.0.1:1", "localhost.:%d" % bridge.port):
@@ -419,10 +426,27 @@ def test_the_bridge_refuses_what_is_not_the_console(sim_daemon, bridge):
     status, _, body = raw(bridge.port, "POST", "/v1/stop", {**good, "Origin": bridge.base})
     assert status == 200, body
 
-    # Another local user who finds the port — even holding the cookie — gets 403.
-    curl = subprocess.run(["runuser", "-u", "stipple-tech", "--", "curl", "-s", "-H", f"Cookie: {cookie}",
-                           f"{bridge.base}/v1/status"], capture_output=True, text=True, timeout=30)
-    assert json.loads(curl.stdout)["code"] == "bridge_other_user", curl
+    # Another local user who finds the port — even holding the cookie — gets 403, and the
+    # connection is closed.
+    curl = subprocess.run(["runuser", "-u", "stipple-tech", "--", "curl", "-s", "-H", f"Cookie: {cookie}", "-H", "X-Stipple-Console: 1",
+                           f"{bridge.base}/v1/status", f"{bridge.base}/v1/status"], capture_output=True, text=True, timeout=30)
+    assert curl.stdout.count("bridge_other_user") == 2, curl
+
+    # Pipelined requests on one connection are each answered, in order, each by an upstream
+    # connection of its own.
+    import socket as socket_module
+    connection = socket_module.create_connection(("127.0.0.1", bridge.port), timeout=10)
+    one = f"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\nCookie: {cookie}\r\nX-Stipple-Console: 1\r\n\r\n"
+    two = f"GET /v1/limits HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\nCookie: {cookie}\r\nX-Stipple-Console: 1\r\nConnection: close\r\n\r\n"
+    connection.sendall((one + two).encode())
+    received = b""
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    connection.close()
+    assert received.count(b"HTTP/1.1 200 OK") == 2 and b"site_ceiling_um" in received and b"SIM-0001" in received, received[:600]
     # Nothing of this reached the daemon as a change: it is still idle.
     assert api.status()["phase"] == "no_session"
 
