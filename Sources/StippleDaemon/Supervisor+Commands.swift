@@ -116,6 +116,12 @@ extension Supervisor {
         try await status(of: .arm(holder, actor: actor, recordsUnwritable: records?.unwritableReason))
     }
 
+    /// Every arming check as an arm now would run it, changing nothing (the console's checklist).
+    public func armingChecklist(_ holder: PresenceTable.Holder?) -> (blocked: CommandError?, failures: [ArmingFailure]) {
+        let time = stamp()
+        return machine.armingChecklist(for: holder, recordsUnwritable: records?.unwritableReason, now: now(), at: time)
+    }
+
     /// Stops always act: the needle stops and the pen is disarmed before anything is written.
     /// If the record then cannot be written, the answer still says it stopped — with
     /// `stopped_unrecorded` — and the record is kept in memory and written when the disk has room.

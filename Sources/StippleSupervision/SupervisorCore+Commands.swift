@@ -314,25 +314,29 @@ extension SupervisorCore {
         pending[id] = .cartridge(awaiting: barrier(&effects), mark: mark, entry: entry, typed: typed, hasReader: hasReader, actor: actor)
     }
 
-    /// Arms on behalf of `holder`: the lease goes to that peer's own event stream, and only to it.
-    mutating func arm(_ id: CommandID, _ holder: PresenceTable.Holder, actor: String, recordsUnwritable: String?, at time: MonotonicInstant,
-                      now: Now, mark: Int, _ effects: inout [Effect]) {
+    /// What refuses an arm before the safety core is asked: records that cannot be trusted or
+    /// written, a pen whose protocol cannot be spoken. Shared by `arm` and the checklist.
+    func armingBlocked(recordsUnwritable: String?) -> CommandError? {
         if !recordsInconsistencies.isEmpty {
-            return answer(id, .failure(error(.conflict, .recordsInconsistent, "arming is refused while the records disagree with the audit log: "
-                                             + recordsInconsistencies.joined(separator: "; "))), &effects)
+            return error(.conflict, .recordsInconsistent, "arming is refused while the records disagree with the audit log: "
+                         + recordsInconsistencies.joined(separator: "; "))
         }
         if !recordsProblems.isEmpty {
-            return answer(id, .failure(error(.conflict, .recordsUnhealthy, "arming is refused while the records cannot be trusted: "
-                                             + recordsProblems.joined(separator: "; "))), &effects)
+            return error(.conflict, .recordsUnhealthy, "arming is refused while the records cannot be trusted: "
+                         + recordsProblems.joined(separator: "; "))
         }
         if let why = recordsUnwritable {
-            return answer(id, .failure(error(.conflict, .recordsUnavailable, "arming is refused while the records cannot be written: \(why)")), &effects)
+            return error(.conflict, .recordsUnavailable, "arming is refused while the records cannot be written: \(why)")
         }
-        if let refusal = pen.versionRefusal {
-            return answer(id, .failure(error(.conflict, .protocolIncompatible, refusal)), &effects)
-        }
-        let candidate = presence.candidate(for: holder, at: now.real)
-        let connection = try? candidate.get()
+        if let refusal = pen.versionRefusal { return error(.conflict, .protocolIncompatible, refusal) }
+        return nil
+    }
+
+    /// The facts the safety core decides an arm on, as they are now, and the presence table's
+    /// word on `holder`'s stream. Shared by `arm` and the checklist, so the two never disagree.
+    func armingFacts(for holder: PresenceTable.Holder?, now: Now) -> (ArmingFacts, Result<ConnectionID, PresenceTable.Refusal>?) {
+        let candidate = holder.map { presence.candidate(for: $0, at: now.real) }
+        let connection = candidate.flatMap { try? $0.get() }
         let flags = pen.telemetry?.flags ?? pen.status?.flags ?? []
         let facts = ArmingFacts(
             pen: pen.identity, hostProtocolMajor: Int(ProtocolVersion.major), hostProtocolMinor: Int(ProtocolVersion.minor),
@@ -340,11 +344,32 @@ extension SupervisorCore {
             pedalPressed: flags.contains(.pedalPressed), estopPressed: flags.contains(.estopPressed),
             penFaultLatched: (pen.status?.fault ?? .none) != .none || flags.contains(.faultLatched),
             connection: connection, connectionAlive: connection != nil, today: now.wall.day)
+        return (facts, candidate)
+    }
+
+    /// Every check an arm asked now would run, and what it would say, changing nothing: the
+    /// console's pre-arm checklist. The presence check is `holder`'s (the asking page's stream).
+    public func armingChecklist(for holder: PresenceTable.Holder?, recordsUnwritable: String?, now: Now, at time: MonotonicInstant)
+        -> (blocked: CommandError?, failures: [ArmingFailure]) {
+        let (facts, candidate) = armingFacts(for: holder, now: now)
+        let failures = safety.armingFailures(facts, at: time).map { failure in
+            if failure.code == .clientNotConnected, case .failure(let why)? = candidate { return ArmingFailure(.clientNotConnected, why.description) }
+            return failure
+        }
+        return (armingBlocked(recordsUnwritable: recordsUnwritable), failures)
+    }
+
+    /// Arms on behalf of `holder`: the lease goes to that peer's own event stream, and only to it.
+    mutating func arm(_ id: CommandID, _ holder: PresenceTable.Holder, actor: String, recordsUnwritable: String?, at time: MonotonicInstant,
+                      now: Now, mark: Int, _ effects: inout [Effect]) {
+        if let blocked = armingBlocked(recordsUnwritable: recordsUnwritable) { return answer(id, .failure(blocked), &effects) }
+        let (facts, candidate) = armingFacts(for: holder, now: now)
+        let connection = facts.connection
         let before = safety.phase
         let decision = safety.handle(.arm(facts), at: time)
         if let refused = decision.refusal {
             var failure = refusal(refused)
-            if case .failure(let why) = candidate {
+            if case .failure(let why)? = candidate {
                 // The core says the check failed; the presence table says what to do about it.
                 failure.armingFailures = failure.armingFailures.map {
                     $0.code == .clientNotConnected ? ArmingFailure(.clientNotConnected, why.description) : $0

@@ -170,6 +170,7 @@ async function refreshStatus() {
   if (!answer.ok || number < statusShown) return;
   statusShown = number;
   applyStatus(answer.json);
+  if (!$("view-session").hidden) refreshChecklist();
   // A status asked for after the arm was answered and showing no armed phase: the lease is gone
   // (say, the pen refused the arm and its event came before the arm's answer).
   if (number > leaseAsOf && !["armed", "running", "paused"].includes(answer.json.phase)) setLease(false);
@@ -328,28 +329,56 @@ async function stop(kind) {
   refreshStatus();
 }
 
+/** The checklist: every failing check at once, each in the daemon's words on what to do. */
+function renderChecklist(lines) {
+  const list = $("checklist");
+  list.textContent = "";
+  for (const [good, text] of lines) {
+    const item = document.createElement("li");
+    item.className = good ? "good" : "bad";
+    item.textContent = `${good ? "✓" : "✕"} ${text}`;
+    list.append(item);
+  }
+}
+
+const checkAdvice = {
+  session_not_open: "Open a session (above).", setpoint_missing: "Set the setpoint (above).", setpoint_invalid: "Set a setpoint inside the limits.",
+  no_cartridge: "Insert a cartridge or set it (above).", cartridge_expired: "Use a cartridge that has not expired.",
+  cartridge_reused: "Use a new cartridge: each is used once.", pedal_pressed: "Lift the foot from the pedal.",
+  estop_pressed: "Release the pen's e-stop button.", fault_latched: "Clear the fault (Run screen) once its cause is gone.",
+  client_not_connected: "This screen is reconnecting; wait a moment.", pen_not_identified: "Connect the pen.",
+  limits_unverified: "Wait a moment: the pen is taking the limits.",
+};
+
+let checklistAsked = 0, checklistShown = 0;
+async function refreshChecklist() {
+  if (!state.client) return;
+  const number = ++checklistAsked;
+  const answer = await api("GET", "/v1/arming-checks", undefined, { "X-Stipple-Client": state.client });
+  if (!answer.ok || number < checklistShown) return;
+  checklistShown = number;
+  const { ready, blocked, failures } = answer.json;
+  if (["armed", "running", "paused"].includes(state.phase)) return renderChecklist([[true, "Armed. Press the pedal to run."]]);
+  if (ready) return renderChecklist([[true, "Every check passes: ready to arm."]]);
+  const lines = failures.map((f) => [false, `${f.message}${checkAdvice[f.code] ? " — " + checkAdvice[f.code] : ""} (${f.code})`]);
+  if (blocked) lines.unshift([false, `${blocked.detail} (${blocked.code})`]);
+  renderChecklist(lines);
+}
+
 async function arm() {
   const client = state.client;
   const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": client });
-  const list = $("checklist");
-  list.textContent = "";
   if (answer.ok && client !== state.client) {
     // The stream was replaced while the arm was on its way: that arm's lease ended with it.
-    list.append(Object.assign(document.createElement("li"), { className: "bad", textContent: "✕ The connection was renewed while arming: arm again." }));
+    renderChecklist([[false, "The connection was renewed while arming: arm again."]]);
   } else if (answer.ok) {
     setLease(true);
     leaseAsOf = statusAsked;
-    const item = document.createElement("li");
-    item.textContent = "✓ Every check passed: armed. Press the pedal to run.";
-    list.append(item);
+    renderChecklist([[true, "Every check passed: armed. Press the pedal to run."]]);
   } else {
     const failures = (answer.problem && answer.problem.arming_failures) || [];
-    for (const failure of failures.length ? failures : [{ code: answer.problem.code, message: describe(answer.problem) }]) {
-      const item = document.createElement("li");
-      item.className = "bad";
-      item.textContent = `✕ ${failure.message} (${failure.code})`;
-      list.append(item);
-    }
+    renderChecklist((failures.length ? failures : [{ code: answer.problem.code, message: describe(answer.problem) }])
+      .map((f) => [false, `${f.message}${checkAdvice[f.code] ? " — " + checkAdvice[f.code] : ""} (${f.code})`]));
     showView("session");
   }
   refreshStatus();
@@ -480,6 +509,7 @@ function showView(name) {
     if (tab.dataset.view === name) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
   }
   if (name === "history") loadHistory();
+  if (name === "session") refreshChecklist();
   if (name === "pen") showPen();
 }
 
@@ -545,6 +575,8 @@ for (const input of document.querySelectorAll('input[name="cartridge_id"]')) {
   });
 }
 setInterval(() => { if (state.connected) chart.draw(performance.now()); }, 100);
+// The checklist follows what the daemon sees (a pedal lifted, a cartridge inserted) while shown.
+setInterval(() => { if (state.connected && !$("view-session").hidden) refreshChecklist(); }, 1000);
 buttons();
 probeRole();
 openStream();

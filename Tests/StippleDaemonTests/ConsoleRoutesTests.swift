@@ -3,6 +3,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 @testable import StippleDaemon
+import StippleSafety
+import StippleSupervision
 import Testing
 
 /// `/console/`: the console's files from memory, read once at start-up; nothing outside the
@@ -102,5 +104,54 @@ struct ConsoleRoutesTests {
         #expect(policy.contains("'sha256-th1+UYo0PO8/EArm9Yine/cqNbBRyib1ihOXskfx34Q='"), "\(policy)")
         #expect(policy.components(separatedBy: "'sha256-").count == 3)
         #expect(Routes.reportPolicy("<p>no style</p>").contains("style-src 'none'"))
+    }
+}
+
+/// `GET /v1/arming-checks`: the pre-arm checklist is the arm's own checks, and changes nothing.
+@Suite struct ArmingChecklistTests {
+    static func checklist(_ client: some TestClientProtocol, clientID: String?) async throws -> [String: Any] {
+        try await client.execute(uri: "/v1/arming-checks", method: .get, headers: RouteTests.headers("technician", client: clientID)) { response in
+            #expect(response.status == .ok)
+            return try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+        }
+    }
+
+    static func codes(_ answer: [String: Any]) -> Set<String> {
+        Set((answer["failures"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String })
+    }
+
+    @Test("every failing check at once, the same as an arm would list; ready once they pass; nothing armed by asking")
+    func checklist() async throws {
+        let rig = try await DaemonRig()
+        try await RouteTests.application(rig).test(.router) { client in
+            let empty = try await Self.checklist(client, clientID: nil)
+            #expect(empty["ready"] as? Bool == false)
+            #expect(Self.codes(empty).isSuperset(of: ["session_not_open", "setpoint_missing", "client_not_connected"]), "\(empty)")
+
+            // The arm's own answer lists the same checks.
+            try await client.execute(uri: "/v1/arm", method: .post, headers: RouteTests.headers("technician", client: DaemonRig.client)) { response in
+                let object = try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                let armed = Set((object["arming_failures"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String })
+                let listed = Self.codes(try await Self.checklist(client, clientID: DaemonRig.client))
+                #expect(armed == listed, "arm \(armed) vs checklist \(listed)")
+            }
+
+            _ = try await rig.supervisor.openSession(
+                SessionRequest(sessionID: "", clientID: "C-LIST", technician: "ana", zone: .crown, cartridgeID: "SIM-CART-0001",
+                               pigmentLots: ["P-1"], penSerial: "", gapOverrideReason: nil), actor: "test")
+            _ = try await rig.supervisor.setSetpoint(.init(layer: .upperDermis, depthUm: 800, rateHz: 120), actor: "test")
+            await rig.run(for: .milliseconds(300))
+            let noStream = try await Self.checklist(client, clientID: DaemonRig.client)
+            #expect(Self.codes(noStream) == ["client_not_connected"], "\(noStream)")
+            let message = (noStream["failures"] as? [[String: Any]])?.first?["message"] as? String ?? ""
+            #expect(message.contains("GET /v1/events") || message.contains("event stream"), "\(message)")
+
+            _ = await rig.supervisor.presenceOpened(DaemonRig.holder)
+            let ready = try await Self.checklist(client, clientID: DaemonRig.client)
+            #expect(ready["ready"] as? Bool == true && Self.codes(ready).isEmpty, "\(ready)")
+            #expect(ready["blocked"] == nil)
+            #expect(await rig.phase == "open", "asking armed nothing")
+        }
+        await rig.supervisor.shutdown()
     }
 }

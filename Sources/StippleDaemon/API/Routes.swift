@@ -45,7 +45,7 @@ struct Routes: Sendable {
         ("POST", "/v1/sessions"), ("GET", "/v1/sessions"), ("GET", "/v1/sessions/{id}"),
         ("POST", "/v1/sessions/{id}/close"), ("GET", "/v1/sessions/{id}/report"),
         ("PUT", "/v1/sessions/{id}/cartridge"), ("PUT", "/v1/sessions/{id}/setpoint"),
-        ("POST", "/v1/arm"), ("POST", "/v1/disarm"), ("POST", "/v1/stop"), ("POST", "/v1/estop"), ("POST", "/v1/clear-fault"),
+        ("POST", "/v1/arm"), ("GET", "/v1/arming-checks"), ("POST", "/v1/disarm"), ("POST", "/v1/stop"), ("POST", "/v1/estop"), ("POST", "/v1/clear-fault"),
         ("POST", "/v1/presence"), ("GET", "/v1/events"),
         ("GET", "/v1/limits"), ("PUT", "/v1/limits"), ("POST", "/v1/limits/reset"),
         ("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics"),
@@ -88,6 +88,14 @@ struct Routes: Sendable {
         v1.post("arm") { request, context in
             let holder = try holder(request, context)
             return try await perform(context) { actor in try await supervisor.arm(holder, actor: actor) }
+        }
+        v1.get("arming-checks") { request, context in
+            let holder: PresenceTable.Holder? = request.headers[.stippleClient] == nil ? nil : try holder(request, context)
+            let (blocked, failures) = await supervisor.armingChecklist(holder)
+            return try json(ArmingChecklistView(
+                ready: blocked == nil && failures.isEmpty,
+                blocked: blocked.map { ArmingChecklistView.Blocked(code: $0.code.rawValue, detail: $0.message) },
+                failures: failures.map { .init(code: $0.code.rawValue, message: $0.message) }))
         }
         // Stops run urgently here too (ahead of queued work); the stop socket serves them with
         // capacity of its own (`StopSocket`).

@@ -241,3 +241,14 @@ struct ReportView: Codable, Sendable {
         clock = data.session.snapshot.session.clock.bootID.hasPrefix("accelerated-") ? "accelerated" : "real"
     }
 }
+
+/// `GET /v1/arming-checks`: what an arm now would say, without arming.
+struct ArmingChecklistView: Encodable, Sendable {
+    struct Blocked: Encodable, Sendable {
+        var code: String
+        var detail: String
+    }
+    var ready: Bool
+    var blocked: Blocked?
+    var failures: [Problem.CheckFailure]
+}
