@@ -255,8 +255,8 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.forwarding = false
                     handler.pending = []
                     handler.discarding = true
-                    handler.answer(context: downstreamContext.value, status: 503, code: "bridge_daemon_unreachable",
-                                   detail: "the daemon is not reachable at \(handler.socketPath) (\(error)); it may be stopped or starting")
+                    let (code, detail) = DaemonAbsence.describe(socketPath: handler.socketPath, error: error)
+                    handler.answer(context: downstreamContext.value, status: 503, code: code, detail: detail)
                 }
             }
     }
@@ -401,4 +401,21 @@ func jsonString(_ text: String) -> String {
         }
     }
     return out + "\""
+}
+
+/// Why the daemon cannot be reached, in words a technician can act on: stopped, starting, or
+/// refused to start (the reason it left beside its socket, `stippled.refused`).
+enum DaemonAbsence {
+    static func describe(socketPath: String, error: any Error) -> (code: String, detail: String) {
+        let directory = socketPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if let note = LoopbackPeer.read("\(directory)/stippled.refused"), !note.isEmpty {
+            let text = note.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(2000)
+            return ("bridge_daemon_refused", "stippled refused to start: \(text) — an engineer must correct this (journalctl -u stippled); the console reconnects by itself once it runs")
+        }
+        var info = stat()
+        if lstat(socketPath, &info) == 0 {
+            return ("bridge_daemon_starting", "stippled is starting or stopping (its socket \(socketPath) takes no connections yet); the console reconnects by itself")
+        }
+        return ("bridge_daemon_down", "stippled is not running (no socket at \(socketPath)); the console reconnects by itself once it runs")
+    }
 }

@@ -73,7 +73,9 @@ async function openStream() {
   if (!response.ok) {
     let detail = `HTTP ${response.status}`;
     try { detail = describe(await response.json()); } catch {}
-    return disconnected(response.status === 503 ? `The daemon is not reachable: ${detail}. Retrying…` : `Refused: ${detail}`, response.status !== 403);
+    // 503: the bridge says why the daemon cannot be reached (stopped, starting, or refused to
+    // start, with its reason). 403: this browser or user may not use the console.
+    return disconnected(response.status === 503 ? detail : `Refused: ${detail}`, response.status !== 403);
   }
   connectedNow();
   state.pinger = setInterval(ping, PING_MS);
@@ -488,6 +490,46 @@ async function penAction(path) {
   result($("pen-result"), answer, answer.ok ? `✓ ${JSON.stringify(answer.json)}` : "");
 }
 
+// The pen link's bytes as the daemon reads and writes them (GET /v1/bringup/trace, engineers):
+// the last 60 reads and writes, newest last. Runs while the Pen screen asks for it.
+let trace = null;
+async function toggleTrace() {
+  const button = $("pen-trace"), pre = $("trace");
+  if (trace) { trace.abort(); trace = null; button.setAttribute("aria-pressed", "false"); button.textContent = "Live trace"; return; }
+  trace = new AbortController();
+  button.setAttribute("aria-pressed", "true");
+  button.textContent = "Stop trace";
+  pre.hidden = false;
+  pre.textContent = "starting…";
+  const lines = [];
+  const controller = trace;
+  try {
+    const response = await fetch("/v1/bringup/trace", { headers: { "X-Stipple-Console": "1", Accept: "text/event-stream" }, signal: controller.signal, cache: "no-store" });
+    if (!response.ok) { let problem = {}; try { problem = await response.json(); } catch {} pre.textContent = `✕ ${describe(problem)}`; trace = null; button.textContent = "Live trace"; return; }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const data = buffer.slice(0, end).split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
+        buffer = buffer.slice(end + 2);
+        if (!data) continue;
+        const event = JSON.parse(data);
+        if (event.type === "trace") lines.push(`trace of ${event.transport || "no transport (this pen has no byte stream)"}`);
+        else lines.push(`${(event.t_us / 1e6).toFixed(6)} ${event.direction === "to_pen" ? "→ pen" : "← pen"} ${event.hex.replace(/(..)/g, "$1 ").trim()}`);
+        if (lines.length > 60) lines.shift();
+        pre.textContent = lines.join("\n");
+        pre.scrollTop = pre.scrollHeight;
+      }
+    }
+  } catch {}
+  if (trace === controller) { trace = null; button.setAttribute("aria-pressed", "false"); button.textContent = "Live trace"; }
+}
+
 function showPen() {
   const facts = $("pen-facts");
   facts.textContent = "";
@@ -504,6 +546,7 @@ function showPen() {
 // ---- Screens, keys, sound --------------------------------------------------------------------
 
 function showView(name) {
+  if (name !== "pen" && trace) toggleTrace();
   for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
   for (const tab of document.querySelectorAll(".tab")) {
     if (tab.dataset.view === name) tab.setAttribute("aria-current", "page"); else tab.removeAttribute("aria-current");
@@ -560,6 +603,7 @@ $("clear-fault").addEventListener("click", async () => {
 $("warning-dismiss").addEventListener("click", () => { $("warning").hidden = true; });
 $("pen-ping").addEventListener("click", () => penAction("/v1/bringup/ping"));
 $("pen-identify").addEventListener("click", () => penAction("/v1/bringup/identify"));
+$("pen-trace").addEventListener("click", toggleTrace);
 document.querySelector("#setpoint-form [name=layer]").addEventListener("change", () => state.limits && showRanges());
 $("mute").checked = state.muted;
 $("mute").addEventListener("change", (event) => { state.muted = event.target.checked; localStorage.setItem("stipple.muted", state.muted ? "1" : "0"); });

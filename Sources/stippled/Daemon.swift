@@ -139,7 +139,10 @@ struct Daemon {
                 open: { path in supervisor.bringUp.tapped(try SerialPort(path: path), releasable: true) })
         case .gpio:
             // validate() refused `--pen gpio` without the `gpio` section.
-            guard let gpio = configuration.gpio else { throw ExitCode(78) }
+            guard let gpio = configuration.gpio else {
+                StartupRefusal.note("pen gpio needs the configuration's gpio section")
+                throw ExitCode(78)
+            }
             penService = GPIOPenService(supervisor: supervisor, clock: clock, settings: gpio, logger: logger)
         }
 
@@ -159,10 +162,12 @@ struct Daemon {
         } catch {
             // A console named in the configuration that cannot be served is a configuration error.
             logger.critical("the console cannot be served", metadata: ["error": "\(error)"])
+            StartupRefusal.note("the console cannot be served: \(error)")
             throw ExitCode(78)
         }
         let simulatorPresent = simulator != nil
         let api = try server.application {
+                StartupRefusal.clear(besideSocket: socket)
                 readyLogger.notice("stippled ready", metadata: [
                     "socket": "\(socket)", "pen": "\(configuration.pen)", "clock": "\(clock.description)",
                     "records": "\(configuration.databasePath)",

@@ -16,6 +16,7 @@ enum StartupChecks {
     static func refuse(_ message: String) -> ExitCode {
         var stderr = FileHandle.standardError
         print("stippled: \(message); nothing was started", to: &stderr)
+        StartupRefusal.note(message)
         return ExitCode(78)
     }
 

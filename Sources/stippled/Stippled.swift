@@ -71,6 +71,7 @@ struct CommonOptions: ParsableArguments {
             var stderr = FileHandle.standardError
             print("stippled: the configuration is invalid; nothing was started:", to: &stderr)
             for problem in problems { print("  - \(problem)", to: &stderr) }
+            StartupRefusal.note("the configuration is invalid: " + problems.map(\.description).joined(separator: "; "))
             throw ExitCode(78)  // EX_CONFIG
         }
         return configuration
@@ -105,6 +106,14 @@ struct Run: AsyncParsableCommand {
     var realtimePriority: Int?
 
     func run() async throws {
+        do { try await start() } catch let exit as ExitCode where exit == ExitCode(78) {
+            // Where the console's bridge looks when it cannot reach the daemon.
+            StartupRefusal.record(besideSocket: socket ?? DaemonConfiguration().socketPath)
+            throw exit
+        }
+    }
+
+    func start() async throws {
         let configuration = try common.load { configuration, problems in
             if let realtimePriority { configuration.realtimePriority = realtimePriority }
             if let pen { configuration.applyPen(pen, problems: &problems) }

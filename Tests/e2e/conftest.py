@@ -86,7 +86,8 @@ def schema_for(path, method, status):
     content = response.get("content")
     if not content:
         return None
-    media, = content.values()
+    # JSON where the spec offers it (the session report is also HTML, for browsers that ask).
+    media = content.get("application/json") or next(iter(content.values()))
     return media["schema"]
 
 

@@ -285,6 +285,14 @@ def test_the_whole_technician_flow_in_the_browser(sim_daemon, bridge, browser):
     browser.close()
     browser.switch_to.window(console_tab)
 
+    # The Pen screen (root is an engineer): ping answers, the live trace starts.
+    show(browser, "pen")
+    browser.find_element(By.ID, "pen-ping").click()
+    wait(lambda: text(browser, "pen-result").startswith("✓"), what="a ping's answer")
+    browser.find_element(By.ID, "pen-trace").click()
+    wait(lambda: "trace of" in text(browser, "trace"), what="the live trace")
+    browser.find_element(By.ID, "pen-trace").click()
+
     for width, height in ((1280, 800), (1024, 600)):
         # The page's own viewport, as a kiosk window of that screen has it (a window size would
         # include the browser's frame).
@@ -366,13 +374,22 @@ def test_killing_the_bridge_ends_the_lease(sim_daemon, bridge, browser):
     wait(lambda: visible(browser, "connection"), what="the page saying it lost the daemon")
 
 
-def test_the_page_says_when_the_daemon_is_down_and_reconnects_without_the_lease(sim_daemon, bridge, browser):
+def test_the_page_says_when_the_daemon_is_down_or_refused_to_start_and_reconnects_without_the_lease(sim_daemon, bridge, browser):
     daemon, api = sim_daemon
     open_console(browser, bridge)
     daemon.stop()
-    wait(lambda: visible(browser, "connection") and "daemon" in text(browser, "connection"), what="the daemon-down notice")
+    wait(lambda: visible(browser, "connection") and "stippled" in text(browser, "connection"), what="the daemon-down notice")
+    down = text(browser, "connection")
+    assert "not running" in down or "starting or stopping" in down, down
+    # A daemon that refuses its configuration leaves its reason beside the socket: the page shows it.
+    refused = subprocess.run([str(BUILD / "stippled"), "--pen", "sim", "--socket", daemon.socket, "--state-dir", daemon.state,
+                              "--clock", "accelerated=5000"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 78, refused
+    wait(lambda: "refused to start" in text(browser, "connection") and "clock" in text(browser, "connection"),
+         what="the refusal's reason on the page")
     daemon.start()
     wait(lambda: not visible(browser, "connection") and "SIM-0001" in text(browser, "pen"), timeout=30, what="reconnected")
+    assert not os.path.exists(os.path.join(os.path.dirname(daemon.socket), "stippled.refused"))
     assert not visible(browser, "lease")
 
 
