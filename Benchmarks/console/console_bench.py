@@ -234,9 +234,6 @@ def main():
             arm.send_signal(signal.SIGKILL)
             results["cli_killed"].append(monitor.operator_lost_after(t0))
             arm.wait()
-            with monitor.lock:
-                recent = monitor.details[-3:]
-            print(recent, file=sys.stderr)
             print(f"trial {trial + 1}/{args.trials}: closed {results['tab_closed'][-1]*1000:.0f} ms, "
                   f"frozen {results['page_frozen'][-1]*1000:.0f} ms, hung {results['page_hung'][-1]*1000:.0f} ms, cli {results['cli_killed'][-1]*1000:.0f} ms", file=sys.stderr)
 

@@ -216,11 +216,19 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             upstreamHead.headers.add(name: "Host", value: "localhost")
             upstreamHead.headers.add(name: "Connection", value: "close")
             pending = [.head(upstreamHead)]
-            connect(context: context)
+            // Stops go to the daemon's stop socket, whose capacity no load on the API socket can
+            // take (docs/openapi.yaml); the API socket answers them the same if it cannot.
+            let stop = head.method == .POST && ["/v1/stop", "/v1/estop", "/v1/disarm"].contains(request.path)
+            connect(context: context, to: stop ? Self.stopSocket(besideAPISocket: socketPath) : socketPath)
         }
     }
 
-    func connect(context: ChannelHandlerContext) {
+    /// `api.sock` → `api-stop.sock`, as the daemon names them.
+    static func stopSocket(besideAPISocket api: String) -> String {
+        api.hasSuffix(".sock") ? String(api.dropLast(5)) + "-stop.sock" : api + "-stop"
+    }
+
+    func connect(context: ChannelHandlerContext, to path: String) {
         let loop = context.eventLoop
         let generation = generation
         let downstream = NIOLoopBound(self, eventLoop: loop)
@@ -233,7 +241,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                         UpstreamHandler(downstream: downstream.value, context: downstreamContext.value))
                 }
             }
-            .connect(unixDomainSocketPath: socketPath)
+            .connect(unixDomainSocketPath: path)
             .assumeIsolated()
             .whenComplete { result in
                 let handler = downstream.value
@@ -252,6 +260,11 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                     channel.flush()
                 case .failure(let error):
                     guard handler.generation == generation else { return }
+                    if path != handler.socketPath {
+                        // No stop socket (an older daemon, or it is gone): the API socket.
+                        handler.connect(context: downstreamContext.value, to: handler.socketPath)
+                        return
+                    }
                     handler.forwarding = false
                     handler.pending = []
                     handler.discarding = true

@@ -41,7 +41,7 @@ struct Routes: Sendable {
 
     /// Every (method, path) this server answers: a test holds it equal to docs/openapi.yaml.
     static let table: [(method: String, path: String)] = [
-        ("GET", "/v1/status"), ("GET", "/v1/pen"),
+        ("GET", "/v1/status"), ("GET", "/v1/me"), ("GET", "/v1/pen"),
         ("POST", "/v1/sessions"), ("GET", "/v1/sessions"), ("GET", "/v1/sessions/{id}"),
         ("POST", "/v1/sessions/{id}/close"), ("GET", "/v1/sessions/{id}/report"),
         ("PUT", "/v1/sessions/{id}/cartridge"), ("PUT", "/v1/sessions/{id}/setpoint"),
@@ -76,6 +76,10 @@ struct Routes: Sendable {
         console.register(on: router)
         v1.get("status") { _, _ in try await json(supervisor.status()) }
         v1.get("pen") { _, _ in try await json(supervisor.status().pen) }
+        v1.get("me") { _, context in
+            guard let peer = context.peer else { throw Problem(403, .noCredentials, "the caller's credentials cannot be read") }
+            return try json(CallerView(user: peer.userName, uid: peer.uid, role: peer.role >= .engineer ? "engineer" : "technician"))
+        }
         v1.post("sessions") { request, context in try await openSession(request, context) }
         v1.get("sessions") { request, _ in try listSessions(request) }
         v1.get("sessions/:id") { _, context in try getSession(context) }

@@ -252,3 +252,10 @@ struct ArmingChecklistView: Encodable, Sendable {
     var blocked: Blocked?
     var failures: [Problem.CheckFailure]
 }
+
+/// `GET /v1/me`: the caller as the daemon reads it from the socket.
+struct CallerView: Encodable, Sendable {
+    var user: String
+    var uid: UInt32
+    var role: String
+}
