@@ -17,20 +17,26 @@ const state = {
   client: null, status: null, limits: null, phase: "no_session", telemetry: null,
   stream: null, pinger: null, holdsLease: false, connected: false, engineer: false,
   lastFault: null, muted: localStorage.getItem("stipple.muted") === "1",
+  faultDetails: {}, warnings: {}, statusAt: 0, telemetryAt: 0,
 };
 
 // ---- The API ---------------------------------------------------------------------------------
 
-async function api(method, path, body, extraHeaders = {}) {
+// `timeout`: how long an answer may take (stops wait as long as it takes). A browser gives a page
+// six connections to one host; the stream holds one, and the page never has more than a ping,
+// one status and one checklist request out, so a stop always finds a free one.
+async function api(method, path, body, extraHeaders = {}, timeout = 5000) {
   // X-Stipple-Console: a page of another origin cannot send it without a preflight the bridge
   // never grants (docs/console.md).
   const headers = { "X-Stipple-Console": "1", ...extraHeaders };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+      signal: timeout ? AbortSignal.timeout(timeout) : undefined });
   } catch (error) {
-    return { ok: false, status: 0, problem: { detail: "the console's bridge cannot be reached (stipplectl console stopped?)" } };
+    const late = error && error.name === "TimeoutError";
+    return { ok: false, status: 0, problem: { detail: late ? `no answer within ${timeout / 1000} s` : "the console's bridge cannot be reached (stipplectl console stopped?)" } };
   }
   const text = await response.text();
   let json = null;
@@ -111,11 +117,19 @@ function closeStream() {
   setLease(false);
 }
 
+let pinging = false, pingTrouble = false;
 async function ping() {
   const client = state.client;
-  if (!client) return;
-  const answer = await api("POST", "/v1/presence", undefined, { "X-Stipple-Client": client });
-  if (answer.ok || client !== state.client) return;
+  if (!client || pinging) return;
+  pinging = true;
+  const answer = await api("POST", "/v1/presence", undefined, { "X-Stipple-Client": client }, 1500);
+  pinging = false;
+  if (client !== state.client) return;
+  if (answer.ok) {
+    if (pingTrouble) { pingTrouble = false; banner(null); }
+    return;
+  }
+  pingTrouble = true;
   // A ping the daemon did not take is a sign of life lost: say so at once, rather than show an
   // armed screen until the fault arrives. 409: the daemon no longer knows this stream.
   if (answer.status === 409) disconnected("The daemon lost this screen's connection. Reconnecting — arm again when it is back.");
@@ -128,7 +142,7 @@ function disconnected(message, again = true) {
   state.connected = false;
   banner(message);
   // Nothing on the screen may look live while it is not.
-  for (const id of ["depth", "rate", "motor", "pedal", "phase", "link"]) $(id).textContent = "— (not connected)";
+  for (const id of ["depth", "rate", "motor", "pedal", "phase", "link", "may-move"]) $(id).textContent = "— (not connected)";
   gauge.value(null);
   buttons();
   if (again && !retry) retry = setTimeout(() => { retry = null; openStream(); }, 1000);
@@ -152,11 +166,29 @@ function onEvent(type, event) {
     case "telemetry": applyTelemetry(event); break;
     case "state":
       state.phase = event.phase;
+      $("phase").textContent = phaseWords[event.phase] || event.phase;
       if (!["armed", "running", "paused"].includes(event.phase)) setLease(false);
+      buttons();
       refreshStatus();
       break;
-    case "fault": showFault(event.reason, event.detail); refreshStatus(); break;
-    case "warning": showWarning(event.detail || event.kind); break;
+    case "fault": state.faultDetails[event.reason] = event.detail; refreshStatus(); break;
+    case "warning": showWarning(event.kind, event.detail || event.kind); break;
+    case "session":
+      if (event.state === "closed" && event.reason && event.reason !== "technician") {
+        showWarning("session_closed", `The session closed: ${closeWords[event.reason] || event.reason}.`, true);
+      }
+      refreshStatus();
+      break;
+    case "link":
+      if (event.state === "lost" || event.state === "not_answering") {
+        showWarning("link", `The pen link ${event.state === "lost" ? "was lost" : "is not answering"}${event.reason ? ": " + event.reason : ""}.`, true);
+      }
+      refreshStatus();
+      break;
+    case "pen":
+      if (event.state === "refused") showWarning("pen", `The pen was refused: ${event.reason || "see the Pen screen"}.`, true);
+      refreshStatus();
+      break;
     default: refreshStatus();
   }
 }
@@ -165,10 +197,15 @@ function onEvent(type, event) {
 
 // Each status answer travels on its own connection: an older one arriving after a newer one is
 // dropped, so the screen never goes back in time.
-let statusAsked = 0, statusShown = 0;
+let statusAsked = 0, statusShown = 0, statusOut = false, statusAgain = false;
 async function refreshStatus() {
+  // One request out at a time; asked again meanwhile, it asks once more when it is back.
+  if (statusOut) { statusAgain = true; return; }
+  statusOut = true;
   const number = ++statusAsked;
   const answer = await api("GET", "/v1/status");
+  statusOut = false;
+  if (statusAgain) { statusAgain = false; refreshStatus(); }
   if (!answer.ok || number < statusShown) return;
   statusShown = number;
   applyStatus(answer.json);
@@ -181,7 +218,7 @@ let leaseAsOf = Infinity;
 
 async function refreshLimits() {
   const answer = await api("GET", "/v1/limits");
-  if (answer.ok) { state.limits = answer.json; drawGauge(); showRanges(); }
+  if (answer.ok) { state.limits = answer.json; drawGauge(); showRanges(); clockRules(); }
 }
 
 const phaseWords = {
@@ -190,21 +227,33 @@ const phaseWords = {
 };
 
 function applyStatus(status) {
+  const sessionID = status.session ? status.session.id : null;
+  if (state.status && (state.status.session ? state.status.session.id : null) !== sessionID) {
+    // A new session (or none): the last one's warnings are not this one's.
+    for (const kind of Object.keys(state.warnings)) if (kind !== "session_closed") delete state.warnings[kind];
+    renderWarnings();
+  }
   state.status = status;
+  state.statusAt = performance.now();
   state.phase = status.phase;
   $("phase").textContent = phaseWords[status.phase] || status.phase;
+  $("may-move").textContent = status.may_move ? "▲ MAY MOVE (pedal runs it)" : "■ cannot move";
+  if (status.records && status.records !== "ok") showWarning("records", `The records: ${status.records}. Arming is refused until they are fixed.`, true);
+  else if (state.warnings.records) { delete state.warnings.records; renderWarnings(); }
   const pen = status.pen || {};
   $("pen").textContent = pen.connected ? `${pen.serial || "?"} (${pen.firmware || "?"}) ${pen.state || ""}` : "✕ not connected";
   const link = pen.link || {};
   $("link").textContent = pen.connected ? linkWords(link) : "✕ no link";
   const cartridge = pen.cartridge;
-  $("cartridge").textContent = cartridge ? `${cartridge.id} (lot ${cartridge.lot || "?"})` : "none inserted";
+  // A pen without a reader (GPIO) has its cartridge typed into the session.
+  const typed = status.session && status.session.cartridge_id;
+  $("cartridge").textContent = cartridge ? `${cartridge.id} (lot ${cartridge.lot || "?"})` : typed ? `${typed} (typed)` : "none inserted";
+  if (pen.refusal) showWarning("pen", `The pen is refused: ${pen.refusal}`, true);
   const session = status.session;
   $("session-line").textContent = session ? `${session.id} · client ${session.client_id} · ${session.zone}` : "none open";
   if (session) clock(session.elapsed_ms, session.remaining_ms); else clock(null, null);
   const faults = status.faults || [];
-  if (faults.length) showFault(faults[0], state.lastFault === faults[0] ? $("fault-detail").textContent : "");
-  else hideFault();
+  if (faults.length) showFaults(faults); else hideFault();
   // Whether this page holds the lease is decided by its own stream's events only (in order),
   // never by a status answer that may have been asked for before the arm.
   drawGauge();
@@ -221,14 +270,11 @@ function linkWords(link) {
 function applyTelemetry(t) {
   state.telemetry = t;
   const now = performance.now();
+  state.telemetryAt = now;
   $("depth").textContent = t.depth_um === null ? "—" : String(t.depth_um);
   $("rate").textContent = t.rate_hz === null ? "—" : `${t.rate_hz.toFixed(0)} Hz`;
   $("motor").textContent = t.motor_on ? "● ON" : "○ off";
   $("pedal").textContent = t.pedal ? "▼ down" : "△ up";
-  if (state.status && state.status.session) {
-    const total = state.status.session.elapsed_ms + state.status.session.remaining_ms;
-    clock(t.session_time_ms, Math.max(0, total - t.session_time_ms));
-  }
   gauge.value(t.depth_um);
   chart.push(now, t.depth_um, t.rate_hz);
   if (measuring) {
@@ -249,8 +295,37 @@ function clock(elapsed, remaining) {
   const card = document.querySelector(".clock-card");
   if (elapsed === null) { $("elapsed").textContent = "—"; $("remaining").textContent = "no session"; card.classList.remove("warn"); return; }
   $("elapsed").textContent = hms(elapsed);
-  $("remaining").textContent = `${hms(remaining)} left`;
-  card.classList.toggle("warn", elapsed >= 3 * 3600 * 1000);
+  const warnings = (state.limits && state.limits.effective_warnings_s) || [10800, 13500];
+  const past = warnings.filter((w) => elapsed >= w * 1000).length;
+  $("remaining").textContent = `${hms(remaining)} left${past ? ` — ⚠ past the ${hms(warnings[past - 1] * 1000).slice(0, -3)} warning` : ""}`;
+  card.classList.toggle("warn", past > 0);
+}
+
+/** The session clock between status answers: it runs from the opening, pauses included, as
+ * the daemon's does; each status answer sets it again. Closed or no session: it stands. */
+function tickClock() {
+  const session = state.status && state.status.session;
+  if (!session || !state.connected) return;
+  const running = !["closed", "no_session"].includes(state.phase) && !session.close_reason;
+  const passed = running ? performance.now() - state.statusAt : 0;
+  clock(session.elapsed_ms + passed, Math.max(0, session.remaining_ms - passed));
+}
+
+/** Readings older than a second are not shown as live. */
+function checkTelemetryAge() {
+  if (!state.connected) return;
+  const age = state.telemetryAt ? performance.now() - state.telemetryAt : Infinity;
+  if (age <= 1000) return;
+  const words = state.telemetryAt ? `— (no telemetry for ${Math.round(age / 1000)} s)` : "— (no telemetry yet)";
+  for (const id of ["depth", "rate", "motor", "pedal"]) $(id).textContent = words;
+  gauge.value(null);
+}
+
+function clockRules() {
+  const limits = state.limits;
+  if (!limits) return;
+  const warnings = (limits.effective_warnings_s || []).map((w) => hms(w * 1000).slice(0, -3));
+  $("clock-rules").textContent = `· warnings at ${warnings.join(" and ") || "—"} · closes at ${hms(limits.session_length_s * 1000).slice(0, -3)}`;
 }
 
 function hms(ms) {
@@ -259,25 +334,55 @@ function hms(ms) {
 }
 
 const faultWords = {
-  over_depth: "the needle went deeper than allowed", rate_runaway: "the stroke rate left its window",
-  stall: "the motor stalled", telemetry_silence: "the pen stopped reporting", link_lost: "the link to the pen was lost",
-  operator_lost: "the operator's screen stopped answering (closed, hidden, frozen or disconnected)",
+  over_depth: "the needle went deeper than allowed", depth_sensor: "the depth sensor failed",
+  implausible_telemetry: "the pen reported impossible numbers", rate_out_of_window: "the stroke rate left its window",
+  rate_runaway: "the stroke rate ran away", stall: "the motor stalled", telemetry_silence: "the pen stopped reporting",
+  link_lost: "the link to the pen was lost", pen_fault: "the pen reported a fault of its own (over-current, over-temperature…)",
+  pen_reset: "the pen restarted", cartridge_removed: "the cartridge was taken out", cartridge_changed: "the cartridge was changed while armed",
+  pen_unresponsive: "the pen did not answer a command", records_unavailable: "the records could not be written",
   emergency_stop: "the emergency stop was pressed",
+  operator_lost: "the operator's screen stopped answering (closed, hidden, hung or disconnected)",
+  unexpected_motion: "the needle moved when it should not have", daemon_restarted: "the daemon restarted during the session",
 };
 
-function showFault(reason, detail) {
+const closeWords = { time_limit: "the session reached its time limit", clock_untrusted: "the session clock could not be trusted",
+  record_corrupted: "its record was found altered" };
+
+/** Every latched fault, each in words with the daemon's detail; a tone for each new one. */
+function showFaults(reasons) {
   $("fault").hidden = false;
-  $("fault-reason").textContent = faultWords[reason] ? `${faultWords[reason]} (${reason})` : reason;
-  $("fault-detail").textContent = detail || "";
-  if (state.lastFault !== reason) { state.lastFault = reason; tone(330); }
+  $("fault-reason").textContent = reasons.map((r) => faultWords[r] ? `${faultWords[r]} (${r})` : r).join("; ");
+  $("fault-detail").textContent = reasons.map((r) => state.faultDetails[r]).filter(Boolean).join(" · ");
+  const key = reasons.join(",");
+  if (state.lastFault !== key) {
+    if (reasons.some((r) => !(state.lastFault || "").split(",").includes(r))) tone(330);
+    state.lastFault = key;
+  }
 }
 
-function hideFault() { $("fault").hidden = true; state.lastFault = null; }
+function hideFault() { $("fault").hidden = true; state.lastFault = null; state.faultDetails = {}; }
 
-function showWarning(text) {
-  $("warning").hidden = false;
-  $("warning-text").textContent = text;
-  tone(660);
+/** Warnings by kind (a newer one of a kind replaces the older); cleared with the session. */
+function showWarning(kind, text, urgent = false) {
+  const was = state.warnings[kind];
+  const isTime = kind === "session_time";
+  const lastTime = isTime && state.limits && (state.limits.effective_warnings_s || []).slice(-1)[0];
+  const elapsed = state.status && state.status.session ? state.status.session.elapsed_ms : 0;
+  state.warnings[kind] = { text, urgent: urgent || (isTime && lastTime && elapsed >= (lastTime - 60) * 1000) };
+  renderWarnings();
+  if (!was || was.text !== text) tone(660);
+}
+
+function renderWarnings() {
+  const list = $("warning-list");
+  list.textContent = "";
+  for (const { text, urgent } of Object.values(state.warnings)) {
+    const item = document.createElement("li");
+    item.textContent = `⚠ ${text}`;
+    if (urgent) item.className = "urgent";
+    list.append(item);
+  }
+  $("warning").hidden = list.childElementCount === 0;
 }
 
 function setLease(holds) {
@@ -287,7 +392,7 @@ function setLease(holds) {
 
 function buttons() {
   const phase = state.phase;
-  for (const id of ["arm", "arm2"]) $(id).disabled = !state.connected || phase !== "open";
+  for (const id of ["arm", "arm2"]) $(id).disabled = !state.connected || phase !== "open" || arming;
   for (const id of ["disarm", "disarm2"]) $(id).disabled = !["armed", "running", "paused"].includes(phase);
   $("close-session").disabled = !["open", "faulted", "armed", "paused"].includes(phase);
 }
@@ -325,14 +430,35 @@ function showRanges() {
 // ---- Actions ---------------------------------------------------------------------------------
 
 async function stop(kind) {
-  // Never asks: a stop goes out at once, whatever else the page is doing.
-  const answer = await api("POST", kind === "estop" ? "/v1/estop" : "/v1/stop");
-  if (!answer.ok) result($("session-result"), answer);
+  // Never asks: a stop goes out at once, whatever else the page is doing (the bridge sends it
+  // to the daemon's stop socket), and its answer is shown beside STOP. A stop that gets no
+  // answer is sent again, three times in all.
+  const said = $("stop-result");
+  said.hidden = false;
+  said.className = "stop-result";
+  said.textContent = kind === "estop" ? "E-STOP sent…" : "STOP sent…";
+  let answer;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    answer = await api("POST", kind === "estop" ? "/v1/estop" : "/v1/stop", undefined, {}, 0);
+    if (answer.ok || answer.status !== 0) break;
+  }
+  if (answer.ok) {
+    const unrecorded = answer.json && answer.json.unrecorded;
+    said.textContent = `■ ${kind === "estop" ? "Emergency-stopped" : "Stopped"}${unrecorded ? ` — ${unrecorded.detail}` : ""}`;
+  } else {
+    said.className = "stop-result bad";
+    said.textContent = `✕ The ${kind === "estop" ? "E-STOP" : "STOP"} was not confirmed: ${describe(answer.problem)} — use the pen's own stop button.`;
+  }
   refreshStatus();
 }
 
 /** The checklist: every failing check at once, each in the daemon's words on what to do. */
+let checklistText = "";
 function renderChecklist(lines) {
+  // Redrawn only when it changed: it is a live region, read out on every change.
+  const text = JSON.stringify(lines);
+  if (text === checklistText) return;
+  checklistText = text;
   const list = $("checklist");
   list.textContent = "";
   for (const [good, text] of lines) {
@@ -352,11 +478,13 @@ const checkAdvice = {
   limits_unverified: "Wait a moment: the pen is taking the limits.",
 };
 
-let checklistAsked = 0, checklistShown = 0;
+let checklistAsked = 0, checklistShown = 0, checklistOut = false;
 async function refreshChecklist() {
-  if (!state.client) return;
+  if (!state.client || checklistOut) return;
+  checklistOut = true;
   const number = ++checklistAsked;
   const answer = await api("GET", "/v1/arming-checks", undefined, { "X-Stipple-Client": state.client });
+  checklistOut = false;
   if (!answer.ok || number < checklistShown) return;
   checklistShown = number;
   const { ready, blocked, failures } = answer.json;
@@ -367,12 +495,22 @@ async function refreshChecklist() {
   renderChecklist(lines);
 }
 
+let arming = false;
 async function arm() {
+  if (arming) return;
+  arming = true;
+  buttons();
   const client = state.client;
-  const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": client });
+  const answer = await api("POST", "/v1/arm", undefined, { "X-Stipple-Client": client }, 15000);
+  arming = false;
+  buttons();
   if (answer.ok && client !== state.client) {
     // The stream was replaced while the arm was on its way: that arm's lease ended with it.
     renderChecklist([[false, "The connection was renewed while arming: arm again."]]);
+  } else if (answer.ok && document.visibilityState === "hidden") {
+    // Armed while this page was hidden: it may not hold the needle unseen.
+    disconnected("This screen was hidden as it armed: the needle was stopped. Arm again with the screen in front.");
+    return;
   } else if (answer.ok) {
     setLease(true);
     leaseAsOf = statusAsked;
@@ -381,7 +519,8 @@ async function arm() {
     const failures = (answer.problem && answer.problem.arming_failures) || [];
     renderChecklist((failures.length ? failures : [{ code: answer.problem.code, message: describe(answer.problem) }])
       .map((f) => [false, `${f.message}${checkAdvice[f.code] ? " — " + checkAdvice[f.code] : ""} (${f.code})`]));
-    showView("session");
+    // Failed checks are on the Session screen; any other refusal (a second tap) stays here.
+    if (answer.problem && answer.problem.code === "arming_checks_failed") showView("session");
   }
   refreshStatus();
 }
@@ -452,7 +591,7 @@ async function loadHistory() {
   rows.textContent = "";
   for (const s of sessions.ok ? sessions.json : []) {
     const row = document.createElement("tr");
-    const cells = [s.id, s.client_id, s.zone, when(s.opened_at), s.closed_at ? `${when(s.closed_at)} (${s.close_reason || ""})` : "open", String((s.faults || []).length)];
+    const cells = [s.id, s.client_id, s.zone, when(s.opened_at), s.closed_at ? `${when(s.closed_at)} (${s.close_reason || ""})` : "open", String(Object.values(s.fault_counts || {}).reduce((a, b) => a + b, 0))];
     for (const [index, text] of cells.entries()) {
       const cell = document.createElement("td");
       if (index === 0) {
@@ -478,11 +617,12 @@ async function loadHistory() {
 function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : ""; }
 
 async function probeRole() {
-  // The daemon decides; the page only hides what it would refuse. GET /v1/sim and the bring-up
-  // routes are engineers-only: a technician's 403 `engineers_only` hides the Pen screen.
-  const answer = await api("GET", "/v1/sim");
-  state.engineer = answer.ok || (answer.problem && answer.problem.code === "not_simulated");
+  // The daemon decides; the page only hides what it would refuse (GET /v1/me: the caller as the
+  // daemon reads it from the socket).
+  const answer = await api("GET", "/v1/me");
+  state.engineer = answer.ok && answer.json.role === "engineer";
   document.querySelector('.tab[data-view="pen"]').hidden = !state.engineer;
+  if (answer.ok) $("who").textContent = `${answer.json.user} (${answer.json.role})`;
 }
 
 async function penAction(path) {
@@ -574,7 +714,9 @@ function tone(frequency) {
 document.addEventListener("keydown", (event) => {
   // Space and Escape stop, anywhere but while typing into a field (where Space is a character;
   // Escape still stops there).
-  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement && document.activeElement.tagName);
+  const active = document.activeElement;
+  const typing = active && (active.tagName === "TEXTAREA" || active.tagName === "SELECT"
+    || (active.tagName === "INPUT" && !["checkbox", "radio", "button", "submit"].includes(active.type)));
   if (event.key === "Escape" || (event.key === " " && !typing)) {
     event.preventDefault();
     stop("stop");
@@ -600,13 +742,15 @@ $("clear-fault").addEventListener("click", async () => {
   if (!answer.ok) { $("fault-detail").textContent = describe(answer.problem); } else hideFault();
   refreshStatus();
 });
-$("warning-dismiss").addEventListener("click", () => { $("warning").hidden = true; });
+$("warning-dismiss").addEventListener("click", () => { state.warnings = {}; renderWarnings(); });
 $("pen-ping").addEventListener("click", () => penAction("/v1/bringup/ping"));
 $("pen-identify").addEventListener("click", () => penAction("/v1/bringup/identify"));
 $("pen-trace").addEventListener("click", toggleTrace);
 document.querySelector("#setpoint-form [name=layer]").addEventListener("change", () => state.limits && showRanges());
 $("mute").checked = state.muted;
 $("mute").addEventListener("change", (event) => { state.muted = event.target.checked; localStorage.setItem("stipple.muted", state.muted ? "1" : "0"); });
+// Space stops everywhere but in text fields, so the mute box is toggled with Enter from the keyboard.
+$("mute").addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); $("mute").click(); } });
 // A barcode scanner types the code and Enter: in the cartridge field that must not submit the
 // whole form half-filled, only move on.
 for (const input of document.querySelectorAll('input[name="cartridge_id"]')) {
@@ -619,6 +763,7 @@ for (const input of document.querySelectorAll('input[name="cartridge_id"]')) {
   });
 }
 setInterval(() => { if (state.connected) chart.draw(performance.now()); }, 100);
+setInterval(() => { tickClock(); checkTelemetryAge(); }, 250);
 // The checklist follows what the daemon sees (a pedal lifted, a cartridge inserted) while shown.
 setInterval(() => { if (state.connected && !$("view-session").hidden) refreshChecklist(); }, 1000);
 buttons();

@@ -12,7 +12,7 @@ function element(name, attributes) {
 export class Gauge {
   constructor(svg) {
     this.svg = svg;
-    this.top = 20; this.bottom = 400; this.left = 70; this.width = 80;
+    this.top = 20; this.bottom = 400; this.left = 62; this.width = 70;
     this.maximum = 2000;
     this.marks = null;
     this.bar = null;
@@ -32,10 +32,10 @@ export class Gauge {
     const svg = this.svg;
     svg.textContent = "";
     svg.append(element("rect", { x: this.left, y: this.top, width: this.width, height: this.bottom - this.top, fill: "#eef0f3", stroke: "#14171c", "stroke-width": 2 }));
-    for (let um = 0; um <= this.maximum; um += 250) {
+    for (let um = 0; um <= this.maximum; um += 500) {
       const y = this.y(um);
       svg.append(element("line", { x1: this.left - 8, x2: this.left, y1: y, y2: y, stroke: "#14171c" }));
-      const label = element("text", { x: this.left - 12, y: y + 5, "text-anchor": "end", "font-size": 13, fill: "#14171c" });
+      const label = element("text", { x: this.left - 12, y: y + 7, "text-anchor": "end", "font-size": 20, fill: "#14171c" });
       label.textContent = String(um);
       svg.append(label);
     }
@@ -43,6 +43,9 @@ export class Gauge {
     if (m) {
       const [low, high] = m.band;
       svg.append(element("rect", { x: this.left, y: this.y(low), width: this.width, height: Math.max(2, this.y(high) - this.y(low)), fill: "#2e7d32", "fill-opacity": 0.35 }));
+      // The band's edges as solid lines: the fill alone is too faint to see on the gauge's grey.
+      for (const edge of [low, high]) svg.append(element("line", { x1: this.left, x2: this.left + this.width, y1: this.y(edge), y2: this.y(edge), stroke: "#2e7d32", "stroke-width": 2 }));
+      this.labels = [];
       this.line(m.ceiling, "#000000", "ceiling", 3, null);
       this.line(m.zone, "#6a1b9a", "zone", 3, "6 4");
       this.line(m.trip, "#c62828", "trip", 3, null);
@@ -59,7 +62,11 @@ export class Gauge {
     const attributes = { x1: this.left, x2: this.left + this.width + 12, y1: y, y2: y, stroke: colour, "stroke-width": width };
     if (dash) attributes["stroke-dasharray"] = dash;
     this.svg.append(element("line", attributes));
-    const label = element("text", { x: this.left + this.width + 14, y: y + 5, "font-size": 13, fill: colour });
+    // Labels that would overlap (a zone maximum equal to the ceiling) stack downwards.
+    let labelY = y + 7;
+    while ((this.labels || []).some((other) => Math.abs(other - labelY) < 20)) labelY += 20;
+    (this.labels || (this.labels = [])).push(labelY);
+    const label = element("text", { x: this.left + this.width + 10, y: labelY, "font-size": 18, fill: colour });
     label.textContent = word;
     this.svg.append(label);
   }

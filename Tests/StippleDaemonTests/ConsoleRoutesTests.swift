@@ -155,3 +155,24 @@ struct ConsoleRoutesTests {
         await rig.supervisor.shutdown()
     }
 }
+
+/// `GET /v1/me`: the caller as the daemon reads it, which a screen uses to hide what the role
+/// may not do (the daemon refuses it anyway).
+@Suite struct CallerRouteTests {
+    @Test("the role is the socket's, whoever the client says it is")
+    func caller() async throws {
+        let rig = try await DaemonRig()
+        try await RouteTests.application(rig).test(.router) { client in
+            for (role, expected) in [("technician", "technician"), ("engineer", "engineer")] {
+                try await client.execute(uri: "/v1/me", method: .get, headers: RouteTests.headers(role)) { response in
+                    let object = try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                    #expect(object["role"] as? String == expected && object["user"] as? String == "ana" && object["uid"] as? Int == 1000)
+                }
+            }
+            try await client.execute(uri: "/v1/me", method: .get, headers: RouteTests.headers("none")) { response in
+                #expect(response.status == .forbidden)
+            }
+        }
+        await rig.supervisor.shutdown()
+    }
+}
