@@ -35,8 +35,8 @@ public final class ConsoleBridge: Sendable {
                 guard state.connectionOpened() else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in state.connectionClosed() }
                 return channel.eventLoop.makeCompletedFuture {
-                    // Idle both ways for two minutes (an event stream writes at least its
-                    // telemetry, so only forgotten keep-alive connections end here).
+                    // Idle both ways for two minutes, between requests: forgotten keep-alive
+                    // connections end here (a request in progress, a stream, is never idle).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(120)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
@@ -323,8 +323,9 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            upstream?.close(promise: nil)
-            context.close(promise: nil)
+            // Only a connection between requests is idle: a stream may be quiet for minutes
+            // (no pen, no telemetry) and still be a tab's presence.
+            if !forwarding { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)

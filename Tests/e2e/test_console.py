@@ -490,8 +490,10 @@ def test_a_technicians_console_is_a_technicians(sim_daemon):
         probe.bind(("127.0.0.1", 0))
         driver_port = probe.getsockname()[1]
         probe.close()
+        # A session of its own: the driver (runuser's child) and its browsers go with the group.
         driver_process = subprocess.Popen(["runuser", "-u", "stipple-tech", "--", CHROMEDRIVER, f"--port={driver_port}"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": profile})
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": profile},
+                                          start_new_session=True)
         def driver_up():
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", driver_port, timeout=2)
@@ -522,7 +524,10 @@ def test_a_technicians_console_is_a_technicians(sim_daemon):
         if driver:
             driver.quit()
         if driver_process:
-            driver_process.kill()
+            try:
+                os.killpg(driver_process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             driver_process.wait()
         tech.stop()
         shutil.rmtree(profile, ignore_errors=True)
