@@ -107,11 +107,13 @@ def validate(path, method, response):
 
 
 class API:
-    def __init__(self, socket_path):
+    def __init__(self, socket_path, timeout=10):
         self.socket_path = socket_path
+        # How long one answer may take (a clinic's open waits for its claim's answer).
+        self.timeout = timeout
 
     def request(self, method, path, body=None, headers=None, check_spec=True):
-        connection = UnixHTTPConnection(self.socket_path)
+        connection = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
         data = json.dumps(body) if body is not None and not isinstance(body, (bytes, str)) else body
         all_headers = {"Content-Type": "application/json"} if data is not None else {}
         all_headers.update(headers or {})

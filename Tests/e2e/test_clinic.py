@@ -46,9 +46,13 @@ class Workstation(Daemon):
         conf = connection_file(os.path.join(workdir, "clinic.conf"), postgres, database, name, WORKSTATIONS[name], over_socket)
         config = os.path.join(workdir, "stippled.json")
         with open(config, "w") as f:
-            json.dump({"clinic": {"connection_file": conf, "offline": offline, "claim_timeout_ms": 5000, "ship_interval_ms": 100}}, f)
+            # 20 s: a first claim opens its connection, and on a machine with both cores burning
+            # (make test-loaded) 5 s was seen not to be enough; the timeout's own test still
+            # holds the answer well under the lock's 60 s hold.
+            json.dump({"clinic": {"connection_file": conf, "offline": offline, "claim_timeout_ms": 20000, "ship_interval_ms": 100}}, f)
         super().__init__(workdir, "sim", extra=["--config", config, *extra])
-        self.api = API(self.socket)
+        # Longer than the claim timeout: an open waits for its claim's answer.
+        self.api = API(self.socket, timeout=60)
         self.api.wait(lambda s: s["pen"].get("serial"), what="the simulated pen")
 
     def local_chain(self):
@@ -277,7 +281,7 @@ def test_a_claim_stuck_behind_another_lock_answers_within_its_timeout(workstatio
                  timeout=30, what="the lock held")
         start = time.monotonic()
         refused = open_session(a.api, "C-LOCK", "CART-LOCK", expect=503)
-        # Bounded by the claim timeout (5 s here) or the server's lock timeout, never the 60 s hold.
+        # Bounded by the claim timeout (20 s here) or the server's lock timeout, never the 60 s hold.
         assert time.monotonic() - start < 45 and refused.json["code"] == "clinic_unreachable", refused
     finally:
         holder.kill()
