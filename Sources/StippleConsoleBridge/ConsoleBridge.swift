@@ -20,9 +20,10 @@ public final class ConsoleBridge: Sendable {
     let listener: any Channel
     let state: BridgeState
 
-    /// Listens on `127.0.0.1:port` (0: an ephemeral port) and forwards to `socketPath`. Blocks
-    /// until bound: call it from a command's thread, never from an event loop.
-    public static func start(socketPath: String, port: Int, logger: Logger,
+    /// Listens on `127.0.0.1:port` (0: an ephemeral port) and forwards to `socketPath`; stops go
+    /// to `stopSocketPath` (the daemon's stop socket). Blocks until bound: call it from a
+    /// command's thread, never from an event loop.
+    public static func start(socketPath: String, stopSocketPath: String, port: Int, logger: Logger,
                              group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws -> ConsoleBridge {
         let state = BridgeState(token: BridgePolicy.secret(), cookie: BridgePolicy.secret())
         let owner = getuid()
@@ -40,7 +41,7 @@ public final class ConsoleBridge: Sendable {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: .seconds(120)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        DownstreamHandler(state: state, socketPath: socketPath, owner: owner, logger: logger))
+                        DownstreamHandler(state: state, socketPath: socketPath, stopSocketPath: stopSocketPath, owner: owner, logger: logger))
                 }
             }
             .bind(host: "127.0.0.1", port: port).wait()
@@ -120,6 +121,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let state: BridgeState
     let socketPath: String
+    let stopSocketPath: String
     let owner: UInt32
     let logger: Logger
     var peerIsOwner = false
@@ -138,9 +140,10 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// `Connection: close` or HTTP/1.0 say otherwise, and the bridge then closes it).
     var keepAlive = true
 
-    init(state: BridgeState, socketPath: String, owner: UInt32, logger: Logger) {
+    init(state: BridgeState, socketPath: String, stopSocketPath: String, owner: UInt32, logger: Logger) {
         self.state = state
         self.socketPath = socketPath
+        self.stopSocketPath = stopSocketPath
         self.owner = owner
         self.logger = logger
     }
@@ -219,13 +222,8 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Stops go to the daemon's stop socket, whose capacity no load on the API socket can
             // take (docs/openapi.yaml); the API socket answers them the same if it cannot.
             let stop = head.method == .POST && ["/v1/stop", "/v1/estop", "/v1/disarm"].contains(request.path)
-            connect(context: context, to: stop ? Self.stopSocket(besideAPISocket: socketPath) : socketPath)
+            connect(context: context, to: stop ? stopSocketPath : socketPath)
         }
-    }
-
-    /// `api.sock` → `api-stop.sock`, as the daemon names them.
-    static func stopSocket(besideAPISocket api: String) -> String {
-        api.hasSuffix(".sock") ? String(api.dropLast(5)) + "-stop.sock" : api + "-stop"
     }
 
     func connect(context: ChannelHandlerContext, to path: String) {
@@ -258,7 +256,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                     for part in handler.pending { channel.write(part, promise: nil) }
                     handler.pending = []
                     channel.flush()
-                case .failure(let error):
+                case .failure:
                     guard handler.generation == generation else { return }
                     if path != handler.socketPath {
                         // No stop socket (an older daemon, or it is gone): the API socket.
@@ -268,7 +266,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.forwarding = false
                     handler.pending = []
                     handler.discarding = true
-                    let (code, detail) = DaemonAbsence.describe(socketPath: handler.socketPath, error: error)
+                    let (code, detail) = DaemonAbsence.describe(socketPath: handler.socketPath)
                     handler.answer(context: downstreamContext.value, status: 503, code: code, detail: detail)
                 }
             }
@@ -420,7 +418,7 @@ func jsonString(_ text: String) -> String {
 /// Why the daemon cannot be reached, in words a technician can act on: stopped, starting, or
 /// refused to start (the reason it left beside its socket, `stippled.refused`).
 enum DaemonAbsence {
-    static func describe(socketPath: String, error: any Error) -> (code: String, detail: String) {
+    static func describe(socketPath: String) -> (code: String, detail: String) {
         let directory = socketPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if let note = LoopbackPeer.read("\(directory)/stippled.refused"), !note.isEmpty {
             let text = note.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(2000)

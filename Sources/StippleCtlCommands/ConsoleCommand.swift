@@ -36,12 +36,12 @@ struct ConsoleCommand: ParsableCommand {
     }
 
     func run() throws {
-        let socket = options.location.path
+        let location = options.location
         var logger = Logger(label: "stipplectl.console")
         logger.logLevel = .notice
         let bridge: ConsoleBridge
         do {
-            bridge = try ConsoleBridge.start(socketPath: socket, port: port ?? 0, logger: logger)
+            bridge = try ConsoleBridge.start(socketPath: location.path, stopSocketPath: location.stopPath, port: port ?? 0, logger: logger)
         } catch {
             throw CtlError(port == nil ? .unreachable : .portBusy, code: "console_listen",
                            "cannot listen on 127.0.0.1:\(port.map(String.init) ?? "an ephemeral port"): \(error)")

@@ -63,6 +63,30 @@ function newClientID() {
   return "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Reads a Server-Sent Events body to its end, handing each event's type and parsed data on.
+ * A bad event is logged and skipped; the stream goes on. */
+async function readEvents(response, handle) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let type = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) { try { handle(type, JSON.parse(data)); } catch (error) { console.error("bad event", error); } }
+    }
+  }
+}
+
 async function openStream() {
   closeStream();
   const client = newClientID();
@@ -85,27 +109,7 @@ async function openStream() {
   }
   connectedNow();
   state.pinger = setInterval(ping, PING_MS);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        let type = "message", data = "";
-        for (const line of block.split("\n")) {
-          if (line.startsWith("event:")) type = line.slice(6).trim();
-          else if (line.startsWith("data:")) data += line.slice(5).trim();
-        }
-        if (data) { try { onEvent(type, JSON.parse(data)); } catch (error) { console.error("bad event", error); } }
-      }
-    }
-  } catch {}
+  try { await readEvents(response, onEvent); } catch {}
   if (state.stream === controller) disconnected("The connection to the daemon was lost (it may be restarting). Reconnecting — arm again when it is back.");
 }
 
@@ -646,26 +650,13 @@ async function toggleTrace() {
   try {
     const response = await fetch("/v1/bringup/trace", { headers: { "X-Stipple-Console": "1", Accept: "text/event-stream" }, signal: controller.signal, cache: "no-store" });
     if (!response.ok) { let problem = {}; try { problem = await response.json(); } catch {} pre.textContent = `✕ ${describe(problem)}`; trace = null; button.textContent = "Live trace"; return; }
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const data = buffer.slice(0, end).split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
-        buffer = buffer.slice(end + 2);
-        if (!data) continue;
-        const event = JSON.parse(data);
-        if (event.type === "trace") lines.push(`trace of ${event.transport || "no transport (this pen has no byte stream)"}`);
-        else lines.push(`${(event.t_us / 1e6).toFixed(6)} ${event.direction === "to_pen" ? "→ pen" : "← pen"} ${event.hex.replace(/(..)/g, "$1 ").trim()}`);
-        if (lines.length > 60) lines.shift();
-        pre.textContent = lines.join("\n");
-        pre.scrollTop = pre.scrollHeight;
-      }
-    }
+    await readEvents(response, (type, event) => {
+      if (event.type === "trace") lines.push(`trace of ${event.transport || "no transport (this pen has no byte stream)"}`);
+      else lines.push(`${(event.t_us / 1e6).toFixed(6)} ${event.direction === "to_pen" ? "→ pen" : "← pen"} ${event.hex.replace(/(..)/g, "$1 ").trim()}`);
+      if (lines.length > 60) lines.shift();
+      pre.textContent = lines.join("\n");
+      pre.scrollTop = pre.scrollHeight;
+    });
   } catch {}
   if (trace === controller) { trace = null; button.setAttribute("aria-pressed", "false"); button.textContent = "Live trace"; }
 }
